@@ -1,0 +1,27 @@
+//! The SquareMCP domain. Nothing here knows about AWS, axum or Lambda: adapters implement the
+//! ports in [`ports`], and the HTTP edge maps the errors defined here.
+
+pub mod api_key;
+pub mod auth;
+pub mod credentials;
+pub mod customer;
+pub mod gateway;
+pub mod mcp;
+pub mod platform;
+pub mod ports;
+pub mod random;
+pub mod schema;
+pub mod secret;
+pub mod timestamp;
+pub mod tool;
+
+pub use api_key::{ApiKey, ApiKeyHash, ApiKeyId, ApiKeyRecord};
+pub use auth::{AuthMethod, Principal};
+pub use credentials::{AccountName, CredentialRecord, SealedSecret, SecretBinding};
+pub use customer::{Customer, CustomerId, Email, PlanName};
+pub use gateway::Gateway;
+pub use platform::Platform;
+pub use ports::{Clock, Keyring, KeyringError, Store, StoreError, SystemClock};
+pub use secret::Secret;
+pub use timestamp::Timestamp;
+pub use tool::{Registry, Tool, ToolDefinition, ToolFailure, ToolOutput};

@@ -1,0 +1,265 @@
+//! The MCP protocol (JSON-RPC over Streamable HTTP), stateless: every request carries all it
+//! needs, so any request can land on any instance. The HTTP edge decides status codes that come
+//! before the body (405, 403, 401, 406, 413) and framing (JSON or one SSE event); this module
+//! turns a body into a reply.
+
+mod cursor;
+
+use std::sync::Arc;
+
+use serde_json::{Map, Value, json};
+
+use crate::gateway::UnknownTool;
+use crate::{Gateway, Principal, ToolDefinition};
+
+/// Newest first. `initialize` echoes a supported version and otherwise offers the newest.
+pub const SUPPORTED_VERSIONS: [&str; 3] = ["2025-11-25", "2025-06-18", "2025-03-26"];
+pub const LATEST_VERSION: &str = SUPPORTED_VERSIONS[0];
+/// What a request without an `MCP-Protocol-Version` header is taken to speak (spec: 2025-06-18 §Transports).
+pub const VERSION_WITHOUT_HEADER: &str = "2025-03-26";
+/// Batches exist only in this revision.
+const BATCH_VERSION: &str = "2025-03-26";
+
+pub const PARSE_ERROR: i64 = -32700;
+pub const INVALID_REQUEST: i64 = -32600;
+pub const METHOD_NOT_FOUND: i64 = -32601;
+pub const INVALID_PARAMS: i64 = -32602;
+
+/// What to send back: a status and, unless the status is 202, a JSON body.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reply {
+    pub status: u16,
+    pub body: Option<Value>,
+}
+
+impl Reply {
+    fn accepted() -> Self {
+        Self { status: 202, body: None }
+    }
+
+    fn bad_request(body: Value) -> Self {
+        Self { status: 400, body: Some(body) }
+    }
+}
+
+pub struct ServerInfo {
+    pub name: String,
+    pub version: String,
+    pub instructions: String,
+}
+
+pub struct McpServer {
+    gateway: Arc<Gateway>,
+    info: ServerInfo,
+    /// `tools/list` entries, rendered once at start.
+    tool_listing: Vec<Value>,
+    page_size: usize,
+}
+
+impl McpServer {
+    pub fn new(gateway: Arc<Gateway>, info: ServerInfo, page_size: usize) -> Self {
+        let tool_listing = gateway.registry().tools().iter().map(|t| render_tool(t.definition())).collect();
+        Self { gateway, info, tool_listing, page_size: page_size.max(1) }
+    }
+
+    pub fn gateway(&self) -> &Gateway {
+        &self.gateway
+    }
+
+    pub async fn handle(&self, principal: &Principal, version_header: Option<&str>, body: &[u8]) -> Reply {
+        let message: Value = match serde_json::from_slice(body) {
+            Ok(v) => v,
+            Err(e) => return Reply::bad_request(error(Value::Null, PARSE_ERROR, format!("Parse error: {e}"))),
+        };
+
+        if let Some(version) = version_header
+            && !SUPPORTED_VERSIONS.contains(&version)
+            && !is_initialize(&message)
+        {
+            let id = message.get("id").filter(|id| valid_id(id)).cloned().unwrap_or(Value::Null);
+            return Reply::bad_request(error(
+                id,
+                INVALID_REQUEST,
+                format!(
+                    "Unsupported MCP-Protocol-Version `{version}`; this server speaks {}",
+                    SUPPORTED_VERSIONS.join(", ")
+                ),
+            ));
+        }
+
+        match message {
+            Value::Array(batch) => self.handle_batch(principal, version_header, batch).await,
+            single => match self.handle_message(principal, single).await {
+                Outcome::NoReply => Reply::accepted(),
+                Outcome::Reply(body) => Reply { status: 200, body: Some(body) },
+                Outcome::Invalid(body) => Reply::bad_request(body),
+            },
+        }
+    }
+
+    async fn handle_batch(&self, principal: &Principal, version_header: Option<&str>, batch: Vec<Value>) -> Reply {
+        let version = version_header.unwrap_or(VERSION_WITHOUT_HEADER);
+        if version != BATCH_VERSION {
+            return Reply::bad_request(error(
+                Value::Null,
+                INVALID_REQUEST,
+                format!("JSON-RPC batches are not part of MCP {version}; send one message per request"),
+            ));
+        }
+        if batch.is_empty() {
+            return Reply::bad_request(error(Value::Null, INVALID_REQUEST, "Invalid Request: empty batch"));
+        }
+        if batch.iter().any(is_initialize) {
+            return Reply::bad_request(error(Value::Null, INVALID_REQUEST, "initialize must not be part of a batch"));
+        }
+        let mut replies = Vec::new();
+        for message in batch {
+            match self.handle_message(principal, message).await {
+                Outcome::NoReply => {}
+                Outcome::Reply(body) | Outcome::Invalid(body) => replies.push(body),
+            }
+        }
+        if replies.is_empty() { Reply::accepted() } else { Reply { status: 200, body: Some(Value::Array(replies)) } }
+    }
+
+    async fn handle_message(&self, principal: &Principal, message: Value) -> Outcome {
+        let Value::Object(mut message) = message else {
+            return Outcome::Invalid(error(Value::Null, INVALID_REQUEST, "Invalid Request: a message must be a JSON object"));
+        };
+        let id = message.remove("id");
+        if let Some(id) = &id
+            && !valid_id(id)
+        {
+            return Outcome::Invalid(error(Value::Null, INVALID_REQUEST, "Invalid Request: `id` must be a string or an integer"));
+        }
+        let reply_id = id.clone().unwrap_or(Value::Null);
+        if message.get("jsonrpc") != Some(&json!("2.0")) {
+            return Outcome::Invalid(error(reply_id, INVALID_REQUEST, "Invalid Request: `jsonrpc` must be \"2.0\""));
+        }
+        let method = match message.remove("method") {
+            Some(Value::String(method)) => method,
+            Some(_) => return Outcome::Invalid(error(reply_id, INVALID_REQUEST, "Invalid Request: `method` must be a string")),
+            // A response to a server request; this server sends none, so there is nothing to match.
+            None if id.is_some() && (message.contains_key("result") || message.contains_key("error")) => {
+                return Outcome::NoReply;
+            }
+            None => return Outcome::Invalid(error(reply_id, INVALID_REQUEST, "Invalid Request: `method` is missing")),
+        };
+        let Some(id) = id else {
+            // Notifications (initialized, cancelled, anything else) need no answer.
+            return Outcome::NoReply;
+        };
+        let params = match message.remove("params") {
+            None | Some(Value::Null) => Map::new(),
+            Some(Value::Object(params)) => params,
+            Some(_) => return Outcome::Reply(error(id, INVALID_PARAMS, "Invalid params: `params` must be an object")),
+        };
+        Outcome::Reply(match self.dispatch(principal, &method, params).await {
+            Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
+            Err((code, message)) => error(id, code, message),
+        })
+    }
+
+    async fn dispatch(&self, principal: &Principal, method: &str, params: Map<String, Value>) -> Result<Value, (i64, String)> {
+        match method {
+            "initialize" => Ok(self.initialize(&params)),
+            "ping" => Ok(json!({})),
+            "tools/list" => self.list_tools(&params),
+            "tools/call" => self.call_tool(principal, params).await,
+            other => Err((METHOD_NOT_FOUND, format!("Method not found: {other}"))),
+        }
+    }
+
+    fn initialize(&self, params: &Map<String, Value>) -> Value {
+        let requested = params.get("protocolVersion").and_then(Value::as_str);
+        let version = requested.filter(|v| SUPPORTED_VERSIONS.contains(v)).unwrap_or(LATEST_VERSION);
+        json!({
+            "protocolVersion": version,
+            "capabilities": {"tools": {"listChanged": false}},
+            "serverInfo": {"name": self.info.name, "version": self.info.version},
+            "instructions": self.info.instructions,
+        })
+    }
+
+    fn list_tools(&self, params: &Map<String, Value>) -> Result<Value, (i64, String)> {
+        let start = match params.get("cursor") {
+            None | Some(Value::Null) => 0,
+            Some(Value::String(c)) => cursor::decode(c)
+                .filter(|&offset| offset < self.tool_listing.len())
+                .ok_or((INVALID_PARAMS, "Invalid params: unknown cursor".to_owned()))?,
+            Some(_) => return Err((INVALID_PARAMS, "Invalid params: `cursor` must be a string".to_owned())),
+        };
+        let end = (start + self.page_size).min(self.tool_listing.len());
+        let mut result = json!({"tools": &self.tool_listing[start..end]});
+        if end < self.tool_listing.len() {
+            result["nextCursor"] = json!(cursor::encode(end));
+        }
+        Ok(result)
+    }
+
+    async fn call_tool(&self, principal: &Principal, mut params: Map<String, Value>) -> Result<Value, (i64, String)> {
+        let name = match params.remove("name") {
+            Some(Value::String(name)) => name,
+            _ => return Err((INVALID_PARAMS, "Invalid params: `name` (a string) is required".to_owned())),
+        };
+        let arguments = match params.remove("arguments") {
+            None | Some(Value::Null) => None,
+            Some(args @ Value::Object(_)) => Some(args),
+            Some(_) => return Err((INVALID_PARAMS, "Invalid params: `arguments` must be an object".to_owned())),
+        };
+        match self.gateway.call_tool(principal, &name, arguments).await {
+            Err(UnknownTool(name)) => Err((INVALID_PARAMS, format!("Unknown tool: {name}"))),
+            Ok(Ok(output)) => Ok(json!({
+                "content": [{"type": "text", "text": output.structured.to_string()}],
+                "structuredContent": output.structured,
+                "isError": false,
+            })),
+            Ok(Err(failure)) => Ok(json!({
+                "content": [{"type": "text", "text": failure.message}],
+                "isError": true,
+            })),
+        }
+    }
+}
+
+enum Outcome {
+    NoReply,
+    Reply(Value),
+    /// Not a valid JSON-RPC message: alone in a request, it earns a 400.
+    Invalid(Value),
+}
+
+fn render_tool(def: &ToolDefinition) -> Value {
+    let mut tool = json!({
+        "name": def.name,
+        "title": def.title,
+        "description": def.description,
+        "inputSchema": def.input_schema,
+        "annotations": {
+            "title": def.title,
+            "readOnlyHint": def.read_only,
+            "destructiveHint": false,
+            "idempotentHint": def.read_only,
+            "openWorldHint": true,
+        },
+    });
+    if let Some(schema) = &def.output_schema {
+        tool["outputSchema"] = schema.clone();
+    }
+    tool
+}
+
+fn error(id: Value, code: i64, message: impl Into<String>) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message.into()}})
+}
+
+fn valid_id(id: &Value) -> bool {
+    id.is_string() || id.is_i64() || id.is_u64()
+}
+
+fn is_initialize(message: &Value) -> bool {
+    message.get("method").and_then(Value::as_str) == Some("initialize")
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,369 @@
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use serde_json::{Map, Value, json};
+
+use super::*;
+use crate::ports::Page;
+use crate::tool::{FailureKind, PlatformModule};
+use crate::{
+    AccountName, ApiKeyHash, ApiKeyId, ApiKeyRecord, Clock, CredentialRecord, Customer, CustomerId, Email, Keyring,
+    KeyringError, Platform, Registry, SealedSecret, Secret, SecretBinding, Store, StoreError, SystemClock, Timestamp,
+    Tool, ToolFailure, ToolOutput,
+};
+
+/// Only what the protocol needs: credentials. Everything else is unused here.
+#[derive(Default)]
+struct CredentialsOnly {
+    records: Mutex<Vec<CredentialRecord>>,
+}
+
+#[async_trait]
+impl Store for CredentialsOnly {
+    async fn insert_customer(&self, _: &Customer) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("not in this fake".into()))
+    }
+    async fn customer(&self, _: &CustomerId) -> Result<Option<Customer>, StoreError> {
+        Ok(None)
+    }
+    async fn customer_by_email(&self, _: &Email) -> Result<Option<Customer>, StoreError> {
+        Ok(None)
+    }
+    async fn list_customers(&self, _: Option<&str>, _: usize) -> Result<Page<Customer>, StoreError> {
+        Ok(Page { items: vec![], next: None })
+    }
+    async fn insert_api_key(&self, _: &ApiKeyRecord) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("not in this fake".into()))
+    }
+    async fn api_key_by_hash(&self, _: &ApiKeyHash) -> Result<Option<ApiKeyRecord>, StoreError> {
+        Ok(None)
+    }
+    async fn list_api_keys(&self, _: &CustomerId) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        Ok(vec![])
+    }
+    async fn revoke_api_key(&self, _: &CustomerId, _: &ApiKeyId, _: Timestamp) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    async fn put_credential(&self, record: &CredentialRecord) -> Result<(), StoreError> {
+        self.records.lock().unwrap().push(record.clone());
+        Ok(())
+    }
+    async fn credentials(&self, customer: &CustomerId, platform: Option<Platform>) -> Result<Vec<CredentialRecord>, StoreError> {
+        Ok(self
+            .records
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|r| &r.customer_id == customer && platform.is_none_or(|p| p == r.platform))
+            .cloned()
+            .collect())
+    }
+    async fn delete_credential(&self, _: &CustomerId, _: Platform, _: &AccountName) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    async fn add_to_counter(&self, _: &str, _: u64, _: Option<u64>) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+    async fn counter(&self, _: &str) -> Result<u64, StoreError> {
+        Ok(0)
+    }
+    async fn put_single_use(&self, _: &str, _: &[u8], _: Timestamp, _: Timestamp) -> Result<(), StoreError> {
+        Ok(())
+    }
+    async fn take_single_use(&self, _: &str, _: Timestamp) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+}
+
+/// Not encryption: binds the plaintext to its binding so that a mismatch is still caught.
+struct TestKeyring;
+
+#[async_trait]
+impl Keyring for TestKeyring {
+    async fn seal(&self, binding: &SecretBinding, plaintext: &[u8]) -> Result<SealedSecret, KeyringError> {
+        Ok(SealedSecret { key_version: 1, nonce: binding.associated_data(), ciphertext: plaintext.to_vec() })
+    }
+    async fn open(&self, binding: &SecretBinding, sealed: &SealedSecret) -> Result<Secret<Vec<u8>>, KeyringError> {
+        if sealed.nonce != binding.associated_data() {
+            return Err(KeyringError::Undecryptable);
+        }
+        Ok(Secret::new(sealed.ciphertext.clone()))
+    }
+}
+
+/// Echoes its arguments and the credential's `label`, so tests see which credential was used.
+struct EchoTool(crate::ToolDefinition);
+
+#[async_trait]
+impl Tool for EchoTool {
+    fn definition(&self) -> &crate::ToolDefinition {
+        &self.0
+    }
+    async fn call(&self, credential: &Secret<Value>, arguments: Map<String, Value>) -> Result<ToolOutput, ToolFailure> {
+        if arguments.get("fail") == Some(&json!(true)) {
+            return Err(ToolFailure::new(FailureKind::Upstream, "upstream said no"));
+        }
+        Ok(ToolOutput { structured: json!({"label": credential.expose()["label"], "args": arguments}) })
+    }
+}
+
+struct EchoPlatform(usize);
+
+impl PlatformModule for EchoPlatform {
+    fn platform(&self) -> Platform {
+        Platform::Telegram
+    }
+    fn check_credential(&self, _: &Value) -> Result<(), String> {
+        Ok(())
+    }
+    fn credential_example(&self) -> &'static str {
+        r#"{"label": "..."}"#
+    }
+    fn tools(&self) -> Vec<Arc<dyn Tool>> {
+        (0..self.0)
+            .map(|i| {
+                let mut props = Map::new();
+                props.insert("text".into(), json!({"type": "string"}));
+                props.insert("fail".into(), json!({"type": "boolean"}));
+                let def = crate::ToolDefinition::new(Platform::Telegram, &format!("echo{i}"), "Echo", "Echoes", props, &["text"])
+                    .with_output_schema(json!({"type": "object"}));
+                Arc::new(EchoTool(def)) as Arc<dyn Tool>
+            })
+            .collect()
+    }
+}
+
+struct Fixture {
+    server: McpServer,
+    gateway: Arc<Gateway>,
+    alice: Principal,
+    bob: Principal,
+}
+
+async fn fixture(tools: usize, page_size: usize) -> Fixture {
+    let store = Arc::new(CredentialsOnly::default());
+    let registry = Arc::new(Registry::new(vec![Box::new(EchoPlatform(tools))]));
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let gateway = Arc::new(Gateway::new(store.clone(), Arc::new(TestKeyring), clock, registry, Some(Secret::new("admin-secret".into()))));
+    let (alice, bob) = (CustomerId::generate(), CustomerId::generate());
+    for (customer, label) in [(&alice, "alice-bot"), (&bob, "bob-bot")] {
+        let binding = SecretBinding { customer_id: customer.clone(), platform: Platform::Telegram };
+        let sealed = TestKeyring.seal(&binding, json!({"label": label}).to_string().as_bytes()).await.unwrap();
+        store
+            .put_credential(&CredentialRecord {
+                customer_id: customer.clone(),
+                platform: Platform::Telegram,
+                account: AccountName::default_account(),
+                sealed,
+                created_at: Timestamp::from_unix(0),
+                updated_at: Timestamp::from_unix(0),
+            })
+            .await
+            .unwrap();
+    }
+    let info = ServerInfo { name: "squaremcp".into(), version: "test".into(), instructions: "Use the tools.".into() };
+    Fixture {
+        server: McpServer::new(gateway.clone(), info, page_size),
+        gateway,
+        alice: Principal::Customer { id: alice },
+        bob: Principal::Customer { id: bob },
+    }
+}
+
+async fn post(f: &Fixture, header: Option<&str>, body: Value) -> Reply {
+    f.server.handle(&f.alice, header, body.to_string().as_bytes()).await
+}
+
+fn call(id: i64, name: &str, arguments: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": id, "method": "tools/call", "params": {"name": name, "arguments": arguments}})
+}
+
+fn error_code(reply: &Reply) -> i64 {
+    reply.body.as_ref().and_then(|b| b["error"]["code"].as_i64()).expect("an error reply")
+}
+
+#[tokio::test]
+async fn initialize_negotiates_versions() {
+    let f = fixture(1, 10).await;
+    for (asked, answered) in [("2025-03-26", "2025-03-26"), ("2025-06-18", "2025-06-18"), ("2025-11-25", "2025-11-25"), ("2024-11-05", "2025-11-25"), ("2099-01-01", "2025-11-25")] {
+        let reply = post(&f, None, json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": asked, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})).await;
+        assert_eq!(reply.status, 200);
+        let result = &reply.body.as_ref().unwrap()["result"];
+        assert_eq!(result["protocolVersion"], answered, "asked {asked}");
+        assert_eq!(result["serverInfo"]["name"], "squaremcp");
+        assert!(result["capabilities"]["tools"].is_object());
+    }
+}
+
+#[tokio::test]
+async fn initialize_is_never_rejected_over_the_version_header() {
+    let f = fixture(1, 10).await;
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18"}});
+    let reply = post(&f, Some("1999-01-01"), init).await;
+    assert_eq!(reply.status, 200);
+    let ping = json!({"jsonrpc": "2.0", "id": 2, "method": "ping"});
+    let rejected = post(&f, Some("1999-01-01"), ping.clone()).await;
+    assert_eq!(rejected.status, 400);
+    assert_eq!(error_code(&rejected), INVALID_REQUEST);
+    assert_eq!(rejected.body.unwrap()["id"], 2);
+    let ok = post(&f, Some("2025-06-18"), ping).await;
+    assert_eq!((ok.status, ok.body.unwrap()["result"].clone()), (200, json!({})));
+}
+
+#[tokio::test]
+async fn notifications_and_responses_are_accepted_without_a_body() {
+    let f = fixture(1, 10).await;
+    for message in [
+        json!({"jsonrpc": "2.0", "method": "notifications/initialized"}),
+        json!({"jsonrpc": "2.0", "method": "notifications/cancelled", "params": {"requestId": 1}}),
+        json!({"jsonrpc": "2.0", "method": "notifications/whatever"}),
+        json!({"jsonrpc": "2.0", "id": 7, "result": {}}),
+    ] {
+        assert_eq!(post(&f, None, message).await, Reply { status: 202, body: None });
+    }
+}
+
+#[tokio::test]
+async fn malformed_messages_get_json_rpc_errors() {
+    let f = fixture(1, 10).await;
+    let parse = f.server.handle(&f.alice, None, b"{not json").await;
+    assert_eq!((parse.status, error_code(&parse)), (400, PARSE_ERROR));
+    assert_eq!(parse.body.unwrap()["id"], Value::Null);
+    for body in [json!(42), json!("hello"), json!({"jsonrpc": "1.0", "id": 1, "method": "ping"}), json!({"jsonrpc": "2.0", "id": 1}), json!({"jsonrpc": "2.0", "id": null, "method": "ping"}), json!({"jsonrpc": "2.0", "id": 1.5, "method": "ping"}), json!({"jsonrpc": "2.0", "id": 1, "method": 3})] {
+        let reply = post(&f, None, body.clone()).await;
+        assert_eq!((reply.status, error_code(&reply)), (400, INVALID_REQUEST), "{body}");
+    }
+    let unknown = post(&f, None, json!({"jsonrpc": "2.0", "id": "a", "method": "resources/list"})).await;
+    assert_eq!((unknown.status, error_code(&unknown)), (200, METHOD_NOT_FOUND));
+    assert_eq!(unknown.body.unwrap()["id"], "a");
+    let bad_params = post(&f, None, json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": [1]})).await;
+    assert_eq!(error_code(&bad_params), INVALID_PARAMS);
+}
+
+#[tokio::test]
+async fn batches_only_in_2025_03_26() {
+    let f = fixture(1, 10).await;
+    let batch = json!([
+        {"jsonrpc": "2.0", "id": 1, "method": "ping"},
+        {"jsonrpc": "2.0", "method": "notifications/initialized"},
+        {"jsonrpc": "2.0", "id": 2, "method": "nope"}
+    ]);
+    for header in [None, Some("2025-03-26")] {
+        let reply = post(&f, header, batch.clone()).await;
+        assert_eq!(reply.status, 200);
+        let replies = reply.body.unwrap();
+        assert_eq!(replies.as_array().map(Vec::len), Some(2));
+        assert_eq!(replies[0]["result"], json!({}));
+        assert_eq!(replies[1]["error"]["code"], METHOD_NOT_FOUND);
+    }
+    for header in ["2025-06-18", "2025-11-25"] {
+        let reply = post(&f, Some(header), batch.clone()).await;
+        assert_eq!((reply.status, error_code(&reply)), (400, INVALID_REQUEST));
+    }
+    let empty = post(&f, None, json!([])).await;
+    assert_eq!((empty.status, error_code(&empty)), (400, INVALID_REQUEST));
+    let only_notes = post(&f, None, json!([{"jsonrpc": "2.0", "method": "notifications/initialized"}])).await;
+    assert_eq!(only_notes, Reply { status: 202, body: None });
+}
+
+#[tokio::test]
+async fn tools_list_pages_deterministically() {
+    let f = fixture(5, 2).await;
+    let mut names = Vec::new();
+    let mut cursor = Value::Null;
+    for _ in 0..5 {
+        let params = if cursor.is_null() { json!({}) } else { json!({"cursor": cursor}) };
+        let reply = post(&f, None, json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": params})).await;
+        let result = reply.body.unwrap()["result"].clone();
+        for tool in result["tools"].as_array().unwrap() {
+            names.push(tool["name"].as_str().unwrap().to_owned());
+            assert_eq!(tool["inputSchema"]["type"], "object");
+            assert!(tool["inputSchema"]["properties"]["account"].is_object());
+        }
+        cursor = result.get("nextCursor").cloned().unwrap_or(Value::Null);
+        if cursor.is_null() {
+            break;
+        }
+    }
+    assert_eq!(names, ["telegram_echo0", "telegram_echo1", "telegram_echo2", "telegram_echo3", "telegram_echo4"]);
+    for bad in [json!("garbage"), json!(7), json!(super::cursor::encode(99))] {
+        let reply = post(&f, None, json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"cursor": bad}})).await;
+        assert_eq!(error_code(&reply), INVALID_PARAMS, "{bad}");
+    }
+}
+
+#[tokio::test]
+async fn tools_call_returns_structured_content_with_the_callers_credential() {
+    let f = fixture(1, 10).await;
+    let reply = post(&f, None, call(3, "telegram_echo0", json!({"text": "hi"}))).await;
+    assert_eq!(reply.status, 200);
+    let result = reply.body.unwrap()["result"].clone();
+    assert_eq!(result["isError"], false);
+    assert_eq!(result["structuredContent"], json!({"label": "alice-bot", "args": {"text": "hi"}}));
+    let text: Value = serde_json::from_str(result["content"][0]["text"].as_str().unwrap()).unwrap();
+    assert_eq!(text, result["structuredContent"]);
+    let as_bob = f.server.handle(&f.bob, None, call(4, "telegram_echo0", json!({"text": "hi"})).to_string().as_bytes()).await;
+    assert_eq!(as_bob.body.unwrap()["result"]["structuredContent"]["label"], "bob-bot");
+}
+
+#[tokio::test]
+async fn tool_failures_are_results_and_unknown_tools_are_errors() {
+    let f = fixture(1, 10).await;
+    let unknown = post(&f, None, call(1, "telegram_nope", json!({}))).await;
+    assert_eq!((unknown.status, error_code(&unknown)), (200, INVALID_PARAMS));
+    let cases = [
+        (json!({"text": 5}), "`text` must be a string, not a number"),
+        (json!({}), "`text` is required"),
+        (json!({"text": "x", "extra": 1}), "unknown argument `extra`"),
+        (json!({"text": "x", "fail": true}), "upstream said no"),
+        (json!({"text": "x", "account": "work"}), "No telegram account named `work` is connected. Connected accounts: default."),
+    ];
+    for (arguments, message) in cases {
+        let reply = post(&f, None, call(2, "telegram_echo0", arguments.clone())).await;
+        let result = reply.body.unwrap()["result"].clone();
+        assert_eq!(result["isError"], true, "{arguments}");
+        let text = result["content"][0]["text"].as_str().unwrap();
+        assert!(text.contains(message), "{arguments}: {text}");
+        assert!(result.get("structuredContent").is_none());
+    }
+    let not_object = post(&f, None, json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "telegram_echo0", "arguments": "x"}})).await;
+    assert_eq!(error_code(&not_object), INVALID_PARAMS);
+    let no_name = post(&f, None, json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {}})).await;
+    assert_eq!(error_code(&no_name), INVALID_PARAMS);
+}
+
+#[tokio::test]
+async fn missing_credentials_and_the_admin_key_explain_themselves() {
+    let f = fixture(1, 10).await;
+    let stranger = Principal::Customer { id: CustomerId::generate() };
+    let reply = f.server.handle(&stranger, None, call(1, "telegram_echo0", json!({"text": "x"})).to_string().as_bytes()).await;
+    let text = reply.body.unwrap()["result"]["content"][0]["text"].as_str().unwrap().to_owned();
+    assert!(text.starts_with("No telegram credentials are connected"), "{text}");
+    assert!(text.contains("squaremcp credentials set"), "{text}");
+
+    let admin = f.gateway.authenticate_api_key("admin-secret").await.unwrap().map(|(p, _)| p);
+    assert_eq!(admin, Some(Principal::Superadmin));
+    assert_eq!(f.gateway.authenticate_api_key("admin-secreT").await.unwrap(), None);
+    let reply = f.server.handle(&Principal::Superadmin, None, call(1, "telegram_echo0", json!({"text": "x"})).to_string().as_bytes()).await;
+    let result = reply.body.unwrap()["result"].clone();
+    assert_eq!(result["isError"], true);
+    assert!(result["content"][0]["text"].as_str().unwrap().contains("admin key has no platform credentials"));
+}
+
+#[tokio::test]
+async fn a_credential_copied_to_another_customer_does_not_open() {
+    let f = fixture(1, 10).await;
+    let Principal::Customer { id: alice } = &f.alice else { unreachable!() };
+    let Principal::Customer { id: bob } = &f.bob else { unreachable!() };
+    let store = f.gateway.store();
+    let mut stolen = store.credentials(alice, None).await.unwrap().remove(0);
+    stolen.customer_id = bob.clone();
+    stolen.account = AccountName::parse("stolen").unwrap();
+    store.put_credential(&stolen).await.unwrap();
+    let reply = f.server.handle(&f.bob, None, call(1, "telegram_echo0", json!({"text": "x", "account": "stolen"})).to_string().as_bytes()).await;
+    let result = reply.body.unwrap()["result"].clone();
+    assert_eq!(result["isError"], true);
+    assert!(result["content"][0]["text"].as_str().unwrap().contains("could not be decrypted"));
+}

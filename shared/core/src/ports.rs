@@ -1,0 +1,124 @@
+//! Ports: what the domain needs from the outside world. Adapters live in other crates
+//! (`squaremcp-embedded` for SQLite and a key file; the AWS adapters for DynamoDB and KMS).
+//!
+//! The store is shaped after DynamoDB's access patterns so that every backend can honour the
+//! same contract: items by key, uniqueness by conditional writes, counters by conditional
+//! atomic adds, single-use items by conditional deletes, and expiry by TTL (expired items are
+//! filtered on read, because DynamoDB deletes them late).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::{
+    AccountName, ApiKeyHash, ApiKeyId, ApiKeyRecord, CredentialRecord, Customer, CustomerId, Email, Platform,
+    SealedSecret, Secret, SecretBinding, Timestamp,
+};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// A conditional write found the item (or its uniqueness guard) already there.
+    #[error("{0} already exists")]
+    Conflict(String),
+    /// A conditional add would have passed its limit; nothing was written.
+    #[error("limit of {limit} reached (current value {current})")]
+    LimitReached { current: u64, limit: u64 },
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Result of a page-wise listing: the items and where the next page starts, if anywhere.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<String>,
+}
+
+#[async_trait]
+pub trait Store: Send + Sync {
+    // Customers. The email is unique (a guard item in DynamoDB, a unique index in SQLite).
+    async fn insert_customer(&self, customer: &Customer) -> Result<(), StoreError>;
+    async fn customer(&self, id: &CustomerId) -> Result<Option<Customer>, StoreError>;
+    async fn customer_by_email(&self, email: &Email) -> Result<Option<Customer>, StoreError>;
+    /// Customers ordered by id; `after` is the `next` of the previous page.
+    async fn list_customers(&self, after: Option<&str>, limit: usize) -> Result<Page<Customer>, StoreError>;
+
+    // API keys, found by hash on every request.
+    async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
+    async fn api_key_by_hash(&self, hash: &ApiKeyHash) -> Result<Option<ApiKeyRecord>, StoreError>;
+    async fn list_api_keys(&self, customer: &CustomerId) -> Result<Vec<ApiKeyRecord>, StoreError>;
+    /// Conditional: only an active key of this customer is revoked. `false` when there was none.
+    async fn revoke_api_key(&self, customer: &CustomerId, id: &ApiKeyId, at: Timestamp) -> Result<bool, StoreError>;
+
+    // Credentials, one per customer + platform + account (a put replaces).
+    async fn put_credential(&self, record: &CredentialRecord) -> Result<(), StoreError>;
+    /// One query: a customer's credentials, for one platform or all, ordered by platform then account.
+    async fn credentials(
+        &self,
+        customer: &CustomerId,
+        platform: Option<Platform>,
+    ) -> Result<Vec<CredentialRecord>, StoreError>;
+    async fn delete_credential(
+        &self,
+        customer: &CustomerId,
+        platform: Platform,
+        account: &AccountName,
+    ) -> Result<bool, StoreError>;
+
+    // Counters (usage per customer per month, rate limits): one atomic conditional add.
+    /// Adds `delta` unless the result would exceed `limit`; returns the new value.
+    async fn add_to_counter(&self, key: &str, delta: u64, limit: Option<u64>) -> Result<u64, StoreError>;
+    async fn counter(&self, key: &str) -> Result<u64, StoreError>;
+
+    // Single-use items with a TTL (authorization codes, CSRF nonces, leases).
+    /// Conditional put: `Conflict` while an unexpired item with this key exists.
+    async fn put_single_use(&self, key: &str, value: &[u8], expires_at: Timestamp, now: Timestamp)
+    -> Result<(), StoreError>;
+    /// Conditional delete returning the value: of two concurrent takers, exactly one gets it.
+    /// An expired item is never returned.
+    async fn take_single_use(&self, key: &str, now: Timestamp) -> Result<Option<Vec<u8>>, StoreError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyringError {
+    /// Wrong binding, tampered ciphertext or wrong key: indistinguishable by design.
+    #[error("the secret could not be decrypted")]
+    Undecryptable,
+    #[error("no data key with version {0}")]
+    UnknownKeyVersion(u32),
+    #[error("keyring unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// Envelope encryption of credentials: AES-256-GCM under a data key, with the binding as
+/// associated data and the key version recorded on every sealed secret.
+#[async_trait]
+pub trait Keyring: Send + Sync {
+    async fn seal(&self, binding: &SecretBinding, plaintext: &[u8]) -> Result<SealedSecret, KeyringError>;
+    async fn open(&self, binding: &SecretBinding, sealed: &SealedSecret) -> Result<Secret<Vec<u8>>, KeyringError>;
+}
+
+pub trait Clock: Send + Sync {
+    fn now(&self) -> Timestamp;
+}
+
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> Timestamp {
+        let seconds = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or_default();
+        Timestamp::from_unix(seconds)
+    }
+}
+
+impl<T: Clock + ?Sized> Clock for Arc<T> {
+    fn now(&self) -> Timestamp {
+        (**self).now()
+    }
+}

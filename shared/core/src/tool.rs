@@ -1,0 +1,175 @@
+//! Tools and the registry. A platform is a [`PlatformModule`]: its credential shape and its
+//! tools. Adding a platform adds a module to the registry; the MCP layer never changes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use serde_json::{Map, Value, json};
+
+use crate::{Platform, Secret};
+
+/// The argument every tool accepts to pick one of several stored accounts for its platform.
+pub const ACCOUNT_ARGUMENT: &str = "account";
+
+#[derive(Clone, Debug)]
+pub struct ToolDefinition {
+    /// `{platform}_{tool}`, e.g. `telegram_send_message`.
+    pub name: String,
+    pub platform: Platform,
+    pub title: String,
+    pub description: String,
+    /// JSON Schema of the arguments, including the optional `account`.
+    pub input_schema: Value,
+    /// When set, results carry `structuredContent` conforming to it.
+    pub output_schema: Option<Value>,
+    /// True when the tool only reads: clients may call it without asking.
+    pub read_only: bool,
+}
+
+impl ToolDefinition {
+    /// `properties` and `required` describe the tool's own arguments; the `account` argument is
+    /// added here so that every tool offers it the same way.
+    pub fn new(
+        platform: Platform,
+        short_name: &str,
+        title: &str,
+        description: &str,
+        mut properties: Map<String, Value>,
+        required: &[&str],
+    ) -> Self {
+        properties.insert(
+            ACCOUNT_ARGUMENT.to_owned(),
+            json!({
+                "type": "string",
+                "description": "Which stored account to use. Leave it out when only one is connected."
+            }),
+        );
+        Self {
+            name: format!("{}_{short_name}", platform.as_str()),
+            platform,
+            title: title.to_owned(),
+            description: description.to_owned(),
+            input_schema: json!({
+                "type": "object",
+                "properties": properties,
+                "required": required,
+                "additionalProperties": false,
+            }),
+            output_schema: None,
+            read_only: false,
+        }
+    }
+
+    pub fn with_output_schema(mut self, schema: Value) -> Self {
+        self.output_schema = Some(schema);
+        self
+    }
+
+    pub fn read_only(mut self) -> Self {
+        self.read_only = true;
+        self
+    }
+}
+
+/// A successful result: a JSON object, sent as `structuredContent` and as text.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ToolOutput {
+    pub structured: Value,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FailureKind {
+    InvalidArguments,
+    /// No credentials, or a stored credential of the wrong shape.
+    NotConfigured,
+    /// The platform rejected the credential.
+    AuthRejected,
+    PermissionMissing,
+    NotFound,
+    RateLimited,
+    Upstream,
+    Forbidden,
+}
+
+impl FailureKind {
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            FailureKind::InvalidArguments => "invalid_arguments",
+            FailureKind::NotConfigured => "not_configured",
+            FailureKind::AuthRejected => "auth_rejected",
+            FailureKind::PermissionMissing => "permission_missing",
+            FailureKind::NotFound => "not_found",
+            FailureKind::RateLimited => "rate_limited",
+            FailureKind::Upstream => "upstream_error",
+            FailureKind::Forbidden => "forbidden",
+        }
+    }
+}
+
+/// A tool's own failure: reported to the model as `isError: true` with a message a person can act on.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ToolFailure {
+    pub kind: FailureKind,
+    pub message: String,
+    /// Seconds to wait before retrying, when the platform said so.
+    pub retry_after: Option<u64>,
+}
+
+impl ToolFailure {
+    pub fn new(kind: FailureKind, message: impl Into<String>) -> Self {
+        Self { kind, message: message.into(), retry_after: None }
+    }
+
+    pub fn invalid_arguments(message: impl Into<String>) -> Self {
+        Self::new(FailureKind::InvalidArguments, message)
+    }
+}
+
+#[async_trait]
+pub trait Tool: Send + Sync {
+    fn definition(&self) -> &ToolDefinition;
+    /// `arguments` were validated against the input schema and no longer hold `account`.
+    async fn call(&self, credential: &Secret<Value>, arguments: Map<String, Value>) -> Result<ToolOutput, ToolFailure>;
+}
+
+pub trait PlatformModule: Send + Sync {
+    fn platform(&self) -> Platform;
+    /// Checks a credential document before it is stored; the error says what is wrong.
+    fn check_credential(&self, credential: &Value) -> Result<(), String>;
+    /// The credential document's shape, for help texts, e.g. `{"bot_token": "123456:ABC..."}`.
+    fn credential_example(&self) -> &'static str;
+    fn tools(&self) -> Vec<Arc<dyn Tool>>;
+}
+
+/// Every tool of every platform, in a fixed order, found by name in O(1).
+pub struct Registry {
+    modules: Vec<Box<dyn PlatformModule>>,
+    tools: Vec<Arc<dyn Tool>>,
+    by_name: HashMap<String, usize>,
+}
+
+impl Registry {
+    pub fn new(modules: Vec<Box<dyn PlatformModule>>) -> Self {
+        let tools: Vec<Arc<dyn Tool>> = modules.iter().flat_map(|m| m.tools()).collect();
+        let by_name = tools.iter().enumerate().map(|(i, t)| (t.definition().name.clone(), i)).collect();
+        Self { modules, tools, by_name }
+    }
+
+    pub fn tools(&self) -> &[Arc<dyn Tool>] {
+        &self.tools
+    }
+
+    pub fn tool(&self, name: &str) -> Option<&Arc<dyn Tool>> {
+        self.by_name.get(name).map(|&i| &self.tools[i])
+    }
+
+    pub fn module(&self, platform: Platform) -> Option<&dyn PlatformModule> {
+        self.modules.iter().find(|m| m.platform() == platform).map(|m| m.as_ref())
+    }
+
+    pub fn platforms(&self) -> impl Iterator<Item = Platform> + '_ {
+        self.modules.iter().map(|m| m.platform())
+    }
+}
