@@ -4,7 +4,8 @@
 //! The store is shaped after DynamoDB's access patterns so that every backend can honour the
 //! same contract: items by key, uniqueness by conditional writes, counters by conditional
 //! atomic adds, single-use items by conditional deletes, and expiry by TTL (expired items are
-//! filtered on read, because DynamoDB deletes them late).
+//! filtered on read, because DynamoDB deletes them late). An item is expired when
+//! `now >= expires_at`. Puts replace whole items, as DynamoDB's `PutItem` does.
 
 use std::sync::Arc;
 
