@@ -1,0 +1,158 @@
+//! What only the SQLite store can show: its file, pragmas, raw columns and refusals. The
+//! behaviour every store shares is in the conformance suite (`tests/conformance.rs`).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::PathBuf;
+
+use squaremcp_core::{
+    AccountName, ApiKey, ApiKeyId, ApiKeyRecord, CredentialRecord, Customer, CustomerId, Email, PlanName, Platform,
+    SealedSecret, Store, StoreError, Timestamp, random,
+};
+
+use super::SqliteStore;
+
+const NOW: Timestamp = Timestamp::from_unix(1_800_000_000);
+
+struct ScratchDir(PathBuf);
+
+impl ScratchDir {
+    fn new() -> Self {
+        Self(std::env::temp_dir().join(format!("squaremcp-sqlite-{}", random::hex_id::<8>())))
+    }
+}
+
+impl Drop for ScratchDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn customer() -> Customer {
+    Customer {
+        id: CustomerId::generate(),
+        email: Email::parse(&format!("{}@example.com", random::hex_id::<4>())).unwrap(),
+        plan: PlanName::parse("free").unwrap(),
+        password_hash: None,
+        created_at: NOW,
+    }
+}
+
+fn credential(owner: &CustomerId) -> CredentialRecord {
+    CredentialRecord {
+        customer_id: owner.clone(),
+        platform: Platform::Telegram,
+        account: AccountName::default_account(),
+        sealed: SealedSecret { key_version: 3, nonce: vec![1; 12], ciphertext: vec![0, 2, 255] },
+        created_at: NOW,
+        updated_at: NOW,
+    }
+}
+
+fn pragma(store: &SqliteStore, name: &str) -> String {
+    store.lock().pragma_query_value(None, name, |row| row.get::<_, rusqlite::types::Value>(0)).map_or_else(
+        |e| e.to_string(),
+        |value| match value {
+            rusqlite::types::Value::Integer(n) => n.to_string(),
+            rusqlite::types::Value::Text(text) => text,
+            other => format!("{other:?}"),
+        },
+    )
+}
+
+#[tokio::test]
+async fn open_creates_the_file_and_schema_and_reopening_keeps_the_data() {
+    let dir = ScratchDir::new();
+    let path = dir.0.join("nested/squaremcp.db");
+    let stored = customer();
+    {
+        let store = SqliteStore::open(&path).unwrap();
+        assert_eq!(pragma(&store, "journal_mode"), "wal");
+        assert_eq!(pragma(&store, "foreign_keys"), "1");
+        assert_eq!(pragma(&store, "busy_timeout"), "5000");
+        assert_eq!(pragma(&store, "user_version"), "1");
+        store.insert_customer(&stored).await.unwrap();
+    }
+    let reopened = SqliteStore::open(&path).unwrap();
+    assert_eq!(reopened.customer(&stored.id).await.unwrap(), Some(stored));
+}
+
+#[tokio::test]
+async fn sealed_secrets_are_stored_as_columns_with_their_key_version() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let owner = customer();
+    store.insert_customer(&owner).await.unwrap();
+    store.put_credential(&credential(&owner.id)).await.unwrap();
+    let columns: (i64, Vec<u8>, Vec<u8>) = store
+        .lock()
+        .query_row("SELECT key_version, nonce, ciphertext FROM credentials", [], |row| {
+            Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+        })
+        .unwrap();
+    assert_eq!(columns, (3, vec![1; 12], vec![0, 2, 255]));
+}
+
+#[tokio::test]
+async fn records_of_an_unknown_customer_are_refused() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let stranger = CustomerId::generate();
+    let key = ApiKey::generate();
+    let record = ApiKeyRecord {
+        id: ApiKeyId::generate(),
+        customer_id: stranger.clone(),
+        name: "orphan".into(),
+        hash: key.hash(),
+        prefix: key.display_prefix(),
+        created_at: NOW,
+        revoked_at: None,
+    };
+    let refused = store.insert_api_key(&record).await;
+    assert!(matches!(&refused, Err(StoreError::Unavailable(m)) if m.contains("does not exist")), "{refused:?}");
+    let refused = store.put_credential(&credential(&stranger)).await;
+    assert!(matches!(&refused, Err(StoreError::Unavailable(m)) if m.contains("does not exist")), "{refused:?}");
+    assert!(store.credentials(&stranger, None).await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn undecodable_rows_are_reported_as_corrupt() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    let owner = customer();
+    store
+        .lock()
+        .execute(
+            "INSERT INTO customers (id, email, plan, created_at) VALUES (?1, 'not an email', 'free', 0)",
+            [owner.id.as_str()],
+        )
+        .unwrap();
+    let read = store.customer(&owner.id).await;
+    assert!(matches!(&read, Err(StoreError::Corrupt(m)) if m.contains("email")), "{read:?}");
+
+    let other = customer();
+    store.insert_customer(&other).await.unwrap();
+    store
+        .lock()
+        .execute(
+            "INSERT INTO credentials VALUES (?1, 'myspace', 'default', 1, x'00', x'00', 0, 0)",
+            [other.id.as_str()],
+        )
+        .unwrap();
+    let read = store.credentials(&other.id, None).await;
+    assert!(matches!(&read, Err(StoreError::Corrupt(m)) if m.contains("platform")), "{read:?}");
+}
+
+#[tokio::test]
+async fn a_page_of_zero_customers_is_read_as_a_page_of_one() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    store.insert_customer(&customer()).await.unwrap();
+    store.insert_customer(&customer()).await.unwrap();
+    let page = store.list_customers(None, 0).await.unwrap();
+    assert_eq!(page.items.len(), 1, "an empty page could not say where the next one starts");
+    assert_eq!(page.next.as_deref(), Some(page.items[0].id.as_str()));
+}
+
+#[tokio::test]
+async fn counter_values_beyond_sqlite_integers_are_refused() {
+    let store = SqliteStore::open_in_memory().unwrap();
+    assert!(matches!(store.add_to_counter("big", u64::MAX, None).await, Err(StoreError::Unavailable(_))));
+    assert_eq!(store.add_to_counter("big", 7, Some(u64::MAX)).await.unwrap(), 7, "a huge limit is no limit");
+}

@@ -1,0 +1,414 @@
+//! The store contract, written once against `dyn Store` and run against every backend.
+//!
+//! Each public function checks one behaviour on a store it is handed and panics with a message
+//! saying what broke. The factory must hand each test a fresh, empty store (list tests count
+//! what they find). A backend's test file is three lines:
+//!
+//! ```text
+//! use std::sync::Arc;
+//! squaremcp_store_conformance::store_conformance_tests!(Arc::new(my_backend::Store::new_for_tests()));
+//! ```
+//!
+//! The expression is evaluated inside each async test, so it may `.await`; it must produce
+//! something that coerces to `Arc<dyn Store>`. The calling crate needs `tokio` (with the
+//! `macros` and `rt-multi-thread` features) as a dev-dependency.
+
+// Test support: a failed expectation is meant to panic with its message.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod fixtures;
+mod guarded;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use squaremcp_core::{AccountName, ApiKeyHash, ApiKeyId, CustomerId, Email, Platform, Store, StoreError};
+use tokio::task::JoinSet;
+
+use self::fixtures::{NOW, api_key, credential, customer, unique_key};
+pub use self::guarded::guarded;
+
+#[doc(hidden)]
+pub mod __private {
+    pub use squaremcp_core::Store;
+}
+
+/// Expands to one `#[tokio::test]` per behaviour, each with a store made by `$make_store`.
+#[macro_export]
+macro_rules! store_conformance_tests {
+    ($make_store:expr) => {
+        $crate::store_conformance_tests!(@each $make_store;
+            customers_round_trip,
+            customer_ids_are_unique,
+            email_is_unique_case_insensitively,
+            list_customers_pages,
+            api_keys_by_hash_and_revocation,
+            api_key_hashes_and_ids_are_unique,
+            revoke_is_scoped_to_owner,
+            credentials_upsert_list_delete_and_isolation,
+            counter_adds_and_refuses_past_limit,
+            counter_respects_limit_exactly_under_concurrency,
+            single_use_items_are_taken_once,
+            expired_single_use_items_are_invisible_and_replaceable,
+        );
+    };
+    (@each $make_store:expr; $($behaviour:ident),+ $(,)?) => {
+        $(
+            #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+            async fn $behaviour() {
+                let store: ::std::sync::Arc<dyn $crate::__private::Store> = $make_store;
+                $crate::$behaviour(store).await;
+            }
+        )+
+    };
+}
+
+// Customers.
+
+pub async fn customers_round_trip(store: Arc<dyn Store>) {
+    let with_password = customer("ada@example.com", Some("$2b$12$hash"));
+    let without_password = customer("grace@example.com", None);
+    store.insert_customer(&with_password).await.expect("inserting a new customer");
+    store.insert_customer(&without_password).await.expect("inserting a second customer");
+
+    for expected in [&with_password, &without_password] {
+        let by_id = store.customer(&expected.id).await.unwrap();
+        assert_eq!(by_id.as_ref(), Some(expected), "customer by id must return exactly what was inserted");
+        let by_email = store.customer_by_email(&expected.email).await.unwrap();
+        assert_eq!(by_email.as_ref(), Some(expected), "customer by email must return exactly what was inserted");
+    }
+    assert_eq!(store.customer(&CustomerId::generate()).await.unwrap(), None, "an unknown id finds nothing");
+    let nobody = Email::parse("nobody@example.com").unwrap();
+    assert_eq!(store.customer_by_email(&nobody).await.unwrap(), None, "an unknown email finds nothing");
+}
+
+pub async fn customer_ids_are_unique(store: Arc<dyn Store>) {
+    let first = customer("first@example.com", None);
+    store.insert_customer(&first).await.unwrap();
+    let mut same_id = customer("second@example.com", None);
+    same_id.id = first.id.clone();
+    let result = store.insert_customer(&same_id).await;
+    assert!(
+        matches!(result, Err(StoreError::Conflict(_))),
+        "a second customer with the same id must conflict, got {result:?}"
+    );
+    assert_eq!(
+        store.customer(&first.id).await.unwrap(),
+        Some(first),
+        "the conflicting insert must not change the first"
+    );
+    let second_email = store.customer_by_email(&same_id.email).await.unwrap();
+    assert_eq!(second_email, None, "the conflicting insert must leave no trace under its email");
+}
+
+pub async fn email_is_unique_case_insensitively(store: Arc<dyn Store>) {
+    let first = customer("Ada@Example.com", None);
+    store.insert_customer(&first).await.unwrap();
+    let shouted = customer("ADA@EXAMPLE.COM", None);
+    let result = store.insert_customer(&shouted).await;
+    assert!(
+        matches!(result, Err(StoreError::Conflict(_))),
+        "the same email in other case must conflict, got {result:?}"
+    );
+    assert_eq!(store.customer(&shouted.id).await.unwrap(), None, "the conflicting customer must not be stored");
+    let found = store.customer_by_email(&Email::parse("ada@EXAMPLE.com").unwrap()).await.unwrap();
+    assert_eq!(found, Some(first), "lookup by email ignores case and finds the first customer");
+}
+
+pub async fn list_customers_pages(store: Arc<dyn Store>) {
+    let mut ids = Vec::new();
+    for n in 0..5 {
+        let c = customer(&format!("user{n}@example.com"), None);
+        store.insert_customer(&c).await.unwrap();
+        ids.push(c.id);
+    }
+    ids.sort();
+
+    let mut seen = Vec::new();
+    let mut after: Option<String> = None;
+    let mut page_sizes = Vec::new();
+    loop {
+        let page = store.list_customers(after.as_deref(), 2).await.unwrap();
+        page_sizes.push(page.items.len());
+        seen.extend(page.items.iter().map(|c| c.id.clone()));
+        match page.next {
+            Some(next) => {
+                let last = page.items.last().expect("a page with a `next` has items");
+                assert_eq!(next, last.id.as_str(), "`next` is the last id of the page");
+                after = Some(next);
+            }
+            None => break,
+        }
+        assert!(page_sizes.len() <= 5, "paging must end");
+    }
+    assert_eq!(page_sizes, [2, 2, 1], "five customers in pages of two");
+    assert_eq!(seen, ids, "pages list every customer once, ordered by id");
+
+    let exact = store.list_customers(None, 5).await.unwrap();
+    assert_eq!(exact.items.len(), 5);
+    assert_eq!(exact.next, None, "`next` is set only when more customers exist");
+    let large = store.list_customers(None, 100).await.unwrap();
+    assert_eq!(large.items.iter().map(|c| c.id.clone()).collect::<Vec<_>>(), ids);
+    assert_eq!(large.next, None);
+    let after_last = store.list_customers(Some(ids[4].as_str()), 2).await.unwrap();
+    assert_eq!((after_last.items.len(), after_last.next), (0, None), "nothing comes after the last id");
+}
+
+// API keys.
+
+pub async fn api_keys_by_hash_and_revocation(store: Arc<dyn Store>) {
+    let owner = customer("keys@example.com", None);
+    store.insert_customer(&owner).await.unwrap();
+    // Inserted out of order: listing is by created_at, then id for keys created the same second.
+    let late = api_key(&owner.id, NOW.plus_seconds(60));
+    let early_a = api_key(&owner.id, NOW);
+    let early_b = api_key(&owner.id, NOW);
+    for key in [&late, &early_a, &early_b] {
+        store.insert_api_key(key).await.expect("inserting a new API key");
+    }
+
+    let found = store.api_key_by_hash(&late.hash).await.unwrap();
+    assert_eq!(found.as_ref(), Some(&late), "a key found by hash is exactly what was inserted");
+    let unknown = ApiKeyHash::from_stored("0".repeat(64));
+    assert_eq!(store.api_key_by_hash(&unknown).await.unwrap(), None, "an unknown hash finds nothing");
+
+    let mut expected = vec![early_a.clone(), early_b.clone()];
+    expected.sort_by(|a, b| a.id.as_str().cmp(b.id.as_str()));
+    expected.push(late.clone());
+    assert_eq!(store.list_api_keys(&owner.id).await.unwrap(), expected, "keys are listed by created_at, then id");
+
+    let revoked_at = NOW.plus_seconds(120);
+    assert!(store.revoke_api_key(&owner.id, &late.id, revoked_at).await.unwrap(), "revoking an active key succeeds");
+    let after = store.api_key_by_hash(&late.hash).await.unwrap().expect("a revoked key is still found by hash");
+    assert_eq!(after.revoked_at, Some(revoked_at), "the revocation time is recorded");
+    assert!(!after.is_active());
+
+    let again = store.revoke_api_key(&owner.id, &late.id, NOW.plus_seconds(999)).await.unwrap();
+    assert!(!again, "revoking a revoked key reports false");
+    let still = store.api_key_by_hash(&late.hash).await.unwrap().unwrap();
+    assert_eq!(still.revoked_at, Some(revoked_at), "a second revocation must not move the time");
+    assert!(
+        !store.revoke_api_key(&owner.id, &ApiKeyId::generate(), NOW).await.unwrap(),
+        "an unknown key reports false"
+    );
+
+    let others = store.list_api_keys(&owner.id).await.unwrap();
+    let active: Vec<_> = others.iter().filter(|k| k.is_active()).map(|k| k.id.clone()).collect();
+    assert_eq!(active, [expected[0].id.clone(), expected[1].id.clone()], "only the revoked key changed");
+}
+
+pub async fn api_key_hashes_and_ids_are_unique(store: Arc<dyn Store>) {
+    let owner = customer("unique-keys@example.com", None);
+    store.insert_customer(&owner).await.unwrap();
+    let original = api_key(&owner.id, NOW);
+    store.insert_api_key(&original).await.unwrap();
+
+    let mut same_hash = api_key(&owner.id, NOW);
+    same_hash.hash = original.hash.clone();
+    let result = store.insert_api_key(&same_hash).await;
+    assert!(
+        matches!(result, Err(StoreError::Conflict(_))),
+        "a second key with the same hash must conflict, got {result:?}"
+    );
+
+    let mut same_id = api_key(&owner.id, NOW);
+    same_id.id = original.id.clone();
+    let result = store.insert_api_key(&same_id).await;
+    assert!(
+        matches!(result, Err(StoreError::Conflict(_))),
+        "a second key with the same id must conflict, got {result:?}"
+    );
+
+    assert_eq!(
+        store.api_key_by_hash(&original.hash).await.unwrap(),
+        Some(original.clone()),
+        "the original is unchanged"
+    );
+    assert_eq!(store.api_key_by_hash(&same_id.hash).await.unwrap(), None, "the refused key left no trace");
+    assert_eq!(store.list_api_keys(&owner.id).await.unwrap(), [original], "only the original key is listed");
+}
+
+pub async fn revoke_is_scoped_to_owner(store: Arc<dyn Store>) {
+    let owner = customer("owner@example.com", None);
+    let intruder = customer("intruder@example.com", None);
+    store.insert_customer(&owner).await.unwrap();
+    store.insert_customer(&intruder).await.unwrap();
+    let key = api_key(&owner.id, NOW);
+    store.insert_api_key(&key).await.unwrap();
+
+    let revoked = store.revoke_api_key(&intruder.id, &key.id, NOW).await.unwrap();
+    assert!(!revoked, "another customer must not be able to revoke the key");
+    let found = store.api_key_by_hash(&key.hash).await.unwrap().unwrap();
+    assert!(found.is_active(), "the key stays active after another customer's attempt");
+    assert!(store.list_api_keys(&intruder.id).await.unwrap().is_empty(), "keys are listed only for their owner");
+    assert!(store.revoke_api_key(&owner.id, &key.id, NOW).await.unwrap(), "the owner can revoke it");
+}
+
+// Credentials.
+
+pub async fn credentials_upsert_list_delete_and_isolation(store: Arc<dyn Store>) {
+    let a = customer("creds-a@example.com", None);
+    let b = customer("creds-b@example.com", None);
+    store.insert_customer(&a).await.unwrap();
+    store.insert_customer(&b).await.unwrap();
+    let a_telegram = credential(&a.id, Platform::Telegram, "default", 1);
+    let a_discord = credential(&a.id, Platform::Discord, "default", 1);
+    let a_email_work = credential(&a.id, Platform::Email, "work", 1);
+    let a_email_home = credential(&a.id, Platform::Email, "home", 1);
+    let b_telegram = credential(&b.id, Platform::Telegram, "default", 1);
+    for record in [&a_telegram, &a_discord, &a_email_work, &a_email_home, &b_telegram] {
+        store.put_credential(record).await.expect("putting a credential");
+    }
+
+    let all_of_a = store.credentials(&a.id, None).await.unwrap();
+    let expected = [&a_discord, &a_email_home, &a_email_work, &a_telegram].map(Clone::clone);
+    assert_eq!(all_of_a, expected, "a customer's credentials, ordered by platform name then account");
+    let email_of_a = store.credentials(&a.id, Some(Platform::Email)).await.unwrap();
+    assert_eq!(email_of_a, [a_email_home.clone(), a_email_work.clone()], "filtering by platform");
+    assert!(store.credentials(&a.id, Some(Platform::Snapchat)).await.unwrap().is_empty());
+    assert_eq!(
+        store.credentials(&b.id, None).await.unwrap(),
+        std::slice::from_ref(&b_telegram),
+        "B sees only B's credentials"
+    );
+
+    // A put replaces the record, key version included.
+    let mut replaced = credential(&a.id, Platform::Telegram, "default", 7);
+    replaced.created_at = a_telegram.created_at;
+    replaced.updated_at = NOW.plus_seconds(300);
+    store.put_credential(&replaced).await.expect("replacing a credential");
+    let telegram_of_a = store.credentials(&a.id, Some(Platform::Telegram)).await.unwrap();
+    assert_eq!(telegram_of_a, [replaced], "a put replaces the record for the same customer, platform and account");
+    assert_eq!(
+        store.credentials(&b.id, None).await.unwrap(),
+        std::slice::from_ref(&b_telegram),
+        "B's record is untouched"
+    );
+
+    let work = AccountName::parse("work").unwrap();
+    assert!(store.delete_credential(&a.id, Platform::Email, &work).await.unwrap(), "deleting an existing credential");
+    assert!(!store.delete_credential(&a.id, Platform::Email, &work).await.unwrap(), "deleting it again reports false");
+    let default = AccountName::default_account();
+    assert!(store.delete_credential(&a.id, Platform::Telegram, &default).await.unwrap());
+    assert_eq!(store.credentials(&b.id, None).await.unwrap(), [b_telegram], "deleting A's record leaves B's");
+    let left: Vec<_> = store.credentials(&a.id, None).await.unwrap().into_iter().map(|r| r.account).collect();
+    assert_eq!(left, [default, AccountName::parse("home").unwrap()], "discord/default and email/home remain");
+}
+
+// Counters.
+
+pub async fn counter_adds_and_refuses_past_limit(store: Arc<dyn Store>) {
+    let key = unique_key("usage");
+    assert_eq!(store.counter(&key).await.unwrap(), 0, "a counter never written reads 0");
+    assert_eq!(store.add_to_counter(&key, 5, None).await.unwrap(), 5, "an add without limit returns the new value");
+    assert_eq!(store.add_to_counter(&key, 3, Some(8)).await.unwrap(), 8, "reaching the limit exactly is allowed");
+    let refused = store.add_to_counter(&key, 1, Some(8)).await;
+    assert!(
+        matches!(refused, Err(StoreError::LimitReached { current: 8, limit: 8 })),
+        "passing the limit is refused with the current value, got {refused:?}"
+    );
+    assert_eq!(store.counter(&key).await.unwrap(), 8, "a refused add changes nothing");
+
+    let fresh = unique_key("usage");
+    let refused = store.add_to_counter(&fresh, 10, Some(5)).await;
+    assert!(
+        matches!(refused, Err(StoreError::LimitReached { current: 0, limit: 5 })),
+        "a first add past the limit is refused, got {refused:?}"
+    );
+    assert_eq!(store.counter(&fresh).await.unwrap(), 0, "a refused first add writes nothing");
+    assert_eq!(store.counter(&key).await.unwrap(), 8, "counters are independent");
+}
+
+pub async fn counter_respects_limit_exactly_under_concurrency(store: Arc<dyn Store>) {
+    counter_respects_limit_exactly_across_handles(vec![store]).await;
+}
+
+/// 200 concurrent adds of 1 with limit 50, spread over `handles` (several handles on the same
+/// data stand for several processes): exactly 50 succeed, with the values 1 to 50.
+pub async fn counter_respects_limit_exactly_across_handles(handles: Vec<Arc<dyn Store>>) {
+    const ADDS: usize = 200;
+    const LIMIT: u64 = 50;
+    assert!(!handles.is_empty(), "at least one store handle is needed");
+    let key = unique_key("concurrent");
+    let mut tasks = JoinSet::new();
+    for n in 0..ADDS {
+        let store = Arc::clone(&handles[n % handles.len()]);
+        let key = key.clone();
+        tasks.spawn(async move { store.add_to_counter(&key, 1, Some(LIMIT)).await });
+    }
+    let mut granted = BTreeSet::new();
+    let mut refused = 0;
+    while let Some(joined) = tasks.join_next().await {
+        match joined.expect("an add task panicked") {
+            Ok(value) => assert!(granted.insert(value), "two adds both returned {value}"),
+            Err(StoreError::LimitReached { current, limit }) => {
+                assert_eq!((current, limit), (LIMIT, LIMIT), "a refusal happens only once the limit is reached");
+                refused += 1;
+            }
+            Err(other) => panic!("an add failed instead of succeeding or reaching the limit: {other}"),
+        }
+    }
+    assert_eq!(granted, (1..=LIMIT).collect(), "exactly {LIMIT} adds succeed, returning 1..={LIMIT}");
+    assert_eq!(refused, ADDS - LIMIT as usize);
+    assert_eq!(handles[0].counter(&key).await.unwrap(), LIMIT, "the counter ends at the limit");
+}
+
+// Single-use items.
+
+pub async fn single_use_items_are_taken_once(store: Arc<dyn Store>) {
+    let key = unique_key("code");
+    let value = b"\x00binary\xffvalue".to_vec();
+    let expires_at = NOW.plus_seconds(60);
+    store.put_single_use(&key, &value, expires_at, NOW).await.expect("putting a new item");
+    let second = store.put_single_use(&key, b"other", expires_at, NOW).await;
+    assert!(
+        matches!(second, Err(StoreError::Conflict(_))),
+        "a second put while unexpired must conflict, got {second:?}"
+    );
+
+    assert_eq!(store.take_single_use(&key, NOW).await.unwrap(), Some(value), "the first take gets the original value");
+    assert_eq!(store.take_single_use(&key, NOW).await.unwrap(), None, "a second take gets nothing");
+    assert_eq!(store.take_single_use(&unique_key("code"), NOW).await.unwrap(), None, "an unknown key gets nothing");
+    store.put_single_use(&key, b"again", expires_at, NOW).await.expect("a taken key can be put again");
+
+    single_use_items_are_taken_once_across_handles(vec![store]).await;
+}
+
+/// Many concurrent takers of one item, spread over `handles`: exactly one gets it.
+pub async fn single_use_items_are_taken_once_across_handles(handles: Vec<Arc<dyn Store>>) {
+    const TAKERS: usize = 32;
+    assert!(!handles.is_empty(), "at least one store handle is needed");
+    let key = unique_key("race");
+    handles[0].put_single_use(&key, b"prize", NOW.plus_seconds(60), NOW).await.unwrap();
+    let mut tasks = JoinSet::new();
+    for n in 0..TAKERS {
+        let store = Arc::clone(&handles[n % handles.len()]);
+        let key = key.clone();
+        tasks.spawn(async move { store.take_single_use(&key, NOW).await });
+    }
+    let mut winners = 0;
+    while let Some(joined) = tasks.join_next().await {
+        if let Some(value) = joined.expect("a take task panicked").expect("a take failed") {
+            assert_eq!(value, b"prize");
+            winners += 1;
+        }
+    }
+    assert_eq!(winners, 1, "exactly one of {TAKERS} concurrent takers gets the item");
+}
+
+/// An item is expired once `now >= expires_at`.
+pub async fn expired_single_use_items_are_invisible_and_replaceable(store: Arc<dyn Store>) {
+    let key = unique_key("nonce");
+    let expires_at = NOW.plus_seconds(10);
+    store.put_single_use(&key, b"first", expires_at, NOW).await.unwrap();
+    let early = store.put_single_use(&key, b"early", NOW.plus_seconds(60), NOW.plus_seconds(9)).await;
+    assert!(matches!(early, Err(StoreError::Conflict(_))), "an unexpired item cannot be replaced, got {early:?}");
+    assert_eq!(store.take_single_use(&key, expires_at).await.unwrap(), None, "an item is expired at its expiry time");
+
+    let other = unique_key("nonce");
+    store.put_single_use(&other, b"old", expires_at, NOW).await.unwrap();
+    let later = NOW.plus_seconds(20);
+    store.put_single_use(&other, b"new", later.plus_seconds(60), later).await.expect("an expired item can be replaced");
+    assert_eq!(store.take_single_use(&other, later).await.unwrap(), Some(b"new".to_vec()), "the replacement is taken");
+    assert_eq!(store.take_single_use(&other, later).await.unwrap(), None);
+}
