@@ -1,0 +1,113 @@
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+/// SquareMCP: one MCP endpoint for every platform, with each customer's own credentials.
+///
+/// Settings come from the environment (SQUAREMCP_*); see docs/configuration.md.
+#[derive(Parser, Debug)]
+#[command(name = "squaremcp", version, propagate_version = true)]
+pub struct Cli {
+    /// Print machine-readable JSON instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// Directory with the SQLite store and key file [env: SQUAREMCP_DATA_DIR] [default: ./data]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the whole gateway on one HTTP server (default 127.0.0.1:3456).
+    Serve,
+    /// Create and list customers.
+    #[command(subcommand)]
+    Customers(CustomersCommand),
+    /// Create, list and revoke customer API keys.
+    #[command(subcommand, name = "api-keys")]
+    ApiKeys(ApiKeysCommand),
+    /// Store, list and delete a customer's platform credentials (encrypted at rest).
+    #[command(subcommand)]
+    Credentials(CredentialsCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CustomersCommand {
+    /// Create a customer.
+    Create {
+        #[arg(long)]
+        email: String,
+        /// Plan name, e.g. free, pro or business.
+        #[arg(long, default_value = "free")]
+        plan: String,
+        /// Read the customer's login password from the first line of stdin.
+        #[arg(long)]
+        password_stdin: bool,
+    },
+    /// List customers.
+    List,
+}
+
+#[derive(Args, Debug)]
+pub struct CustomerArg {
+    /// Customer id (cus_…).
+    #[arg(long)]
+    pub customer: String,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum ApiKeysCommand {
+    /// Create an API key. The key is printed once and never stored.
+    Create {
+        #[command(flatten)]
+        customer: CustomerArg,
+        /// A name to tell keys apart, e.g. "claude-desktop".
+        #[arg(long, default_value = "default")]
+        name: String,
+    },
+    /// List a customer's keys (never the keys themselves).
+    List {
+        #[command(flatten)]
+        customer: CustomerArg,
+    },
+    /// Revoke a key by its id (key_…); it stops working at once.
+    Revoke {
+        #[command(flatten)]
+        customer: CustomerArg,
+        /// Key id (key_…), as shown by `api-keys list`.
+        #[arg(long)]
+        key: String,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum CredentialsCommand {
+    /// Store credentials from a JSON document on stdin, e.g. {"bot_token": "…"} for telegram.
+    Set {
+        #[command(flatten)]
+        customer: CustomerArg,
+        #[arg(long)]
+        platform: String,
+        /// Account name, for customers with several accounts on one platform.
+        #[arg(long, default_value = "default")]
+        account: String,
+    },
+    /// List stored credentials (never their secrets).
+    List {
+        #[command(flatten)]
+        customer: CustomerArg,
+    },
+    /// Delete stored credentials.
+    Delete {
+        #[command(flatten)]
+        customer: CustomerArg,
+        #[arg(long)]
+        platform: String,
+        #[arg(long, default_value = "default")]
+        account: String,
+    },
+}

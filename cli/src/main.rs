@@ -1,0 +1,36 @@
+//! `squaremcp`: the gateway for laptops and containers, and its administration commands.
+
+mod admin;
+mod args;
+mod output;
+
+use std::process::ExitCode;
+
+use clap::Parser as _;
+
+use crate::args::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let json = cli.json;
+    let result = runtime.block_on(async move {
+        match cli.command {
+            Command::Serve => admin::serve(cli.data_dir).await,
+            command => admin::run(command, cli.data_dir, json).await,
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            output::error(json, &e);
+            ExitCode::FAILURE
+        }
+    }
+}

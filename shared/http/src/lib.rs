@@ -1,0 +1,57 @@
+//! The HTTP edge: one axum router per route group, mounted together by `squaremcp serve` and
+//! one by one by the Lambda functions. Status codes and headers are decided here, once; the
+//! protocol itself lives in `squaremcp_core::mcp`.
+
+mod auth;
+mod cors;
+mod mcp;
+mod request_id;
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::routing::get;
+use squaremcp_core::mcp::McpServer;
+
+pub use auth::Authenticated;
+
+/// Settings of the HTTP edge, read once at start.
+#[derive(Clone, Debug)]
+pub struct HttpConfig {
+    /// What clients type in, without a trailing slash, e.g. `https://mcp.example.com`.
+    pub public_url: String,
+    /// Browser origins allowed to call `/mcp` besides the public URL's own.
+    pub allowed_origins: Vec<String>,
+    pub max_body_bytes: usize,
+}
+
+impl HttpConfig {
+    /// Origins that MCP clients running in a browser use (MCP Inspector, claude.ai, ChatGPT).
+    pub const DEFAULT_ALLOWED_ORIGINS: [&'static str; 5] = [
+        "http://localhost:6274",
+        "http://127.0.0.1:6274",
+        "https://claude.ai",
+        "https://claude.com",
+        "https://chatgpt.com",
+    ];
+
+    pub fn resource_metadata_url(&self) -> String {
+        format!("{}/.well-known/oauth-protected-resource/mcp", self.public_url)
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub mcp: Arc<McpServer>,
+    pub config: Arc<HttpConfig>,
+}
+
+/// `POST /mcp` (and 405 for `GET`/`DELETE`): the `mcp` route group.
+pub fn mcp_router(state: AppState) -> Router {
+    mcp::router().with_state(state)
+}
+
+/// Every route group on one router, for the container and local target.
+pub fn gateway_router(state: AppState) -> Router {
+    mcp_router(state).route("/healthz", get(|| async { "ok" }))
+}

@@ -1,0 +1,169 @@
+//! `/mcp`, Streamable HTTP without sessions. The order of checks is deliberate: method (405,
+//! before auth, so clients don't loop on GET), Origin (403), Accept (406), credentials (401),
+//! body size (413), then the protocol.
+
+use std::time::Instant;
+
+use axum::Router;
+use axum::body::{Body, to_bytes};
+use axum::extract::State;
+use axum::response::{IntoResponse, Response};
+use axum::routing::post;
+use http::header::{ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderMap, HeaderValue, StatusCode};
+use serde_json::{Value, json};
+use squaremcp_core::Principal;
+
+use crate::auth::{AuthOutcome, authenticate};
+use crate::cors::{OriginCheck, add_cors_headers, add_preflight_headers, check_origin};
+use crate::request_id::request_id;
+use crate::{AppState, HttpConfig};
+
+pub fn router() -> Router<AppState> {
+    Router::new().route(
+        "/mcp",
+        post(post_mcp).get(method_not_allowed).delete(method_not_allowed).options(preflight),
+    )
+}
+
+async fn method_not_allowed(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let mut response = (StatusCode::METHOD_NOT_ALLOWED, [(ALLOW, "POST")]).into_response();
+    if let OriginCheck::Allowed(origin) = check_origin(&state.config, &headers) {
+        add_cors_headers(response.headers_mut(), origin);
+    }
+    response
+}
+
+async fn preflight(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    match check_origin(&state.config, &headers) {
+        OriginCheck::Refused => StatusCode::FORBIDDEN.into_response(),
+        OriginCheck::Absent => StatusCode::NO_CONTENT.into_response(),
+        OriginCheck::Allowed(origin) => {
+            let mut response = StatusCode::NO_CONTENT.into_response();
+            add_cors_headers(response.headers_mut(), origin);
+            add_preflight_headers(response.headers_mut());
+            response
+        }
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Framing {
+    Json,
+    /// One `message` event: for clients (Anthropic's proxy among them) that accept only SSE.
+    SingleSseEvent,
+}
+
+async fn post_mcp(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
+    let request_id = request_id(&headers);
+    let cors_origin = match check_origin(&state.config, &headers) {
+        OriginCheck::Refused => {
+            tracing::warn!(request_id, "refused a request from a foreign Origin");
+            return plain_error(StatusCode::FORBIDDEN, "Origin not allowed");
+        }
+        OriginCheck::Allowed(origin) => Some(origin),
+        OriginCheck::Absent => None,
+    };
+    let mut response = handle(&state, &headers, body, &request_id).await;
+    if let Some(origin) = cors_origin {
+        add_cors_headers(response.headers_mut(), origin);
+    }
+    tracing::info!(
+        request_id,
+        status = response.status().as_u16(),
+        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
+        "POST /mcp"
+    );
+    response
+}
+
+async fn handle(state: &AppState, headers: &HeaderMap, body: Body, request_id: &str) -> Response {
+    let Some(framing) = negotiate(headers) else {
+        return plain_error(StatusCode::NOT_ACCEPTABLE, "Accept must include application/json or text/event-stream");
+    };
+    let principal = match authenticate(state.mcp.gateway(), headers).await {
+        Ok(AuthOutcome::Authenticated(auth)) => auth.principal,
+        Ok(AuthOutcome::Missing) => return unauthorized(&state.config, false),
+        Ok(AuthOutcome::Invalid) => return unauthorized(&state.config, true),
+        Err(e) => {
+            tracing::error!(request_id, error = %e, "authentication lookup failed");
+            return plain_error(StatusCode::SERVICE_UNAVAILABLE, "The gateway's store is unavailable; retry shortly");
+        }
+    };
+    let customer = match &principal {
+        Principal::Customer { id } => id.as_str(),
+        Principal::Superadmin => "superadmin",
+    };
+    tracing::debug!(request_id, customer, "authenticated");
+    let bytes = match to_bytes(body, state.config.max_body_bytes).await {
+        Ok(bytes) => bytes,
+        Err(_) => {
+            return plain_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!("Request body larger than {} bytes", state.config.max_body_bytes),
+            );
+        }
+    };
+    let version = headers.get("mcp-protocol-version").map(|v| v.to_str().unwrap_or("(not text)"));
+    let reply = state.mcp.handle(&principal, version, &bytes).await;
+    render(reply.status, reply.body, framing)
+}
+
+fn negotiate(headers: &HeaderMap) -> Option<Framing> {
+    let Some(accept) = headers.get(ACCEPT) else { return Some(Framing::Json) };
+    let accept = accept.to_str().unwrap_or("").to_ascii_lowercase();
+    let ranges: Vec<&str> = accept.split(',').map(|r| r.split(';').next().unwrap_or("").trim()).collect();
+    if ranges.iter().any(|r| matches!(*r, "application/json" | "application/*" | "*/*" | "")) {
+        Some(Framing::Json)
+    } else if ranges.contains(&"text/event-stream") {
+        Some(Framing::SingleSseEvent)
+    } else {
+        None
+    }
+}
+
+fn render(status: u16, body: Option<Value>, framing: Framing) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let Some(body) = body else { return status.into_response() };
+    match framing {
+        Framing::Json => (status, [(CONTENT_TYPE, "application/json")], body.to_string()).into_response(),
+        Framing::SingleSseEvent => (
+            status,
+            [(CONTENT_TYPE, "text/event-stream"), (CACHE_CONTROL, "no-cache")],
+            format!("event: message\ndata: {body}\n\n"),
+        )
+            .into_response(),
+    }
+}
+
+/// RFC 9728 §5.1: point clients at the protected resource metadata; `error` only when a
+/// credential was presented (RFC 6750 §3.1).
+fn unauthorized(config: &HttpConfig, presented: bool) -> Response {
+    let metadata = config.resource_metadata_url();
+    let (challenge, description) = if presented {
+        (
+            format!(r#"Bearer error="invalid_token", error_description="The API key or token is not valid", resource_metadata="{metadata}""#),
+            "The API key or token is not valid (unknown, revoked or malformed).",
+        )
+    } else {
+        (
+            format!(r#"Bearer resource_metadata="{metadata}""#),
+            "Authentication required: send your SquareMCP API key in the x-api-key header.",
+        )
+    };
+    let mut response = (
+        StatusCode::UNAUTHORIZED,
+        [(CONTENT_TYPE, "application/json")],
+        json!({"error": if presented { "invalid_token" } else { "unauthorized" }, "error_description": description}).to_string(),
+    )
+        .into_response();
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response.headers_mut().insert(WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+fn plain_error(status: StatusCode, message: &str) -> Response {
+    (status, [(CONTENT_TYPE, "application/json")], json!({"error": message}).to_string()).into_response()
+}

@@ -1,0 +1,170 @@
+//! Every setting comes from the environment, with defaults that are safe for local use.
+//! `docs/configuration.md` documents each variable; keep the two in step.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use squaremcp_core::{Platform, Secret};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{variable}: {why}")]
+pub struct ConfigError {
+    pub variable: String,
+    pub why: String,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LogFormat {
+    Json,
+    Text,
+}
+
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub listen: SocketAddr,
+    pub data_dir: PathBuf,
+    pub public_url: String,
+    pub admin_key: Option<Secret<String>>,
+    pub allowed_origins: Vec<String>,
+    pub max_body_bytes: usize,
+    pub tools_page_size: usize,
+    pub log_filter: String,
+    pub log_format: LogFormat,
+    /// Overrides of platform API base URLs (mocks, proxies); others use the real addresses.
+    pub platform_base_urls: BTreeMap<Platform, String>,
+}
+
+impl Config {
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// `lookup` stands in for the environment, so tests need not mutate the process's.
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        let error = |variable: &str, why: String| ConfigError { variable: variable.to_owned(), why };
+
+        let listen = match get("SQUAREMCP_LISTEN") {
+            Some(text) => text.parse().map_err(|_| error("SQUAREMCP_LISTEN", format!("`{text}` is not an address like 127.0.0.1:3456")))?,
+            None => SocketAddr::from(([127, 0, 0, 1], 3456)),
+        };
+        let public_url = match get("SQUAREMCP_PUBLIC_URL") {
+            Some(url) => normalize_url(&url).ok_or_else(|| error("SQUAREMCP_PUBLIC_URL", format!("`{url}` is not an http(s) URL")))?,
+            None => "http://localhost:3456".to_owned(),
+        };
+        let mut base_urls = BTreeMap::new();
+        for platform in Platform::ALL {
+            let variable = platform.base_url_env();
+            if let Some(url) = get(&variable) {
+                let url = normalize_url(&url).ok_or_else(|| error(&variable, format!("`{url}` is not an http(s) URL")))?;
+                base_urls.insert(platform, url);
+            }
+        }
+        let number = |variable: &str, default: usize| -> Result<usize, ConfigError> {
+            match get(variable) {
+                Some(text) => text
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|n| *n > 0)
+                    .ok_or_else(|| error(variable, format!("`{text}` is not a positive whole number"))),
+                None => Ok(default),
+            }
+        };
+        let in_lambda = lookup("AWS_LAMBDA_RUNTIME_API").is_some();
+        let log_format = match get("SQUAREMCP_LOG_FORMAT").as_deref() {
+            Some("json") => LogFormat::Json,
+            Some("text") => LogFormat::Text,
+            Some(other) => return Err(error("SQUAREMCP_LOG_FORMAT", format!("`{other}` is neither `json` nor `text`"))),
+            None if in_lambda => LogFormat::Json,
+            None => LogFormat::Text,
+        };
+        Ok(Self {
+            listen,
+            data_dir: get("SQUAREMCP_DATA_DIR").map_or_else(|| PathBuf::from("data"), PathBuf::from),
+            public_url,
+            admin_key: get("SQUAREMCP_ADMIN_KEY").map(Secret::new),
+            allowed_origins: get("SQUAREMCP_ALLOWED_ORIGINS")
+                .map(|list| list.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect())
+                .unwrap_or_default(),
+            max_body_bytes: number("SQUAREMCP_MAX_BODY_BYTES", 1024 * 1024)?,
+            tools_page_size: number("SQUAREMCP_TOOLS_PAGE_SIZE", 100)?,
+            log_filter: get("SQUAREMCP_LOG").unwrap_or_else(|| "info".to_owned()),
+            log_format,
+            platform_base_urls: base_urls,
+        })
+    }
+}
+
+/// `scheme://host[:port][/path]` with the scheme and host lowercased and no trailing slash,
+/// so that what the server prints matches what clients compare byte for byte.
+fn normalize_url(url: &str) -> Option<String> {
+    let (scheme, rest) = url.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    if scheme != "http" && scheme != "https" {
+        return None;
+    }
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], &rest[i..]),
+        None => (rest, ""),
+    };
+    if authority.is_empty() || authority.contains(char::is_whitespace) || authority.contains('@') {
+        return None;
+    }
+    Some(format!("{scheme}://{}{}", authority.to_ascii_lowercase(), path.trim_end_matches('/')))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn config(vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let vars: BTreeMap<String, String> = vars.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        Config::from_lookup(|name| vars.get(name).cloned())
+    }
+
+    #[test]
+    fn defaults_are_local_and_safe() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.listen.to_string(), "127.0.0.1:3456");
+        assert_eq!(c.data_dir, PathBuf::from("data"));
+        assert_eq!(c.public_url, "http://localhost:3456");
+        assert!(c.admin_key.is_none());
+        assert_eq!(c.log_format, LogFormat::Text);
+        assert_eq!(c.max_body_bytes, 1 << 20);
+    }
+
+    #[test]
+    fn values_are_read_and_normalized() {
+        let c = config(&[
+            ("SQUAREMCP_LISTEN", "0.0.0.0:8080"),
+            ("SQUAREMCP_PUBLIC_URL", "HTTPS://MCP.Example.com/"),
+            ("SQUAREMCP_ADMIN_KEY", "s3cret"),
+            ("SQUAREMCP_TELEGRAM_BASE_URL", "http://127.0.0.1:9999/"),
+            ("SQUAREMCP_ALLOWED_ORIGINS", "https://a.example, https://b.example"),
+            ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+        ])
+        .unwrap();
+        assert_eq!(c.listen.to_string(), "0.0.0.0:8080");
+        assert_eq!(c.public_url, "https://mcp.example.com");
+        assert_eq!(c.admin_key.map(|k| k.expose().clone()), Some("s3cret".to_owned()));
+        assert_eq!(c.platform_base_urls.get(&Platform::Telegram).map(String::as_str), Some("http://127.0.0.1:9999"));
+        assert_eq!(c.allowed_origins, ["https://a.example", "https://b.example"]);
+        assert_eq!(c.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        for (variable, value) in [
+            ("SQUAREMCP_LISTEN", "localhost"),
+            ("SQUAREMCP_PUBLIC_URL", "mcp.example.com"),
+            ("SQUAREMCP_TELEGRAM_BASE_URL", "ftp://x"),
+            ("SQUAREMCP_MAX_BODY_BYTES", "-1"),
+            ("SQUAREMCP_LOG_FORMAT", "xml"),
+        ] {
+            let e = config(&[(variable, value)]).expect_err(variable);
+            assert_eq!(e.variable, variable);
+        }
+    }
+}

@@ -1,0 +1,95 @@
+//! Start-up shared by every binary: configuration from the environment (documented in
+//! `docs/configuration.md`), backends, the gateway, logging, and the two ways to serve a
+//! router (a TCP listener for `squaremcp serve`, the Lambda runtime for `functions/*`).
+
+mod config;
+pub mod lambda;
+mod logging;
+mod serve;
+
+use std::sync::Arc;
+
+use squaremcp_core::mcp::{McpServer, ServerInfo};
+use squaremcp_core::{Clock, Gateway, Keyring, Registry, Store, SystemClock};
+use squaremcp_embedded::{KeyFileKeyring, SqliteStore};
+use squaremcp_http::{AppState, HttpConfig};
+use squaremcp_platforms::PlatformConfig;
+
+pub use config::{Config, ConfigError, LogFormat};
+pub use logging::init_logging;
+pub use serve::{bind, serve};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDir { path: String, source: std::io::Error },
+    #[error("cannot open the store: {0}")]
+    Store(#[from] squaremcp_core::StoreError),
+    #[error("cannot open the keyring: {0}")]
+    Keyring(#[from] squaremcp_core::KeyringError),
+    #[error("cannot listen on {addr}: {source}")]
+    Listen { addr: String, source: std::io::Error },
+    #[error("server error: {0}")]
+    Serve(std::io::Error),
+}
+
+/// The ports' adapters, chosen by configuration. Only the embedded ones exist so far.
+pub struct Backends {
+    pub store: Arc<dyn Store>,
+    pub keyring: Arc<dyn Keyring>,
+    pub clock: Arc<dyn Clock>,
+}
+
+impl Backends {
+    /// SQLite and a key file in the data directory, both created on first use.
+    pub fn embedded(config: &Config) -> Result<Self, StartError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|source| StartError::DataDir { path: config.data_dir.display().to_string(), source })?;
+        let store = SqliteStore::open(&config.data_dir.join("squaremcp.db"))?;
+        let keyring = KeyFileKeyring::open_or_create(&config.data_dir.join("keyring.json"))?;
+        Ok(Self { store: Arc::new(store), keyring: Arc::new(keyring), clock: Arc::new(SystemClock) })
+    }
+}
+
+/// Every platform's tools, sharing one HTTP client (one connection pool per process).
+pub fn registry(config: &Config) -> Arc<Registry> {
+    let platforms = config
+        .platform_base_urls
+        .iter()
+        .fold(PlatformConfig::new(squaremcp_platforms::http_client()), |c, (platform, url)| c.with_base_url(*platform, url));
+    Arc::new(Registry::new(squaremcp_platforms::modules(&platforms)))
+}
+
+pub fn gateway(config: &Config, backends: Backends) -> Arc<Gateway> {
+    Arc::new(Gateway::new(backends.store, backends.keyring, backends.clock, registry(config), config.admin_key.clone()))
+}
+
+/// Everything a router needs, built once.
+pub fn app_state(config: &Config, gateway: Arc<Gateway>) -> AppState {
+    let info = ServerInfo {
+        name: "squaremcp".to_owned(),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        instructions: "SquareMCP runs tools on your connected platforms with your own credentials. \
+                       Tool names are `<platform>_<action>`; when several accounts of a platform are connected, \
+                       pass `account`."
+            .to_owned(),
+    };
+    AppState {
+        mcp: Arc::new(McpServer::new(gateway, info, config.tools_page_size)),
+        config: Arc::new(HttpConfig {
+            public_url: config.public_url.clone(),
+            allowed_origins: config.allowed_origins.clone(),
+            max_body_bytes: config.max_body_bytes,
+        }),
+    }
+}
+
+/// Configuration, embedded backends and the app state, from the environment.
+pub fn build_from_env() -> Result<(Config, AppState), StartError> {
+    let config = Config::from_env()?;
+    let gateway = gateway(&config, Backends::embedded(&config)?);
+    let state = app_state(&config, gateway);
+    Ok((config, state))
+}

@@ -1,0 +1,15 @@
+//! Structured logs: JSON in Lambda (CloudWatch parses it), readable text on a terminal.
+
+use tracing_subscriber::EnvFilter;
+
+use crate::LogFormat;
+
+/// Safe to call more than once (tests); only the first call installs a subscriber.
+pub fn init_logging(filter: &str, format: LogFormat) {
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _already_installed = match format {
+        LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
+        LogFormat::Text => builder.with_target(false).try_init(),
+    };
+}

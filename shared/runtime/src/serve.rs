@@ -1,0 +1,38 @@
+//! `squaremcp serve`: every route group on one listener, until SIGTERM or Ctrl-C.
+
+use axum::Router;
+use tokio::net::TcpListener;
+
+use crate::StartError;
+
+pub async fn serve(listener: TcpListener, router: Router) -> Result<(), StartError> {
+    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await.map_err(StartError::Serve)
+}
+
+pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr).await.map_err(|source| StartError::Listen { addr: addr.to_string(), source })
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if tokio::signal::ctrl_c().await.is_err() {
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = terminate => {},
+    }
+    tracing::info!("shutting down: finishing requests in flight");
+}
