@@ -1,0 +1,266 @@
+//! Helpers for end-to-end tests: run the real `squaremcp` binary (CLI and server) on a fresh
+//! data directory, and a mock Telegram Bot API that records what it was sent.
+//!
+//! The binaries must be built first (`cargo build --workspace --bins`); `scripts/test` does.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
+
+use std::io::Write as _;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::body::Bytes;
+use axum::extract::{Path as UrlPath, State};
+use axum::http::{HeaderMap, Method, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::any;
+use serde_json::{Value, json};
+
+/// A built binary of this workspace, next to the test executable's `deps/` folder.
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    let dir = exe.parent().and_then(Path::parent).expect("target/<profile>");
+    let path = dir.join(name);
+    assert!(path.exists(), "{} is missing: build it first with `cargo build --workspace --bins` (scripts/test does)", path.display());
+    path
+}
+
+/// A fresh directory removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(label: &str) -> Self {
+        let unique = format!("squaremcp-{label}-{}-{:016x}", std::process::id(), rand_u64());
+        let path = std::env::temp_dir().join(unique);
+        std::fs::create_dir_all(&path).unwrap();
+        Self(path)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn rand_u64() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(Instant::now())
+}
+
+/// Runs `squaremcp <args>` on `data_dir`, with `stdin` piped in.
+pub fn cli(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
+    let mut child = Command::new(binary("squaremcp"))
+        .args(args)
+        .env("SQUAREMCP_DATA_DIR", data_dir)
+        .env_remove("SQUAREMCP_ADMIN_KEY")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn squaremcp");
+    child.stdin.take().unwrap().write_all(stdin.as_bytes()).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+/// Runs a CLI command that must succeed with `--json`, and returns its output.
+pub fn cli_json(data_dir: &Path, args: &[&str], stdin: &str) -> Value {
+    let mut all = args.to_vec();
+    all.push("--json");
+    let out = cli(data_dir, &all, stdin);
+    assert!(out.status.success(), "squaremcp {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
+}
+
+/// A customer with an API key, made with the CLI.
+pub struct Tenant {
+    pub id: String,
+    pub key: String,
+    pub key_id: String,
+}
+
+pub fn create_tenant(data_dir: &Path, email: &str) -> Tenant {
+    let customer = cli_json(data_dir, &["customers", "create", "--email", email, "--plan", "pro"], "");
+    let id = customer["id"].as_str().unwrap().to_owned();
+    let key = cli_json(data_dir, &["api-keys", "create", "--customer", &id, "--name", "e2e"], "");
+    Tenant { id, key: key["key"].as_str().unwrap().to_owned(), key_id: key["id"].as_str().unwrap().to_owned() }
+}
+
+pub fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+/// `squaremcp serve` on a free loopback port; killed when dropped.
+pub struct Server {
+    child: Option<Child>,
+    pub base: String,
+}
+
+impl Server {
+    pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        let port = free_port();
+        let base = format!("http://127.0.0.1:{port}");
+        let mut command = Command::new(binary("squaremcp"));
+        command
+            .arg("serve")
+            .env("SQUAREMCP_DATA_DIR", data_dir)
+            .env("SQUAREMCP_LISTEN", format!("127.0.0.1:{port}"))
+            .env("SQUAREMCP_PUBLIC_URL", &base)
+            .env("SQUAREMCP_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let child = command.spawn().expect("spawn squaremcp serve");
+        let server = Self { child: Some(child), base };
+        server.wait_ready();
+        server
+    }
+
+    pub fn mcp_url(&self) -> String {
+        format!("{}/mcp", self.base)
+    }
+
+    fn wait_ready(&self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let addr = self.base.trim_start_matches("http://");
+        while Instant::now() < deadline {
+            if std::net::TcpStream::connect(addr).is_ok() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(25));
+        }
+        panic!("squaremcp serve did not listen on {addr} within 20 s");
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// Sends SIGTERM and waits for the exit status.
+    pub fn terminate(mut self) -> std::process::ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "serve did not stop within 10 s of SIGTERM");
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+/// One request as the mock platform saw it.
+#[derive(Clone, Debug)]
+pub struct Recorded {
+    pub method: String,
+    pub path: String,
+    pub content_type: Option<String>,
+    pub body: Value,
+}
+
+/// A mock Telegram Bot API: `POST /bot<token>/<method>`. Tokens listed as valid get Telegram's
+/// real success shapes; any other token gets Telegram's real 401.
+pub struct MockTelegram {
+    pub base: String,
+    requests: Arc<Mutex<Vec<Recorded>>>,
+}
+
+#[derive(Clone)]
+struct MockState {
+    requests: Arc<Mutex<Vec<Recorded>>>,
+    valid_tokens: Arc<Vec<String>>,
+}
+
+impl MockTelegram {
+    pub async fn start(valid_tokens: &[&str]) -> Self {
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let state = MockState {
+            requests: requests.clone(),
+            valid_tokens: Arc::new(valid_tokens.iter().map(|t| (*t).to_owned()).collect()),
+        };
+        let app = Router::new().route("/{token}/{method}", any(answer)).with_state(state);
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        Self { base, requests }
+    }
+
+    pub fn requests(&self) -> Vec<Recorded> {
+        self.requests.lock().unwrap().clone()
+    }
+}
+
+async fn answer(
+    State(state): State<MockState>,
+    method: Method,
+    UrlPath((token_segment, api_method)): UrlPath<(String, String)>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> impl IntoResponse {
+    let body_json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
+    state.requests.lock().unwrap().push(Recorded {
+        method: method.to_string(),
+        path: format!("/{token_segment}/{api_method}"),
+        content_type: headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned),
+        body: body_json.clone(),
+    });
+    let token = token_segment.strip_prefix("bot").unwrap_or("");
+    if !state.valid_tokens.iter().any(|t| t == token) {
+        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"ok": false, "error_code": 401, "description": "Unauthorized"})));
+    }
+    let bot = json!({"id": 7_000_000_001_i64, "is_bot": true, "first_name": "Square Bot", "username": "square_test_bot"});
+    let result = match api_method.as_str() {
+        "getMe" => {
+            let mut me = bot.clone();
+            me["can_join_groups"] = json!(true);
+            me["can_read_all_group_messages"] = json!(false);
+            me["supports_inline_queries"] = json!(false);
+            me
+        }
+        "sendMessage" => json!({
+            "message_id": 4242,
+            "from": bot,
+            "chat": {"id": body_json["chat_id"], "first_name": "Ada", "type": "private"},
+            "date": 1_793_512_800,
+            "text": body_json["text"],
+        }),
+        _ => {
+            return (
+                StatusCode::NOT_FOUND,
+                axum::Json(json!({"ok": false, "error_code": 404, "description": "Not Found: method not found"})),
+            );
+        }
+    };
+    (StatusCode::OK, axum::Json(json!({"ok": true, "result": result})))
+}
+
+/// `tests/node`, where `scripts/test` installs the MCP clients.
+pub fn node_dir() -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("node");
+    assert!(
+        dir.join("node_modules/@modelcontextprotocol/sdk").exists(),
+        "the Node MCP clients are not installed: run scripts/test (or `npm ci` in tests/node)"
+    );
+    dir
+}

@@ -1,0 +1,280 @@
+//! The real `squaremcp` binary end to end: CLI, `serve`, the official TypeScript SDK client,
+//! MCP Inspector's CLI, a mock Telegram, and the HTTP edge's error handling.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::Command;
+
+use serde_json::{Value, json};
+use squaremcp_tests::{MockTelegram, Server, TempDir, cli, cli_json, create_tenant, node_dir};
+
+const ALICE_TOKEN: &str = "111111111:AAHalice_token_abcdefghijklmnopqrstuvw";
+const BOB_TOKEN: &str = "222222222:AAHbob_token_abcdefghijklmnopqrstuvwxy";
+
+fn set_telegram(data: &std::path::Path, customer: &str, token: &str) {
+    cli_json(data, &["credentials", "set", "--customer", customer, "--platform", "telegram"], &json!({"bot_token": token}).to_string());
+}
+
+async fn post(server: &Server, key: Option<&str>, body: &Value) -> (u16, Value) {
+    let mut request = reqwest::Client::new().post(server.mcp_url()).header("accept", "application/json, text/event-stream").json(body);
+    if let Some(key) = key {
+        request = request.header("x-api-key", key);
+    }
+    let response = request.send().await.unwrap();
+    let status = response.status().as_u16();
+    let text = response.text().await.unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::Null))
+}
+
+fn call(name: &str, arguments: Value) -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": name, "arguments": arguments}})
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typescript_sdk_and_inspector_use_the_gateway_with_an_api_key() {
+    let telegram = MockTelegram::start(&[ALICE_TOKEN]).await;
+    let data = TempDir::new("sdk");
+    let server = Server::start(data.path(), &[("SQUAREMCP_TELEGRAM_BASE_URL", &telegram.base)]);
+    // The CLI works on the data directory while the server runs.
+    let alice = create_tenant(data.path(), "alice@example.com");
+    set_telegram(data.path(), &alice.id, ALICE_TOKEN);
+
+    let node = node_dir();
+    let out = Command::new("node")
+        .current_dir(&node)
+        .args(["sdk-client.mjs", &server.mcp_url(), &alice.key, "telegram_send_message"])
+        .arg(json!({"chat_id": 42, "text": "hello from the SDK"}).to_string())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "SDK client failed: {}", String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["server"]["name"], "squaremcp");
+    assert_eq!(report["protocolVersion"], "2025-11-25");
+    assert_eq!(report["sessionId"], Value::Null, "the gateway is stateless and issues no session id");
+    let tools: Vec<&str> = report["tools"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    for expected in ["telegram_get_me", "telegram_send_message", "telegram_send_photo", "telegram_get_updates", "telegram_get_chat"] {
+        assert!(tools.contains(&expected), "{expected} missing from {tools:?}");
+    }
+    let result = &report["result"];
+    assert_eq!(result["isError"], false, "{result}");
+    assert_eq!(result["structuredContent"]["message_id"], 4242);
+    assert_eq!(result["structuredContent"]["text"], "hello from the SDK");
+
+    let seen = telegram.requests();
+    assert_eq!(seen.len(), 1, "{seen:?}");
+    assert_eq!(seen[0].method, "POST");
+    assert_eq!(seen[0].path, format!("/bot{ALICE_TOKEN}/sendMessage"));
+    assert_eq!(seen[0].content_type.as_deref(), Some("application/json"));
+    assert_eq!(seen[0].body, json!({"chat_id": 42, "text": "hello from the SDK"}));
+
+    // MCP Inspector's CLI lists the same tools. It runs from its own folder because it finds
+    // its package.json relative to the working directory.
+    let inspector = node.join("node_modules/@modelcontextprotocol/inspector-cli/build");
+    let out = Command::new("node")
+        .current_dir(&inspector)
+        .arg("index.js")
+        .args([&server.mcp_url(), "--transport", "http", "--method", "tools/list", "--header"])
+        .arg(format!("x-api-key: {}", alice.key))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "inspector CLI failed: {}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let listed: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = listed["tools"].as_array().unwrap().iter().filter_map(|t| t["name"].as_str()).collect();
+    assert_eq!(names, tools, "Inspector and the SDK see the same tool list in the same order");
+
+    // A wrong key is refused by the Inspector too.
+    let out = Command::new("node")
+        .current_dir(&inspector)
+        .arg("index.js")
+        .args([&server.mcp_url(), "--transport", "http", "--method", "tools/list", "--header", "x-api-key: sqm_wrong"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a wrong key must not list tools");
+
+    let status = server.terminate();
+    assert!(status.success(), "serve exits cleanly on SIGTERM: {status:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tenants_never_use_each_others_credentials() {
+    let telegram = MockTelegram::start(&[ALICE_TOKEN, BOB_TOKEN]).await;
+    let data = TempDir::new("isolation");
+    let alice = create_tenant(data.path(), "alice@example.com");
+    let bob = create_tenant(data.path(), "bob@example.com");
+    let carol = create_tenant(data.path(), "carol@example.com");
+    set_telegram(data.path(), &alice.id, ALICE_TOKEN);
+    set_telegram(data.path(), &bob.id, BOB_TOKEN);
+    let server = Server::start(data.path(), &[("SQUAREMCP_TELEGRAM_BASE_URL", &telegram.base)]);
+
+    for (tenant, token) in [(&alice, ALICE_TOKEN), (&bob, BOB_TOKEN)] {
+        let (status, body) = post(&server, Some(&tenant.key), &call("telegram_get_me", json!({}))).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["result"]["isError"], false, "{body}");
+        let last = telegram.requests().pop().unwrap();
+        assert_eq!(last.path, format!("/bot{token}/getMe"), "each tenant's call uses its own token");
+    }
+    let before = telegram.requests().len();
+    // Carol has no Telegram credentials: naming Alice's account does not reach Alice's token.
+    for arguments in [json!({}), json!({"account": "default"})] {
+        let (status, body) = post(&server, Some(&carol.key), &call("telegram_get_me", arguments.clone())).await;
+        assert_eq!(status, 200);
+        assert_eq!(body["result"]["isError"], true, "{arguments}: {body}");
+        let text = body["result"]["content"][0]["text"].as_str().unwrap();
+        assert!(text.contains("telegram"), "{text}");
+        assert!(!text.contains(ALICE_TOKEN) && !text.contains(BOB_TOKEN));
+    }
+    assert_eq!(telegram.requests().len(), before, "no request reached Telegram for Carol");
+
+    // A revoked key stops working at once.
+    cli_json(data.path(), &["api-keys", "revoke", "--customer", &bob.id, "--key", &bob.key_id], "");
+    let (status, _) = post(&server, Some(&bob.key), &call("telegram_get_me", json!({}))).await;
+    assert_eq!(status, 401);
+    // Revocation is scoped to the owner: Alice's key id under Bob's customer id does nothing.
+    let out = cli(data.path(), &["api-keys", "revoke", "--customer", &bob.id, "--key", &alice.key_id], "");
+    assert!(!out.status.success());
+    let (status, _) = post(&server, Some(&alice.key), &call("telegram_get_me", json!({}))).await;
+    assert_eq!(status, 200, "Alice's key survives an attempt to revoke it under another customer");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_http_edge_answers_bad_requests_clearly() {
+    let data = TempDir::new("edge");
+    let alice = create_tenant(data.path(), "alice@example.com");
+    let server = Server::start(data.path(), &[("SQUAREMCP_MAX_BODY_BYTES", "4096")]);
+    let http = reqwest::Client::new();
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "curl", "version": "1"}}});
+
+    // No credentials: 401 pointing at the protected resource metadata, even for initialize.
+    let response = http.post(server.mcp_url()).json(&init).send().await.unwrap();
+    assert_eq!(response.status(), 401);
+    let challenge = response.headers()["www-authenticate"].to_str().unwrap().to_owned();
+    assert_eq!(challenge, format!(r#"Bearer resource_metadata="{}/.well-known/oauth-protected-resource/mcp""#, server.base));
+    // A wrong key: 401 with error="invalid_token".
+    let (status, _) = post(&server, Some("sqm_not_a_real_key"), &init).await;
+    assert_eq!(status, 401);
+    let response = http.post(server.mcp_url()).header("x-api-key", "sqm_x").json(&init).send().await.unwrap();
+    assert!(response.headers()["www-authenticate"].to_str().unwrap().contains(r#"error="invalid_token""#));
+    // The key as a bearer token works too (clients that only send Authorization).
+    let response = http.post(server.mcp_url()).bearer_auth(&alice.key).json(&init).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert!(response.headers().get("mcp-session-id").is_none());
+
+    // GET and DELETE: 405 before auth.
+    for method in [reqwest::Method::GET, reqwest::Method::DELETE] {
+        let response = http.request(method.clone(), server.mcp_url()).send().await.unwrap();
+        assert_eq!(response.status(), 405, "{method}");
+        assert_eq!(response.headers()["allow"], "POST");
+    }
+    // A foreign Origin: 403; an allowed one gets CORS headers.
+    let response = http.post(server.mcp_url()).header("origin", "https://evil.example.com").header("x-api-key", &alice.key).json(&init).send().await.unwrap();
+    assert_eq!(response.status(), 403);
+    let response = http.post(server.mcp_url()).header("origin", "http://localhost:6274").header("x-api-key", &alice.key).json(&init).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["access-control-allow-origin"], "http://localhost:6274");
+    let preflight = http.request(reqwest::Method::OPTIONS, server.mcp_url()).header("origin", "https://claude.ai").header("access-control-request-method", "POST").send().await.unwrap();
+    assert_eq!(preflight.status(), 204);
+    assert!(preflight.headers()["access-control-allow-headers"].to_str().unwrap().contains("x-api-key"));
+
+    // Too large: 413. Unacceptable Accept: 406. SSE-only Accept: one SSE event.
+    let big = json!({"jsonrpc": "2.0", "id": 1, "method": "ping", "params": {"pad": "x".repeat(5000)}});
+    let response = http.post(server.mcp_url()).header("x-api-key", &alice.key).json(&big).send().await.unwrap();
+    assert_eq!(response.status(), 413);
+    let response = http.post(server.mcp_url()).header("x-api-key", &alice.key).header("accept", "text/html").json(&init).send().await.unwrap();
+    assert_eq!(response.status(), 406);
+    let response = http.post(server.mcp_url()).header("x-api-key", &alice.key).header("accept", "text/event-stream").json(&init).send().await.unwrap();
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let text = response.text().await.unwrap();
+    let data_line = text.lines().find_map(|l| l.strip_prefix("data: ")).expect("a data line");
+    assert!(text.starts_with("event: message\n"), "{text}");
+    assert_eq!(serde_json::from_str::<Value>(data_line).unwrap()["result"]["protocolVersion"], "2025-06-18");
+
+    // Malformed JSON, a non-object body, an unknown method, an unknown tool, wrong argument types, missing credentials.
+    let response = http.post(server.mcp_url()).header("x-api-key", &alice.key).header("content-type", "application/json").body("{\"jsonrpc\":").send().await.unwrap();
+    assert_eq!(response.status(), 400);
+    assert_eq!(response.json::<Value>().await.unwrap()["error"]["code"], -32700);
+    let (status, body) = post(&server, Some(&alice.key), &json!("just a string")).await;
+    assert_eq!((status, body["error"]["code"].as_i64()), (400, Some(-32600)));
+    let (status, body) = post(&server, Some(&alice.key), &json!({"jsonrpc": "2.0", "id": 9, "method": "sampling/createMessage"})).await;
+    assert_eq!((status, body["error"]["code"].as_i64(), body["id"].as_i64()), (200, Some(-32601), Some(9)));
+    let (_, body) = post(&server, Some(&alice.key), &call("telegram_launch_rocket", json!({}))).await;
+    assert_eq!(body["error"]["code"], -32602);
+    let (_, body) = post(&server, Some(&alice.key), &call("telegram_send_message", json!({"chat_id": [1], "text": 5}))).await;
+    assert_eq!(body["result"]["isError"], true);
+    assert!(body["result"]["content"][0]["text"].as_str().unwrap().contains("`chat_id` must be an integer or a string"), "{body}");
+    let (_, body) = post(&server, Some(&alice.key), &call("telegram_send_message", json!({"chat_id": 1, "text": "hi"}))).await;
+    assert_eq!(body["result"]["isError"], true);
+    assert!(body["result"]["content"][0]["text"].as_str().unwrap().contains("squaremcp credentials set"), "{body}");
+    // An unsupported protocol version header on a non-initialize request: 400.
+    let response = http.post(server.mcp_url()).header("x-api-key", &alice.key).header("mcp-protocol-version", "1999-01-01").json(&json!({"jsonrpc": "2.0", "id": 1, "method": "ping"})).send().await.unwrap();
+    assert_eq!(response.status(), 400);
+}
+
+#[test]
+fn the_cli_rejects_bad_input_with_clear_messages() {
+    let data = TempDir::new("cli");
+    let alice = create_tenant(data.path(), "alice@example.com");
+    let cases: Vec<(Vec<&str>, &str, &str)> = vec![
+        (vec!["customers", "create", "--email", "not-an-email", "--plan", "pro"], "", "invalid email"),
+        (vec!["customers", "create", "--email", "ALICE@example.com", "--plan", "pro"], "", "already exists"),
+        (vec!["customers", "create", "--email", "x@example.com", "--plan", "Gold Plan"], "", "invalid plan"),
+        (vec!["customers", "create", "--email", "y@example.com", "--password-stdin"], "short\n", "at least 8 characters"),
+        (vec!["api-keys", "create", "--customer", "cus_nope"], "", "invalid customer id"),
+        (vec!["api-keys", "create", "--customer", "cus_000000000000000000000000"], "", "no customer with id"),
+        (vec!["credentials", "set", "--customer", &alice.id, "--platform", "myspace"], "{}", "not one of"),
+        (vec!["credentials", "set", "--customer", &alice.id, "--platform", "telegram"], "", "pipe the telegram credentials"),
+        (vec!["credentials", "set", "--customer", &alice.id, "--platform", "telegram"], "{\"bot_token\": ", "not valid JSON"),
+        (vec!["credentials", "set", "--customer", &alice.id, "--platform", "telegram"], "{\"bot_token\": \"nope\"}", "invalid telegram credentials"),
+        (vec!["credentials", "set", "--customer", &alice.id, "--platform", "discord"], "{\"bot_token\": \"x\"}", "not available"),
+        (vec!["credentials", "delete", "--customer", &alice.id, "--platform", "telegram"], "", "has no telegram credentials"),
+        (vec!["api-keys", "revoke", "--customer", &alice.id, "--key", "sqm_secret"], "", "invalid API key id"),
+    ];
+    for (args, stdin, expected) in cases {
+        let out = cli(data.path(), &args, stdin);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert!(stderr.contains(expected), "{args:?}: expected {expected:?} in {stderr:?}");
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+    }
+    // Usage errors come from clap with exit code 2.
+    let out = cli(data.path(), &["customers", "create"], "");
+    assert_eq!(out.status.code(), Some(2));
+    // --json errors are JSON.
+    let out = cli(data.path(), &["api-keys", "list", "--customer", "cus_000000000000000000000000", "--json"], "");
+    let error: Value = serde_json::from_slice(&out.stderr).unwrap();
+    assert!(error["error"].as_str().unwrap().contains("no customer"));
+}
+
+#[test]
+fn the_cli_manages_keys_and_credentials_without_printing_secrets() {
+    let data = TempDir::new("cli-secrets");
+    let customer = cli_json(data.path(), &["customers", "create", "--email", "Dora@Example.com", "--plan", "business", "--password-stdin"], "correct horse battery\n");
+    assert_eq!(customer["email"], "dora@example.com");
+    assert_eq!(customer["plan"], "business");
+    assert_eq!(customer["has_password"], true);
+    let id = customer["id"].as_str().unwrap();
+
+    let created = cli_json(data.path(), &["api-keys", "create", "--customer", id, "--name", "laptop"], "");
+    let key = created["key"].as_str().unwrap();
+    assert!(key.starts_with("sqm_") && key.len() == 47, "{key}");
+    let listed = cli_json(data.path(), &["api-keys", "list", "--customer", id], "");
+    assert_eq!(listed.as_array().unwrap().len(), 1);
+    assert_eq!(listed[0]["name"], "laptop");
+    assert!(!listed.to_string().contains(&key[8..]), "listings never show the key");
+
+    set_telegram(data.path(), id, ALICE_TOKEN);
+    cli_json(data.path(), &["credentials", "set", "--customer", id, "--platform", "telegram", "--account", "news"], &json!({"bot_token": BOB_TOKEN}).to_string());
+    let out = cli(data.path(), &["credentials", "list", "--customer", id], "");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("telegram  default") && text.contains("telegram  news"), "{text}");
+    assert!(!text.contains("AAH"), "no secret in listings: {text}");
+    let listed = cli_json(data.path(), &["credentials", "list", "--customer", id], "");
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert!(!listed.to_string().contains("AAH"));
+    // Nothing in the data directory holds the token in plain text.
+    for entry in std::fs::read_dir(data.path()).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        assert!(!bytes.windows(ALICE_TOKEN.len()).any(|w| w == ALICE_TOKEN.as_bytes()), "plaintext token at rest");
+    }
+    cli_json(data.path(), &["credentials", "delete", "--customer", id, "--platform", "telegram", "--account", "news"], "");
+    assert_eq!(cli_json(data.path(), &["credentials", "list", "--customer", id], "").as_array().unwrap().len(), 1);
+}
