@@ -80,6 +80,37 @@ pub trait Store: Send + Sync {
     /// Conditional delete returning the value: of two concurrent takers, exactly one gets it.
     /// An expired item is never returned.
     async fn take_single_use(&self, key: &str, now: Timestamp) -> Result<Option<Vec<u8>>, StoreError>;
+
+    // Items: small documents by key with an optional expiry, for state the domain keeps whole
+    // (OAuth clients, refresh-token families, consents, leases). Callers namespace the keys.
+    /// `PutMode::CreateOnly` fails with `Conflict` while a live item with the key exists.
+    async fn put_item(
+        &self,
+        key: &str,
+        value: &[u8],
+        expires_at: Option<Timestamp>,
+        mode: PutMode,
+        now: Timestamp,
+    ) -> Result<(), StoreError>;
+    /// The value of a live item; an expired one is never returned.
+    async fn get_item(&self, key: &str, now: Timestamp) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Compare-and-swap: replaces a live item's value only if it is still `expected`. Of several
+    /// concurrent swaps from the same value, exactly one returns `true`.
+    async fn swap_item(
+        &self,
+        key: &str,
+        expected: &[u8],
+        value: &[u8],
+        expires_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError>;
+    async fn delete_item(&self, key: &str) -> Result<bool, StoreError>;
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PutMode {
+    CreateOnly,
+    Replace,
 }
 
 #[derive(Debug, thiserror::Error)]

@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use rusqlite::{Connection, Params, Row, Transaction, TransactionBehavior, params};
-use squaremcp_core::ports::Page;
+use squaremcp_core::ports::{Page, PutMode};
 use squaremcp_core::{
     AccountName, ApiKeyHash, ApiKeyId, ApiKeyRecord, CredentialRecord, Customer, CustomerId, Email, Platform, Store,
     StoreError, Timestamp,
@@ -348,6 +348,60 @@ impl Store for SqliteStore {
             })?;
             Ok(taken.filter(|(_, expires_at)| *expires_at > now.unix()).map(|(value, _)| value))
         })
+    }
+
+    async fn put_item(
+        &self,
+        key: &str,
+        value: &[u8],
+        expires_at: Option<Timestamp>,
+        mode: PutMode,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let expires_at = expires_at.map(Timestamp::unix);
+        self.write(|tx| match mode {
+            PutMode::Replace => {
+                let sql = "INSERT INTO items (key, value, expires_at) VALUES (?1, ?2, ?3)
+                           ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at";
+                execute(tx, sql, params![key, value, expires_at]).map(|_| ())
+            }
+            PutMode::CreateOnly => {
+                // An expired item counts as absent (DynamoDB: `attribute_not_exists OR expires_at <= now`).
+                let sql = "INSERT INTO items (key, value, expires_at) VALUES (?1, ?2, ?3)
+                           ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+                               WHERE items.expires_at IS NOT NULL AND items.expires_at <= ?4";
+                match execute(tx, sql, params![key, value, expires_at, now.unix()])? {
+                    0 => Err(StoreError::Conflict(format!("item {key}"))),
+                    _ => Ok(()),
+                }
+            }
+        })
+    }
+
+    async fn get_item(&self, key: &str, now: Timestamp) -> Result<Option<Vec<u8>>, StoreError> {
+        self.read(|db| {
+            let sql = "SELECT value FROM items WHERE key = ?1 AND (expires_at IS NULL OR expires_at > ?2)";
+            query_optional(db, sql, params![key, now.unix()], |row| row.get(0).map_err(db_error))
+        })
+    }
+
+    async fn swap_item(
+        &self,
+        key: &str,
+        expected: &[u8],
+        value: &[u8],
+        expires_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let sql = "UPDATE items SET value = ?3, expires_at = ?4
+                       WHERE key = ?1 AND value = ?2 AND (expires_at IS NULL OR expires_at > ?5)";
+            Ok(execute(tx, sql, params![key, expected, value, expires_at.map(Timestamp::unix), now.unix()])? == 1)
+        })
+    }
+
+    async fn delete_item(&self, key: &str) -> Result<bool, StoreError> {
+        self.write(|tx| Ok(execute(tx, "DELETE FROM items WHERE key = ?1", [key])? > 0))
     }
 }
 

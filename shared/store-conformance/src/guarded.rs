@@ -4,7 +4,7 @@
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use squaremcp_core::ports::Page;
+use squaremcp_core::ports::{Page, PutMode};
 use squaremcp_core::{
     AccountName, ApiKeyHash, ApiKeyId, ApiKeyRecord, CredentialRecord, Customer, CustomerId, Email, Platform, Store,
     StoreError, Timestamp,
@@ -82,5 +82,31 @@ impl<G: Send + Sync> Store for Guarded<G> {
     }
     async fn take_single_use(&self, key: &str, now: Timestamp) -> Result<Option<Vec<u8>>, StoreError> {
         self.store.take_single_use(key, now).await
+    }
+    async fn put_item(
+        &self,
+        key: &str,
+        value: &[u8],
+        expires_at: Option<Timestamp>,
+        mode: PutMode,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        self.store.put_item(key, value, expires_at, mode, now).await
+    }
+    async fn get_item(&self, key: &str, now: Timestamp) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store.get_item(key, now).await
+    }
+    async fn swap_item(
+        &self,
+        key: &str,
+        expected: &[u8],
+        value: &[u8],
+        expires_at: Option<Timestamp>,
+        now: Timestamp,
+    ) -> Result<bool, StoreError> {
+        self.store.swap_item(key, expected, value, expires_at, now).await
+    }
+    async fn delete_item(&self, key: &str) -> Result<bool, StoreError> {
+        self.store.delete_item(key).await
     }
 }

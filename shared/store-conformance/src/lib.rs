@@ -22,7 +22,7 @@ mod guarded;
 use std::collections::BTreeSet;
 use std::sync::Arc;
 
-use squaremcp_core::{AccountName, ApiKeyHash, ApiKeyId, CustomerId, Email, Platform, Store, StoreError};
+use squaremcp_core::{AccountName, ApiKeyHash, ApiKeyId, CustomerId, Email, Platform, PutMode, Store, StoreError};
 use tokio::task::JoinSet;
 
 use self::fixtures::{NOW, api_key, credential, customer, unique_key};
@@ -50,6 +50,10 @@ macro_rules! store_conformance_tests {
             counter_respects_limit_exactly_under_concurrency,
             single_use_items_are_taken_once,
             expired_single_use_items_are_invisible_and_replaceable,
+            items_put_get_replace_delete,
+            create_only_items_conflict_while_live,
+            expired_items_are_invisible_and_replaceable,
+            swap_item_is_compare_and_swap_under_concurrency,
         );
     };
     (@each $make_store:expr; $($behaviour:ident),+ $(,)?) => {
@@ -411,4 +415,53 @@ pub async fn expired_single_use_items_are_invisible_and_replaceable(store: Arc<d
     store.put_single_use(&other, b"new", later.plus_seconds(60), later).await.expect("an expired item can be replaced");
     assert_eq!(store.take_single_use(&other, later).await.unwrap(), Some(b"new".to_vec()), "the replacement is taken");
     assert_eq!(store.take_single_use(&other, later).await.unwrap(), None);
+}
+
+// Items.
+
+pub async fn items_put_get_replace_delete(store: Arc<dyn Store>) {
+    let key = unique_key("item");
+    assert_eq!(store.get_item(&key, NOW).await.unwrap(), None, "a fresh key holds nothing");
+    store.put_item(&key, b"one", None, PutMode::CreateOnly, NOW).await.expect("creating a new item");
+    assert_eq!(store.get_item(&key, NOW).await.unwrap().as_deref(), Some(&b"one"[..]));
+    store.put_item(&key, b"two", Some(NOW.plus_seconds(60)), PutMode::Replace, NOW).await.expect("replacing");
+    assert_eq!(store.get_item(&key, NOW).await.unwrap().as_deref(), Some(&b"two"[..]), "Replace overwrites");
+    assert!(store.delete_item(&key).await.unwrap(), "deleting an existing item reports true");
+    assert!(!store.delete_item(&key).await.unwrap(), "deleting a missing item reports false");
+    assert_eq!(store.get_item(&key, NOW).await.unwrap(), None);
+}
+
+pub async fn create_only_items_conflict_while_live(store: Arc<dyn Store>) {
+    let key = unique_key("item");
+    store.put_item(&key, b"first", Some(NOW.plus_seconds(60)), PutMode::CreateOnly, NOW).await.unwrap();
+    let second = store.put_item(&key, b"second", None, PutMode::CreateOnly, NOW).await;
+    assert!(matches!(second, Err(StoreError::Conflict(_))), "CreateOnly over a live item must conflict, got {second:?}");
+    assert_eq!(store.get_item(&key, NOW).await.unwrap().as_deref(), Some(&b"first"[..]), "a refused put changes nothing");
+}
+
+pub async fn expired_items_are_invisible_and_replaceable(store: Arc<dyn Store>) {
+    let key = unique_key("item");
+    let expires = NOW.plus_seconds(10);
+    store.put_item(&key, b"old", Some(expires), PutMode::CreateOnly, NOW).await.unwrap();
+    assert!(store.get_item(&key, NOW.plus_seconds(9)).await.unwrap().is_some(), "live just before expiry");
+    assert_eq!(store.get_item(&key, expires).await.unwrap(), None, "an item is expired when now >= expires_at");
+    assert!(!store.swap_item(&key, b"old", b"new", None, expires).await.unwrap(), "an expired item cannot be swapped");
+    store.put_item(&key, b"new", None, PutMode::CreateOnly, expires).await.expect("CreateOnly replaces an expired item");
+    assert_eq!(store.get_item(&key, expires.plus_seconds(1_000_000)).await.unwrap().as_deref(), Some(&b"new"[..]), "no expiry: lives forever");
+}
+
+pub async fn swap_item_is_compare_and_swap_under_concurrency(store: Arc<dyn Store>) {
+    let key = unique_key("item");
+    store.put_item(&key, b"v0", None, PutMode::CreateOnly, NOW).await.unwrap();
+    assert!(!store.swap_item(&key, b"stale", b"x", None, NOW).await.unwrap(), "a swap from a stale value fails");
+    assert!(!store.swap_item(&unique_key("item"), b"v0", b"x", None, NOW).await.unwrap(), "a swap of a missing item fails");
+    let mut tasks = JoinSet::new();
+    for i in 0..20 {
+        let (store, key) = (store.clone(), key.clone());
+        tasks.spawn(async move { store.swap_item(&key, b"v0", format!("v1-{i}").as_bytes(), None, NOW).await.unwrap() });
+    }
+    let winners = tasks.join_all().await.into_iter().filter(|won| *won).count();
+    assert_eq!(winners, 1, "exactly one of 20 concurrent swaps from the same value may win");
+    let value = store.get_item(&key, NOW).await.unwrap().unwrap();
+    assert!(value.starts_with(b"v1-"), "the winner's value is stored");
 }

@@ -75,6 +75,18 @@ impl Store for CredentialsOnly {
     async fn take_single_use(&self, _: &str, _: Timestamp) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(None)
     }
+    async fn put_item(&self, _: &str, _: &[u8], _: Option<Timestamp>, _: crate::PutMode, _: Timestamp) -> Result<(), StoreError> {
+        Err(StoreError::Unavailable("not in this fake".into()))
+    }
+    async fn get_item(&self, _: &str, _: Timestamp) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(None)
+    }
+    async fn swap_item(&self, _: &str, _: &[u8], _: &[u8], _: Option<Timestamp>, _: Timestamp) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    async fn delete_item(&self, _: &str) -> Result<bool, StoreError> {
+        Ok(false)
+    }
 }
 
 /// Not encryption: binds the plaintext to its binding so that a mismatch is still caught.

@@ -56,7 +56,16 @@ CREATE TABLE single_use (
 CREATE INDEX single_use_by_expiry ON single_use (expires_at);
 "#;
 
-const MIGRATIONS: &[&str] = &[V1];
+/// Items: documents by key with an optional expiry (NULL: never expires).
+const V2: &str = r#"
+CREATE TABLE items (
+    key        TEXT    NOT NULL PRIMARY KEY,
+    value      BLOB    NOT NULL,
+    expires_at INTEGER
+) STRICT;
+"#;
+
+const MIGRATIONS: &[&str] = &[V1, V2];
 
 /// Brings the schema up to date. Runs under `BEGIN IMMEDIATE`, so when the CLI and the server
 /// start together, the second waits for the first and then finds nothing left to do.
