@@ -98,7 +98,7 @@ fn query_optional<T>(
     params: impl Params,
     read_row: impl FnOnce(&Row<'_>) -> Result<T, StoreError>,
 ) -> Result<Option<T>, StoreError> {
-    let mut statement = connection.prepare(sql).map_err(db_error)?;
+    let mut statement = connection.prepare_cached(sql).map_err(db_error)?;
     let mut rows = statement.query(params).map_err(db_error)?;
     rows.next().map_err(db_error)?.map(read_row).transpose()
 }
@@ -109,7 +109,7 @@ fn query_all<T>(
     params: impl Params,
     read_row: impl Fn(&Row<'_>) -> Result<T, StoreError>,
 ) -> Result<Vec<T>, StoreError> {
-    let mut statement = connection.prepare(sql).map_err(db_error)?;
+    let mut statement = connection.prepare_cached(sql).map_err(db_error)?;
     let mut rows = statement.query(params).map_err(db_error)?;
     let mut items = Vec::new();
     while let Some(row) = rows.next().map_err(db_error)? {
@@ -118,8 +118,9 @@ fn query_all<T>(
     Ok(items)
 }
 
+/// Statements are prepared once per connection and reused (the hot path runs the same few).
 fn execute(connection: &Connection, sql: &str, params: impl Params) -> Result<usize, StoreError> {
-    connection.execute(sql, params).map_err(db_error)
+    connection.prepare_cached(sql).and_then(|mut statement| statement.execute(params)).map_err(db_error)
 }
 
 fn customer_insert_error(error: rusqlite::Error, customer: &Customer) -> StoreError {

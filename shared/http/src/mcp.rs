@@ -11,7 +11,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use http::header::{ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, StatusCode};
-use serde_json::{Value, json};
+use serde_json::json;
 use squaremcp_core::Principal;
 
 use crate::auth::{AuthOutcome, authenticate};
@@ -123,11 +123,11 @@ fn negotiate(headers: &HeaderMap) -> Option<Framing> {
     }
 }
 
-fn render(status: u16, body: Option<Value>, framing: Framing) -> Response {
+fn render(status: u16, body: Option<String>, framing: Framing) -> Response {
     let status = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let Some(body) = body else { return status.into_response() };
     match framing {
-        Framing::Json => (status, [(CONTENT_TYPE, "application/json")], body.to_string()).into_response(),
+        Framing::Json => (status, [(CONTENT_TYPE, "application/json")], body).into_response(),
         Framing::SingleSseEvent => (
             status,
             [(CONTENT_TYPE, "text/event-stream"), (CACHE_CONTROL, "no-cache")],

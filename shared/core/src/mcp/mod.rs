@@ -25,11 +25,11 @@ pub const INVALID_REQUEST: i64 = -32600;
 pub const METHOD_NOT_FOUND: i64 = -32601;
 pub const INVALID_PARAMS: i64 = -32602;
 
-/// What to send back: a status and, unless the status is 202, a JSON body.
+/// What to send back: a status and, unless the status is 202, a serialized JSON body.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reply {
     pub status: u16,
-    pub body: Option<Value>,
+    pub body: Option<String>,
 }
 
 impl Reply {
@@ -38,7 +38,12 @@ impl Reply {
     }
 
     fn bad_request(body: Value) -> Self {
-        Self { status: 400, body: Some(body) }
+        Self { status: 400, body: Some(body.to_string()) }
+    }
+
+    /// The body parsed back, for tests and diagnostics.
+    pub fn json(&self) -> Option<Value> {
+        self.body.as_deref().and_then(|b| serde_json::from_str(b).ok())
     }
 }
 
@@ -51,15 +56,31 @@ pub struct ServerInfo {
 pub struct McpServer {
     gateway: Arc<Gateway>,
     info: ServerInfo,
-    /// `tools/list` entries, rendered once at start.
-    tool_listing: Vec<Value>,
+    /// Every `tools/list` result page, serialized once at start: the list never changes while
+    /// the process runs, so a request only copies bytes.
+    tool_pages: Vec<Arc<str>>,
     page_size: usize,
 }
 
 impl McpServer {
     pub fn new(gateway: Arc<Gateway>, info: ServerInfo, page_size: usize) -> Self {
-        let tool_listing = gateway.registry().tools().iter().map(|t| render_tool(t.definition())).collect();
-        Self { gateway, info, tool_listing, page_size: page_size.max(1) }
+        let page_size = page_size.max(1);
+        let tools: Vec<Value> = gateway.registry().tools().iter().map(|t| render_tool(t.definition())).collect();
+        let mut tool_pages = Vec::new();
+        let mut start = 0;
+        loop {
+            let end = (start + page_size).min(tools.len());
+            let mut page = json!({"tools": &tools[start..end]});
+            if end < tools.len() {
+                page["nextCursor"] = json!(cursor::encode(end));
+            }
+            tool_pages.push(Arc::from(page.to_string()));
+            if end >= tools.len() {
+                break;
+            }
+            start = end;
+        }
+        Self { gateway, info, tool_pages, page_size }
     }
 
     pub fn gateway(&self) -> &Gateway {
@@ -92,7 +113,7 @@ impl McpServer {
             single => match self.handle_message(principal, single).await {
                 Outcome::NoReply => Reply::accepted(),
                 Outcome::Reply(body) => Reply { status: 200, body: Some(body) },
-                Outcome::Invalid(body) => Reply::bad_request(body),
+                Outcome::Invalid(body) => Reply { status: 400, body: Some(body) },
             },
         }
     }
@@ -119,31 +140,31 @@ impl McpServer {
                 Outcome::Reply(body) | Outcome::Invalid(body) => replies.push(body),
             }
         }
-        if replies.is_empty() { Reply::accepted() } else { Reply { status: 200, body: Some(Value::Array(replies)) } }
+        if replies.is_empty() { Reply::accepted() } else { Reply { status: 200, body: Some(format!("[{}]", replies.join(","))) } }
     }
 
     async fn handle_message(&self, principal: &Principal, message: Value) -> Outcome {
         let Value::Object(mut message) = message else {
-            return Outcome::Invalid(error(Value::Null, INVALID_REQUEST, "Invalid Request: a message must be a JSON object"));
+            return Outcome::invalid(Value::Null, INVALID_REQUEST, "Invalid Request: a message must be a JSON object");
         };
         let id = message.remove("id");
         if let Some(id) = &id
             && !valid_id(id)
         {
-            return Outcome::Invalid(error(Value::Null, INVALID_REQUEST, "Invalid Request: `id` must be a string or an integer"));
+            return Outcome::invalid(Value::Null, INVALID_REQUEST, "Invalid Request: `id` must be a string or an integer");
         }
         let reply_id = id.clone().unwrap_or(Value::Null);
         if message.get("jsonrpc") != Some(&json!("2.0")) {
-            return Outcome::Invalid(error(reply_id, INVALID_REQUEST, "Invalid Request: `jsonrpc` must be \"2.0\""));
+            return Outcome::invalid(reply_id, INVALID_REQUEST, "Invalid Request: `jsonrpc` must be \"2.0\"");
         }
         let method = match message.remove("method") {
             Some(Value::String(method)) => method,
-            Some(_) => return Outcome::Invalid(error(reply_id, INVALID_REQUEST, "Invalid Request: `method` must be a string")),
+            Some(_) => return Outcome::invalid(reply_id, INVALID_REQUEST, "Invalid Request: `method` must be a string"),
             // A response to a server request; this server sends none, so there is nothing to match.
             None if id.is_some() && (message.contains_key("result") || message.contains_key("error")) => {
                 return Outcome::NoReply;
             }
-            None => return Outcome::Invalid(error(reply_id, INVALID_REQUEST, "Invalid Request: `method` is missing")),
+            None => return Outcome::invalid(reply_id, INVALID_REQUEST, "Invalid Request: `method` is missing"),
         };
         let Some(id) = id else {
             // Notifications (initialized, cancelled, anything else) need no answer.
@@ -152,20 +173,21 @@ impl McpServer {
         let params = match message.remove("params") {
             None | Some(Value::Null) => Map::new(),
             Some(Value::Object(params)) => params,
-            Some(_) => return Outcome::Reply(error(id, INVALID_PARAMS, "Invalid params: `params` must be an object")),
+            Some(_) => return Outcome::Reply(error(id, INVALID_PARAMS, "Invalid params: `params` must be an object").to_string()),
         };
         Outcome::Reply(match self.dispatch(principal, &method, params).await {
-            Ok(result) => json!({"jsonrpc": "2.0", "id": id, "result": result}),
-            Err((code, message)) => error(id, code, message),
+            Ok(Rendered::Value(result)) => json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string(),
+            Ok(Rendered::Serialized(result)) => format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#),
+            Err((code, message)) => error(id, code, message).to_string(),
         })
     }
 
-    async fn dispatch(&self, principal: &Principal, method: &str, params: Map<String, Value>) -> Result<Value, (i64, String)> {
+    async fn dispatch(&self, principal: &Principal, method: &str, params: Map<String, Value>) -> Result<Rendered, (i64, String)> {
         match method {
-            "initialize" => Ok(self.initialize(&params)),
-            "ping" => Ok(json!({})),
-            "tools/list" => self.list_tools(&params),
-            "tools/call" => self.call_tool(principal, params).await,
+            "initialize" => Ok(Rendered::Value(self.initialize(&params))),
+            "ping" => Ok(Rendered::Value(json!({}))),
+            "tools/list" => self.list_tools(&params).map(Rendered::Serialized),
+            "tools/call" => self.call_tool(principal, params).await.map(Rendered::Value),
             other => Err((METHOD_NOT_FOUND, format!("Method not found: {other}"))),
         }
     }
@@ -181,20 +203,18 @@ impl McpServer {
         })
     }
 
-    fn list_tools(&self, params: &Map<String, Value>) -> Result<Value, (i64, String)> {
-        let start = match params.get("cursor") {
+    fn list_tools(&self, params: &Map<String, Value>) -> Result<Arc<str>, (i64, String)> {
+        let page = match params.get("cursor") {
             None | Some(Value::Null) => 0,
+            // Only cursors this server issued: offsets at page boundaries past the first page.
             Some(Value::String(c)) => cursor::decode(c)
-                .filter(|&offset| offset < self.tool_listing.len())
+                .filter(|&offset| offset > 0 && offset % self.page_size == 0)
+                .map(|offset| offset / self.page_size)
+                .filter(|&page| page < self.tool_pages.len())
                 .ok_or((INVALID_PARAMS, "Invalid params: unknown cursor".to_owned()))?,
             Some(_) => return Err((INVALID_PARAMS, "Invalid params: `cursor` must be a string".to_owned())),
         };
-        let end = (start + self.page_size).min(self.tool_listing.len());
-        let mut result = json!({"tools": &self.tool_listing[start..end]});
-        if end < self.tool_listing.len() {
-            result["nextCursor"] = json!(cursor::encode(end));
-        }
-        Ok(result)
+        Ok(self.tool_pages[page].clone())
     }
 
     async fn call_tool(&self, principal: &Principal, mut params: Map<String, Value>) -> Result<Value, (i64, String)> {
@@ -224,9 +244,21 @@ impl McpServer {
 
 enum Outcome {
     NoReply,
-    Reply(Value),
+    Reply(String),
     /// Not a valid JSON-RPC message: alone in a request, it earns a 400.
-    Invalid(Value),
+    Invalid(String),
+}
+
+impl Outcome {
+    fn invalid(id: Value, code: i64, message: &str) -> Self {
+        Self::Invalid(error(id, code, message).to_string())
+    }
+}
+
+enum Rendered {
+    Value(Value),
+    /// A result serialized ahead of time.
+    Serialized(Arc<str>),
 }
 
 fn render_tool(def: &ToolDefinition) -> Value {

@@ -193,7 +193,7 @@ fn call(id: i64, name: &str, arguments: Value) -> Value {
 }
 
 fn error_code(reply: &Reply) -> i64 {
-    reply.body.as_ref().and_then(|b| b["error"]["code"].as_i64()).expect("an error reply")
+    reply.json().and_then(|b| b["error"]["code"].as_i64()).expect("an error reply")
 }
 
 #[tokio::test]
@@ -202,7 +202,7 @@ async fn initialize_negotiates_versions() {
     for (asked, answered) in [("2025-03-26", "2025-03-26"), ("2025-06-18", "2025-06-18"), ("2025-11-25", "2025-11-25"), ("2024-11-05", "2025-11-25"), ("2099-01-01", "2025-11-25")] {
         let reply = post(&f, None, json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": asked, "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}})).await;
         assert_eq!(reply.status, 200);
-        let result = &reply.body.as_ref().unwrap()["result"];
+        let result = &reply.json().unwrap()["result"];
         assert_eq!(result["protocolVersion"], answered, "asked {asked}");
         assert_eq!(result["serverInfo"]["name"], "squaremcp");
         assert!(result["capabilities"]["tools"].is_object());
@@ -219,9 +219,9 @@ async fn initialize_is_never_rejected_over_the_version_header() {
     let rejected = post(&f, Some("1999-01-01"), ping.clone()).await;
     assert_eq!(rejected.status, 400);
     assert_eq!(error_code(&rejected), INVALID_REQUEST);
-    assert_eq!(rejected.body.unwrap()["id"], 2);
+    assert_eq!(rejected.json().unwrap()["id"], 2);
     let ok = post(&f, Some("2025-06-18"), ping).await;
-    assert_eq!((ok.status, ok.body.unwrap()["result"].clone()), (200, json!({})));
+    assert_eq!((ok.status, ok.json().unwrap()["result"].clone()), (200, json!({})));
 }
 
 #[tokio::test]
@@ -242,14 +242,14 @@ async fn malformed_messages_get_json_rpc_errors() {
     let f = fixture(1, 10).await;
     let parse = f.server.handle(&f.alice, None, b"{not json").await;
     assert_eq!((parse.status, error_code(&parse)), (400, PARSE_ERROR));
-    assert_eq!(parse.body.unwrap()["id"], Value::Null);
+    assert_eq!(parse.json().unwrap()["id"], Value::Null);
     for body in [json!(42), json!("hello"), json!({"jsonrpc": "1.0", "id": 1, "method": "ping"}), json!({"jsonrpc": "2.0", "id": 1}), json!({"jsonrpc": "2.0", "id": null, "method": "ping"}), json!({"jsonrpc": "2.0", "id": 1.5, "method": "ping"}), json!({"jsonrpc": "2.0", "id": 1, "method": 3})] {
         let reply = post(&f, None, body.clone()).await;
         assert_eq!((reply.status, error_code(&reply)), (400, INVALID_REQUEST), "{body}");
     }
     let unknown = post(&f, None, json!({"jsonrpc": "2.0", "id": "a", "method": "resources/list"})).await;
     assert_eq!((unknown.status, error_code(&unknown)), (200, METHOD_NOT_FOUND));
-    assert_eq!(unknown.body.unwrap()["id"], "a");
+    assert_eq!(unknown.json().unwrap()["id"], "a");
     let bad_params = post(&f, None, json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": [1]})).await;
     assert_eq!(error_code(&bad_params), INVALID_PARAMS);
 }
@@ -265,7 +265,7 @@ async fn batches_only_in_2025_03_26() {
     for header in [None, Some("2025-03-26")] {
         let reply = post(&f, header, batch.clone()).await;
         assert_eq!(reply.status, 200);
-        let replies = reply.body.unwrap();
+        let replies = reply.json().unwrap();
         assert_eq!(replies.as_array().map(Vec::len), Some(2));
         assert_eq!(replies[0]["result"], json!({}));
         assert_eq!(replies[1]["error"]["code"], METHOD_NOT_FOUND);
@@ -288,7 +288,7 @@ async fn tools_list_pages_deterministically() {
     for _ in 0..5 {
         let params = if cursor.is_null() { json!({}) } else { json!({"cursor": cursor}) };
         let reply = post(&f, None, json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": params})).await;
-        let result = reply.body.unwrap()["result"].clone();
+        let result = reply.json().unwrap()["result"].clone();
         for tool in result["tools"].as_array().unwrap() {
             names.push(tool["name"].as_str().unwrap().to_owned());
             assert_eq!(tool["inputSchema"]["type"], "object");
@@ -300,7 +300,7 @@ async fn tools_list_pages_deterministically() {
         }
     }
     assert_eq!(names, ["telegram_echo0", "telegram_echo1", "telegram_echo2", "telegram_echo3", "telegram_echo4"]);
-    for bad in [json!("garbage"), json!(7), json!(super::cursor::encode(99))] {
+    for bad in [json!("garbage"), json!(7), json!(super::cursor::encode(99)), json!(super::cursor::encode(1)), json!(super::cursor::encode(0))] {
         let reply = post(&f, None, json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {"cursor": bad}})).await;
         assert_eq!(error_code(&reply), INVALID_PARAMS, "{bad}");
     }
@@ -311,13 +311,13 @@ async fn tools_call_returns_structured_content_with_the_callers_credential() {
     let f = fixture(1, 10).await;
     let reply = post(&f, None, call(3, "telegram_echo0", json!({"text": "hi"}))).await;
     assert_eq!(reply.status, 200);
-    let result = reply.body.unwrap()["result"].clone();
+    let result = reply.json().unwrap()["result"].clone();
     assert_eq!(result["isError"], false);
     assert_eq!(result["structuredContent"], json!({"label": "alice-bot", "args": {"text": "hi"}}));
     let text: Value = serde_json::from_str(result["content"][0]["text"].as_str().unwrap()).unwrap();
     assert_eq!(text, result["structuredContent"]);
     let as_bob = f.server.handle(&f.bob, None, call(4, "telegram_echo0", json!({"text": "hi"})).to_string().as_bytes()).await;
-    assert_eq!(as_bob.body.unwrap()["result"]["structuredContent"]["label"], "bob-bot");
+    assert_eq!(as_bob.json().unwrap()["result"]["structuredContent"]["label"], "bob-bot");
 }
 
 #[tokio::test]
@@ -334,7 +334,7 @@ async fn tool_failures_are_results_and_unknown_tools_are_errors() {
     ];
     for (arguments, message) in cases {
         let reply = post(&f, None, call(2, "telegram_echo0", arguments.clone())).await;
-        let result = reply.body.unwrap()["result"].clone();
+        let result = reply.json().unwrap()["result"].clone();
         assert_eq!(result["isError"], true, "{arguments}");
         let text = result["content"][0]["text"].as_str().unwrap();
         assert!(text.contains(message), "{arguments}: {text}");
@@ -351,7 +351,7 @@ async fn missing_credentials_and_the_admin_key_explain_themselves() {
     let f = fixture(1, 10).await;
     let stranger = Principal::Customer { id: CustomerId::generate() };
     let reply = f.server.handle(&stranger, None, call(1, "telegram_echo0", json!({"text": "x"})).to_string().as_bytes()).await;
-    let text = reply.body.unwrap()["result"]["content"][0]["text"].as_str().unwrap().to_owned();
+    let text = reply.json().unwrap()["result"]["content"][0]["text"].as_str().unwrap().to_owned();
     assert!(text.starts_with("No telegram credentials are connected"), "{text}");
     assert!(text.contains("squaremcp credentials set"), "{text}");
 
@@ -359,7 +359,7 @@ async fn missing_credentials_and_the_admin_key_explain_themselves() {
     assert_eq!(admin, Some(Principal::Superadmin));
     assert_eq!(f.gateway.authenticate_api_key("admin-secreT").await.unwrap(), None);
     let reply = f.server.handle(&Principal::Superadmin, None, call(1, "telegram_echo0", json!({"text": "x"})).to_string().as_bytes()).await;
-    let result = reply.body.unwrap()["result"].clone();
+    let result = reply.json().unwrap()["result"].clone();
     assert_eq!(result["isError"], true);
     assert!(result["content"][0]["text"].as_str().unwrap().contains("admin key has no platform credentials"));
 }
@@ -375,7 +375,7 @@ async fn a_credential_copied_to_another_customer_does_not_open() {
     stolen.account = AccountName::parse("stolen").unwrap();
     store.put_credential(&stolen).await.unwrap();
     let reply = f.server.handle(&f.bob, None, call(1, "telegram_echo0", json!({"text": "x", "account": "stolen"})).to_string().as_bytes()).await;
-    let result = reply.body.unwrap()["result"].clone();
+    let result = reply.json().unwrap()["result"].clone();
     assert_eq!(result["isError"], true);
     assert!(result["content"][0]["text"].as_str().unwrap().contains("could not be decrypted"));
 }
