@@ -1,0 +1,409 @@
+//! `squaremcp-bench`: runs SquareMCP, a TypeScript SDK baseline and a bare axum server side by
+//! side on loopback, under the same load, and prints figures and ratios (and writes them as
+//! JSON). `bench/run` builds everything and calls it; `--smoke` is a one-second pass for CI.
+
+mod mocks;
+mod procs;
+mod wrk;
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tokio::process::Command;
+
+use crate::procs::{Service, binary, free_port, output, peak_rss_mb};
+
+const BOT_TOKEN: &str = "123456789:AAHbenchbenchbenchbenchbenchbenchbe";
+const ADMIN_KEY: &str = "sample-admin-key";
+
+struct Options {
+    smoke: bool,
+    repo: PathBuf,
+    target_dir: PathBuf,
+    out: PathBuf,
+    zip_dir: Option<PathBuf>,
+}
+
+impl Options {
+    fn seconds(&self) -> u32 {
+        if self.smoke { 1 } else { 10 }
+    }
+    fn connections(&self) -> Vec<u32> {
+        if self.smoke { vec![4] } else { vec![1, 16, 64] }
+    }
+    fn moderate(&self) -> u32 {
+        if self.smoke { 4 } else { 16 }
+    }
+    fn cold_runs(&self) -> usize {
+        if self.smoke { 2 } else { 15 }
+    }
+}
+
+fn parse_options() -> Result<Options, String> {
+    let repo = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..");
+    let mut options = Options {
+        smoke: false,
+        target_dir: repo.join("target/release"),
+        out: repo.join("target/bench/latest.json"),
+        zip_dir: None,
+        repo,
+    };
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        let mut value = |name: &str| args.next().map(PathBuf::from).ok_or(format!("{name} needs a value"));
+        match arg.as_str() {
+            "--smoke" => options.smoke = true,
+            "--target-dir" => options.target_dir = value("--target-dir")?,
+            "--out" => options.out = value("--out")?,
+            "--zip-dir" => options.zip_dir = Some(value("--zip-dir")?),
+            "--help" | "-h" => {
+                return Err("usage: squaremcp-bench [--smoke] [--target-dir DIR] [--out FILE] [--zip-dir DIR]".into());
+            }
+            other => return Err(format!("unknown argument {other}; see --help")),
+        }
+    }
+    Ok(options)
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() -> std::process::ExitCode {
+    let result = match parse_options() {
+        Ok(options) => run(&options).await,
+        Err(e) => Err(e),
+    };
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("bench failed: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+struct Row {
+    target: &'static str,
+    scenario: &'static str,
+    connections: u32,
+    load: wrk::Load,
+}
+
+async fn run(options: &Options) -> Result<(), String> {
+    let scratch = options.out.parent().unwrap_or(Path::new(".")).join("scratch");
+    let _ = std::fs::remove_dir_all(&scratch);
+    std::fs::create_dir_all(&scratch).map_err(|e| e.to_string())?;
+    let script = scratch.join("post.lua");
+    std::fs::write(&script, wrk::SCRIPT).map_err(|e| e.to_string())?;
+
+    let (upstream, upstream_calls) = mocks::upstream().await;
+    let bare = mocks::bare().await;
+    let squaremcp = binary(&options.target_dir, "squaremcp")?;
+    let data = scratch.join("data");
+    let api_key = provision(&squaremcp, &data).await?;
+
+    let port = free_port();
+    let mut serve = Command::new(&squaremcp);
+    serve
+        .arg("serve")
+        .env("SQUAREMCP_DATA_DIR", &data)
+        .env("SQUAREMCP_LISTEN", format!("127.0.0.1:{port}"))
+        .env("SQUAREMCP_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
+        .env("SQUAREMCP_TELEGRAM_BASE_URL", &upstream);
+    let gateway = Service::spawn(serve, port).await?;
+
+    let http = reqwest::Client::new();
+    let tools = rpc(&http, &format!("{}/mcp", gateway.base), &api_key, &list_body()).await?["result"]["tools"].clone();
+    let tools_file = scratch.join("tools.json");
+    std::fs::write(&tools_file, tools.to_string()).map_err(|e| e.to_string())?;
+
+    let node_dir = options.repo.join("bench/node");
+    let ts_port = free_port();
+    let mut ts = Command::new("node");
+    ts.arg(node_dir.join("http-server.mjs"))
+        .env("PORT", ts_port.to_string())
+        .env("TOOLS_FILE", &tools_file)
+        .env("UPSTREAM_URL", &upstream)
+        .env("BOT_TOKEN", BOT_TOKEN)
+        .env("API_KEY", &api_key);
+    let baseline = Service::spawn(ts, ts_port).await?;
+
+    // The baselines must do the same work, or the ratios mean nothing.
+    let gateway_url = format!("{}/mcp", gateway.base);
+    let baseline_url = format!("{}/mcp", baseline.base);
+    same_work(&http, &gateway_url, &baseline_url, &api_key, &upstream_calls).await?;
+    println!("check: the TypeScript baseline lists the same {} tools and makes the same upstream call", tools.as_array().map_or(0, Vec::len));
+
+    let mut rows = Vec::new();
+    let headers = [("x-api-key", api_key.as_str())];
+    let (list, call) = (list_body().to_string(), call_body().to_string());
+    let upstream_body = json!({"chat_id": 42, "text": "bench"}).to_string();
+    let upstream_url = format!("{upstream}/bot{BOT_TOKEN}/sendMessage");
+    for connections in options.connections() {
+        for (target, url) in [("squaremcp", &gateway_url), ("ts-sdk", &baseline_url)] {
+            for (scenario, body) in [("tools/list", &list), ("tools/call", &call)] {
+                let request = wrk::Request { url, body, headers: &headers };
+                let load = wrk::run(&request, connections, options.seconds(), &script).await?;
+                rows.push(Row { target, scenario, connections, load });
+            }
+        }
+        let request = wrk::Request { url: &format!("{bare}/mcp"), body: &list, headers: &[] };
+        let load = wrk::run(&request, connections, options.seconds(), &script).await?;
+        rows.push(Row { target: "bare-axum", scenario: "fixed body", connections, load });
+    }
+    let request = wrk::Request { url: &upstream_url, body: &upstream_body, headers: &[] };
+    let upstream_load = wrk::run(&request, options.moderate(), options.seconds(), &script).await?;
+
+    // Peak memory of the gateway under 100 concurrent clients.
+    let request = wrk::Request { url: &gateway_url, body: &call, headers: &headers };
+    wrk::run(&request, 100, options.seconds().max(3), &script).await?;
+    let rss = gateway.pid().and_then(peak_rss_mb);
+    drop(baseline);
+    drop(gateway);
+
+    let cold = cold_starts(options, &upstream, &tools_file, &scratch).await?;
+    let sizes = sizes(options)?;
+    report(options, &rows, &upstream_load, rss, &cold, &sizes)
+}
+
+fn list_body() -> Value {
+    json!({"jsonrpc": "2.0", "id": 1, "method": "tools/list", "params": {}})
+}
+
+fn call_body() -> Value {
+    json!({"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "telegram_send_message", "arguments": {"chat_id": 42, "text": "bench"}}})
+}
+
+async fn rpc(http: &reqwest::Client, url: &str, key: &str, body: &Value) -> Result<Value, String> {
+    let response = http
+        .post(url)
+        .header("x-api-key", key)
+        .header("accept", "application/json, text/event-stream")
+        .json(body)
+        .send()
+        .await
+        .map_err(|e| format!("{url}: {e}"))?;
+    let status = response.status();
+    let value: Value = response.json().await.map_err(|e| format!("{url}: {e}"))?;
+    if !status.is_success() {
+        return Err(format!("{url} answered {status}: {value}"));
+    }
+    Ok(value)
+}
+
+/// A customer with an API key and Telegram credentials, made with the real CLI.
+async fn provision(squaremcp: &Path, data: &Path) -> Result<String, String> {
+    let cli = |args: &[&str]| {
+        let mut command = Command::new(squaremcp);
+        command.args(args).arg("--json").env("SQUAREMCP_DATA_DIR", data);
+        command
+    };
+    let customer: Value = serde_json::from_str(&output(cli(&["customers", "create", "--email", "bench@example.com", "--plan", "pro"])).await?)
+        .map_err(|e| e.to_string())?;
+    let id = customer["id"].as_str().ok_or("no customer id")?.to_owned();
+    let key: Value = serde_json::from_str(&output(cli(&["api-keys", "create", "--customer", &id])).await?).map_err(|e| e.to_string())?;
+    let mut set = cli(&["credentials", "set", "--customer", &id, "--platform", "telegram"]);
+    set.stdin(std::process::Stdio::piped()).stdout(std::process::Stdio::piped());
+    let mut child = set.spawn().map_err(|e| e.to_string())?;
+    if let Some(mut stdin) = child.stdin.take() {
+        use tokio::io::AsyncWriteExt as _;
+        stdin.write_all(json!({"bot_token": BOT_TOKEN}).to_string().as_bytes()).await.map_err(|e| e.to_string())?;
+    }
+    let status = child.wait().await.map_err(|e| e.to_string())?;
+    if !status.success() {
+        return Err("storing the bench's Telegram credentials failed".into());
+    }
+    Ok(key["key"].as_str().ok_or("no key")?.to_owned())
+}
+
+async fn same_work(
+    http: &reqwest::Client,
+    gateway: &str,
+    baseline: &str,
+    key: &str,
+    upstream_calls: &std::sync::atomic::AtomicU64,
+) -> Result<(), String> {
+    let ours = rpc(http, gateway, key, &list_body()).await?["result"]["tools"].clone();
+    let theirs = rpc(http, baseline, key, &list_body()).await?["result"]["tools"].clone();
+    let names = |tools: &Value| -> Vec<String> {
+        tools.as_array().into_iter().flatten().filter_map(|t| t["name"].as_str().map(str::to_owned)).collect()
+    };
+    if names(&ours) != names(&theirs) || names(&ours).is_empty() {
+        return Err(format!("tool lists differ: {:?} vs {:?}", names(&ours), names(&theirs)));
+    }
+    for url in [gateway, baseline] {
+        let before = upstream_calls.load(Ordering::SeqCst);
+        let result = rpc(http, url, key, &call_body()).await?["result"].clone();
+        if result["isError"] != json!(false) || result["structuredContent"]["message_id"] != json!(4242) {
+            return Err(format!("{url}: tools/call did not return the upstream's message: {result}"));
+        }
+        if upstream_calls.load(Ordering::SeqCst) != before + 1 {
+            return Err(format!("{url}: tools/call did not make exactly one upstream call"));
+        }
+    }
+    Ok(())
+}
+
+struct ColdStarts {
+    rust_ms: Vec<f64>,
+    node_ms: Vec<f64>,
+}
+
+/// Process start to first answer under a local Lambda Runtime API, for the `mcp` binary and a
+/// Node.js handler on the TypeScript SDK, answering the same `tools/list` event.
+async fn cold_starts(options: &Options, upstream: &str, tools_file: &Path, scratch: &Path) -> Result<ColdStarts, String> {
+    let event = std::fs::read_to_string(options.repo.join("events/mcp/tools-list.json")).map_err(|e| e.to_string())?;
+    let (runtime, armed, mut answers) = mocks::runtime_api(event).await;
+    let data = scratch.join("lambda-data");
+    let mcp = binary(&options.target_dir, "mcp")?;
+    let node_bootstrap = options.repo.join("bench/node/lambda-bootstrap.mjs");
+    let mut times = [Vec::new(), Vec::new()];
+    for (which, times) in times.iter_mut().enumerate() {
+        // One unmeasured start first: it creates the data directory and warms the page cache.
+        for run in 0..=options.cold_runs() {
+            let mut command = if which == 0 { Command::new(&mcp) } else { Command::new("node") };
+            if which == 1 {
+                command.arg(&node_bootstrap);
+            }
+            command
+                .env("AWS_LAMBDA_RUNTIME_API", &runtime)
+                .env("AWS_LAMBDA_FUNCTION_NAME", "mcp")
+                .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+                .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+                .env("SQUAREMCP_DATA_DIR", &data)
+                .env("SQUAREMCP_ADMIN_KEY", ADMIN_KEY)
+                .env("SQUAREMCP_LOG", "warn")
+                .env("SQUAREMCP_TELEGRAM_BASE_URL", upstream)
+                .env("TOOLS_FILE", tools_file)
+                .env("UPSTREAM_URL", upstream)
+                .env("BOT_TOKEN", BOT_TOKEN)
+                .env("API_KEY", ADMIN_KEY)
+                .stdout(std::process::Stdio::null())
+                .stderr(std::process::Stdio::null())
+                .kill_on_drop(true);
+            armed.store(true, Ordering::SeqCst);
+            let started = Instant::now();
+            let child = command.spawn().map_err(|e| format!("cannot start a Lambda process: {e}"))?;
+            let (answered, status, body) = tokio::time::timeout(Duration::from_secs(20), answers.recv())
+                .await
+                .map_err(|_| "a Lambda process did not answer within 20 s".to_owned())?
+                .ok_or("the runtime API stopped")?;
+            drop(child);
+            let tools = serde_json::from_str::<Value>(&body)
+                .ok()
+                .and_then(|r| serde_json::from_str::<Value>(r["body"].as_str()?).ok())
+                .and_then(|b| b["result"]["tools"].as_array().map(Vec::len))
+                .unwrap_or(0);
+            if status != 200 || tools == 0 {
+                return Err(format!("a cold start answered {status} with {tools} tools: {body}"));
+            }
+            if run > 0 {
+                times.push(answered.duration_since(started).as_secs_f64() * 1000.0);
+            }
+        }
+    }
+    let [rust_ms, node_ms] = times;
+    Ok(ColdStarts { rust_ms, node_ms })
+}
+
+/// Each function's Lambda zip (from `--zip-dir`, built by `bench/run`), else the host binaries.
+fn sizes(options: &Options) -> Result<Vec<(String, f64)>, String> {
+    let mb = |path: &Path| std::fs::metadata(path).map(|m| m.len() as f64 / 1_048_576.0).map_err(|e| e.to_string());
+    match &options.zip_dir {
+        Some(dir) => {
+            let mut sizes = Vec::new();
+            for entry in std::fs::read_dir(dir).map_err(|e| format!("{}: {e}", dir.display()))? {
+                let path = entry.map_err(|e| e.to_string())?.path();
+                let zip = path.join("bootstrap.zip");
+                if zip.exists() {
+                    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+                    sizes.push((format!("{name} (arm64 zip)"), mb(&zip)?));
+                }
+            }
+            sizes.sort_by(|a, b| a.0.cmp(&b.0));
+            Ok(sizes)
+        }
+        None => Ok(vec![("mcp (host binary, not a zip)".to_owned(), mb(&binary(&options.target_dir, "mcp")?)?)]),
+    }
+}
+
+fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    sorted.get(sorted.len() / 2).copied().unwrap_or(f64::NAN)
+}
+
+fn report(
+    options: &Options,
+    rows: &[Row],
+    upstream: &wrk::Load,
+    rss_mb: Option<f64>,
+    cold: &ColdStarts,
+    sizes: &[(String, f64)],
+) -> Result<(), String> {
+    let find = |target: &str, scenario: &str, c: u32| rows.iter().find(|r| r.target == target && r.scenario == scenario && r.connections == c);
+    println!("\n{:<11} {:<11} {:>5} {:>10} {:>9} {:>9} {:>9}", "server", "request", "conns", "req/s", "p50 ms", "p90 ms", "p99 ms");
+    for r in rows {
+        println!(
+            "{:<11} {:<11} {:>5} {:>10.0} {:>9.3} {:>9.3} {:>9.3}",
+            r.target, r.scenario, r.connections, r.load.requests_per_second, r.load.p50_ms, r.load.p90_ms, r.load.p99_ms
+        );
+    }
+    println!("{:<11} {:<11} {:>5} {:>10.0} {:>9.3} {:>9.3} {:>9.3}", "upstream", "sendMessage", options.moderate(), upstream.requests_per_second, upstream.p50_ms, upstream.p90_ms, upstream.p99_ms);
+
+    let mut targets = Vec::new();
+    let mut check = |name: String, value: f64, goal: &str, met: bool| {
+        println!("{:<58} {:>10.2}  target {goal:<8} {}", name, value, if met { "met" } else { "MISSED" });
+        targets.push(json!({"name": name, "value": value, "target": goal, "met": met}));
+    };
+    println!();
+    for c in options.connections() {
+        for scenario in ["tools/list", "tools/call"] {
+            if let (Some(ours), Some(ts), Some(bare)) = (find("squaremcp", scenario, c), find("ts-sdk", scenario, c), find("bare-axum", "fixed body", c)) {
+                let vs_ts = ours.load.requests_per_second / ts.load.requests_per_second;
+                let vs_bare = ours.load.requests_per_second / bare.load.requests_per_second;
+                check(format!("{scenario} req/s vs TypeScript SDK, {c} conns (x)"), vs_ts, ">= 10", vs_ts >= 10.0);
+                check(format!("{scenario} req/s vs bare axum, {c} conns (share)"), vs_bare, ">= 0.5", vs_bare >= 0.5);
+            }
+        }
+    }
+    let overhead = find("squaremcp", "tools/call", options.moderate()).map(|r| r.load.p99_ms - upstream.p99_ms);
+    if let Some(overhead) = overhead {
+        check(format!("tools/call p99 overhead over upstream, {} conns (ms)", options.moderate()), overhead, "<= 1", overhead <= 1.0);
+    }
+    let (rust, node) = (median(&cold.rust_ms), median(&cold.node_ms));
+    check("cold start, mcp Lambda, median (ms)".into(), rust, "<= 15", rust <= 15.0);
+    check("cold start, Node.js on the TS SDK / mcp Lambda (x)".into(), node / rust, ">= 5", node / rust >= 5.0);
+    if let Some(rss) = rss_mb {
+        check("squaremcp serve peak RSS, 100 concurrent clients (MB)".into(), rss, "<= 40", rss <= 40.0);
+    }
+    for (name, size) in sizes {
+        check(format!("size: {name} (MB)"), *size, "<= 6", *size <= 6.0);
+    }
+    println!("\ncold starts (ms): mcp {:?}\n                  node {:?}", rounded(&cold.rust_ms), rounded(&cold.node_ms));
+
+    let results = json!({
+        "mode": if options.smoke { "smoke" } else { "full" },
+        "machine": {"cpus": std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0), "os": std::env::consts::OS, "arch": std::env::consts::ARCH},
+        "throughput": rows.iter().map(|r| json!({
+            "server": r.target, "request": r.scenario, "connections": r.connections,
+            "requests_per_second": r.load.requests_per_second, "requests": r.load.requests,
+            "p50_ms": r.load.p50_ms, "p90_ms": r.load.p90_ms, "p99_ms": r.load.p99_ms,
+        })).collect::<Vec<_>>(),
+        "upstream": {"connections": options.moderate(), "requests_per_second": upstream.requests_per_second, "p99_ms": upstream.p99_ms},
+        "cold_start_ms": {"mcp": cold.rust_ms, "node_ts_sdk": cold.node_ms},
+        "peak_rss_mb": rss_mb,
+        "sizes_mb": sizes.iter().map(|(n, s)| json!({"name": n, "mb": s})).collect::<Vec<_>>(),
+        "targets": targets,
+    });
+    if let Some(dir) = options.out.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| e.to_string())?;
+    }
+    std::fs::write(&options.out, format!("{results:#}\n")).map_err(|e| e.to_string())?;
+    println!("results written to {}", options.out.display());
+    Ok(())
+}
+
+fn rounded(values: &[f64]) -> Vec<f64> {
+    values.iter().map(|v| (v * 10.0).round() / 10.0).collect()
+}
