@@ -1,17 +1,19 @@
 //! The commands. Each opens the same data directory `serve` uses; SQLite's locking makes that
 //! safe while the server runs.
 
+use std::collections::BTreeMap;
 use std::io::{BufRead as _, Read as _};
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
+use squaremcp_core::billing::{self, Month};
 use squaremcp_core::customer::InvalidInput;
 use squaremcp_core::gateway::GatewayError;
-use squaremcp_core::{AccountName, ApiKeyId, CustomerId, Gateway, Platform, StoreError};
+use squaremcp_core::{AccountName, ApiKeyId, CustomerId, Gateway, Platform, StoreError, Timestamp};
 use squaremcp_runtime::{Backends, Config, StartError};
 
-use crate::args::{ApiKeysCommand, Command, CredentialsCommand, CustomersCommand};
+use crate::args::{ApiKeysCommand, AuditCommand, Command, CredentialsCommand, CustomersCommand, UsageCommand};
 use crate::output::{Printer, credential_json, customer_json, key_json};
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +66,8 @@ pub async fn run(command: Command, data_dir: Option<PathBuf>, json: bool) -> Res
         Command::Customers(c) => customers(&gateway, c, out).await,
         Command::ApiKeys(c) => api_keys(&gateway, c, out).await,
         Command::Credentials(c) => credentials(&gateway, c, out).await,
+        Command::Usage(UsageCommand::Show { customer, month }) => usage(&gateway, &customer.customer, month, out).await,
+        Command::Audit(AuditCommand::Tail { customer, limit }) => audit(&gateway, &customer.customer, limit, out).await,
     }
 }
 
@@ -75,6 +79,10 @@ async fn customers(gateway: &Arc<Gateway>, command: CustomersCommand, out: Print
             out.print(&customer_json(&customer), || {
                 format!("Created customer {} ({}, plan {})", customer.id, customer.email.as_str(), customer.plan.as_str())
             });
+        }
+        CustomersCommand::SetPlan { customer, plan } => {
+            let customer = gateway.set_plan(&CustomerId::parse(&customer.customer)?, &plan).await?;
+            out.print(&customer_json(&customer), || format!("{} is now on plan {}.", customer.id, customer.plan.as_str()));
         }
         CustomersCommand::List => {
             let mut all = Vec::new();
@@ -221,4 +229,79 @@ fn read_password() -> Result<String, CliError> {
 
 fn hash_password(password: &str) -> Result<String, CliError> {
     bcrypt::hash(password, bcrypt::DEFAULT_COST).map_err(|e| CliError::Usage(format!("cannot hash the password: {e}")))
+}
+
+async fn usage(gateway: &Arc<Gateway>, customer: &str, month: Option<String>, out: Printer) -> Result<(), CliError> {
+    let customer = gateway.require_customer(&CustomerId::parse(customer)?).await?;
+    let month = match month {
+        Some(text) => Month::parse(&text)?,
+        None => Month::of(gateway.now()),
+    };
+    let used = gateway.store().counter(&billing::usage_counter_key(&customer.id, month)).await?;
+    let plan = gateway.plans().get(&customer.plan);
+    let records = gateway.store().call_records(&customer.id, month.start(), month.end(), 100_000, gateway.now()).await?;
+    let mut by_tool: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    for record in &records {
+        *by_tool.entry(record.tool.clone()).or_default().entry(record.outcome.clone()).or_default() += 1;
+    }
+    let included = plan.map(|p| p.monthly_calls);
+    let over = included.map_or(0, |i| used.saturating_sub(i));
+    let value = json!({
+        "customer_id": customer.id,
+        "month": month,
+        "plan": customer.plan,
+        "calls_counted": used,
+        "calls_included": included,
+        "calls_over_limit": over,
+        "overage_cents_per_call": plan.and_then(|p| p.overage_cents),
+        "resets_on": month.next().first_day(),
+        "by_tool": by_tool,
+    });
+    out.print(&value, || {
+        let mut text = format!(
+            "{} in {month}: {used} counted call(s) of {} included on plan {}; resets on {}.",
+            customer.id,
+            included.map_or_else(|| "?".to_owned(), |i| i.to_string()),
+            customer.plan.as_str(),
+            month.next().first_day()
+        );
+        if over > 0 {
+            text.push_str(&format!("\n{over} call(s) over the limit."));
+        }
+        for (tool, outcomes) in &by_tool {
+            let parts: Vec<String> = outcomes.iter().map(|(o, n)| format!("{o} {n}")).collect();
+            text.push_str(&format!("\n  {tool}: {}", parts.join(", ")));
+        }
+        text
+    });
+    Ok(())
+}
+
+async fn audit(gateway: &Arc<Gateway>, customer: &str, limit: usize, out: Printer) -> Result<(), CliError> {
+    let customer = gateway.require_customer(&CustomerId::parse(customer)?).await?;
+    let now = gateway.now();
+    let records = gateway.store().call_records(&customer.id, Timestamp::from_unix(0), now.plus_seconds(1), limit, now).await?;
+    let value = serde_json::to_value(&records).map_err(|e| CliError::Usage(e.to_string()))?;
+    out.print(&value, || {
+        if records.is_empty() {
+            return format!("{} has made no tool calls yet.", customer.id);
+        }
+        records
+            .iter()
+            .map(|r| {
+                format!(
+                    "{}  {:<24} {:<16} {:>6} ms  {}  {}  {}",
+                    r.at.to_rfc3339(),
+                    r.tool,
+                    r.outcome,
+                    r.duration_ms,
+                    r.auth_method,
+                    r.client.as_deref().unwrap_or("-"),
+                    r.arguments
+                )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(())
 }

@@ -33,6 +33,36 @@ pub enum Command {
     /// Store, list and delete a customer's platform credentials (encrypted at rest).
     #[command(subcommand)]
     Credentials(CredentialsCommand),
+    /// A customer's tool calls this month (or another) against their plan.
+    #[command(subcommand)]
+    Usage(UsageCommand),
+    /// The call log: every tool call with its outcome, arguments redacted.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum UsageCommand {
+    /// Calls used, included and over the limit, by tool and outcome.
+    Show {
+        #[command(flatten)]
+        customer: CustomerArg,
+        /// Month as YYYY-MM [default: the current month]
+        #[arg(long)]
+        month: Option<String>,
+    },
+}
+
+#[derive(Subcommand, Debug)]
+pub enum AuditCommand {
+    /// The newest calls, newest first.
+    Tail {
+        #[command(flatten)]
+        customer: CustomerArg,
+        /// How many calls to show.
+        #[arg(long, default_value_t = 20)]
+        limit: usize,
+    },
 }
 
 #[derive(Subcommand, Debug)]
@@ -50,6 +80,13 @@ pub enum CustomersCommand {
     },
     /// List customers.
     List,
+    /// Move a customer to another plan (running gateways apply it within a minute).
+    SetPlan {
+        #[command(flatten)]
+        customer: CustomerArg,
+        #[arg(long)]
+        plan: String,
+    },
 }
 
 #[derive(Args, Debug)]

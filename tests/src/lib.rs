@@ -57,8 +57,13 @@ fn rand_u64() -> u64 {
 
 /// Runs `squaremcp <args>` on `data_dir`, with `stdin` piped in.
 pub fn cli(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
+    cli_with_env(data_dir, args, stdin, &[])
+}
+
+pub fn cli_with_env(data_dir: &Path, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Output {
     let mut child = Command::new(binary("squaremcp"))
         .args(args)
+        .envs(env.iter().copied())
         .env("SQUAREMCP_DATA_DIR", data_dir)
         .env_remove("SQUAREMCP_ADMIN_KEY")
         .stdin(Stdio::piped())
@@ -72,9 +77,13 @@ pub fn cli(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
 
 /// Runs a CLI command that must succeed with `--json`, and returns its output.
 pub fn cli_json(data_dir: &Path, args: &[&str], stdin: &str) -> Value {
+    cli_json_with_env(data_dir, args, stdin, &[])
+}
+
+pub fn cli_json_with_env(data_dir: &Path, args: &[&str], stdin: &str, env: &[(&str, &str)]) -> Value {
     let mut all = args.to_vec();
     all.push("--json");
-    let out = cli(data_dir, &all, stdin);
+    let out = cli_with_env(data_dir, &all, stdin, env);
     assert!(out.status.success(), "squaremcp {args:?} failed: {}", String::from_utf8_lossy(&out.stderr));
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
@@ -87,9 +96,18 @@ pub struct Tenant {
 }
 
 pub fn create_tenant(data_dir: &Path, email: &str) -> Tenant {
-    let customer = cli_json(data_dir, &["customers", "create", "--email", email, "--plan", "pro"], "");
+    create_tenant_on_plan(data_dir, email, "pro")
+}
+
+pub fn create_tenant_on_plan(data_dir: &Path, email: &str, plan: &str) -> Tenant {
+    create_tenant_on_plan_with_env(data_dir, email, plan, &[])
+}
+
+/// A customer on `plan`, with `env` (e.g. `SQUAREMCP_PLANS`) given to the CLI.
+pub fn create_tenant_on_plan_with_env(data_dir: &Path, email: &str, plan: &str, env: &[(&str, &str)]) -> Tenant {
+    let customer = cli_json_with_env(data_dir, &["customers", "create", "--email", email, "--plan", plan], "", env);
     let id = customer["id"].as_str().unwrap().to_owned();
-    let key = cli_json(data_dir, &["api-keys", "create", "--customer", &id, "--name", "e2e"], "");
+    let key = cli_json_with_env(data_dir, &["api-keys", "create", "--customer", &id, "--name", "e2e"], "", env);
     Tenant { id, key: key["key"].as_str().unwrap().to_owned(), key_id: key["id"].as_str().unwrap().to_owned() }
 }
 
@@ -105,6 +123,11 @@ pub struct Server {
 
 impl Server {
     pub fn start(data_dir: &Path, env: &[(&str, &str)]) -> Self {
+        Self::start_with_log(data_dir, env, None)
+    }
+
+    /// Like [`Server::start`], with the server's log written to `log` instead of the test's stderr.
+    pub fn start_with_log(data_dir: &Path, env: &[(&str, &str)], log: Option<&Path>) -> Self {
         let port = free_port();
         let base = format!("http://127.0.0.1:{port}");
         let mut command = Command::new(binary("squaremcp"));
@@ -115,7 +138,10 @@ impl Server {
             .env("SQUAREMCP_PUBLIC_URL", &base)
             .env("SQUAREMCP_LOG", "info")
             .stdout(Stdio::null())
-            .stderr(Stdio::inherit());
+            .stderr(match log {
+                Some(path) => Stdio::from(std::fs::File::create(path).expect("create the log file")),
+                None => Stdio::inherit(),
+            });
         for (k, v) in env {
             command.env(k, v);
         }
@@ -263,4 +289,13 @@ pub fn node_dir() -> PathBuf {
         "the Node MCP clients are not installed: run scripts/test (or `npm ci` in tests/node)"
     );
     dir
+}
+
+/// `YYYY-MM-01` of the month after the current one (UTC): when usage resets. Counted from the
+/// first of this month, because `date -d "next month"` overflows on the 31st.
+pub fn first_day_of_next_month() -> String {
+    let this = Command::new("date").args(["-u", "+%Y-%m-01"]).output().expect("date");
+    let this = String::from_utf8_lossy(&this.stdout).trim().to_owned();
+    let next = Command::new("date").args(["-u", "-d", &format!("{this} +1 month"), "+%Y-%m-01"]).output().expect("date");
+    String::from_utf8_lossy(&next.stdout).trim().to_owned()
 }

@@ -1,18 +1,20 @@
 //! The gateway's use cases: authenticate a caller, run a tool with the caller's own
 //! credentials, and the administrative operations behind the CLI.
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 
+use crate::billing::{self, Month, Plan, PlanCatalog};
 use crate::customer::InvalidInput;
 use crate::tool::{ACCOUNT_ARGUMENT, FailureKind};
 use crate::{
-    AccountName, ApiKey, ApiKeyId, ApiKeyRecord, AuthMethod, Clock, CredentialRecord, Customer, CustomerId, Email,
-    Keyring, KeyringError, Platform, PlanName, Principal, Registry, Secret, SecretBinding, Store, StoreError, Tool,
-    ToolFailure, ToolOutput, schema,
+    AccountName, ApiKey, ApiKeyId, ApiKeyRecord, AuthMethod, CallRecord, Clock, CredentialRecord, Customer,
+    CustomerId, Email, Keyring, KeyringError, Platform, PlanName, Principal, Registry, Secret, SecretBinding, Store,
+    StoreError, Tool, ToolFailure, ToolOutput, calls, schema,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -23,6 +25,8 @@ pub enum GatewayError {
     EmailTaken(String),
     #[error("no customer with id {0}")]
     UnknownCustomer(CustomerId),
+    #[error("there is no plan `{plan}`; the plans are {offered}")]
+    UnknownPlan { plan: String, offered: String },
     #[error("platform {0} is not available in this version of SquareMCP")]
     UnsupportedPlatform(Platform),
     #[error("invalid {platform} credentials: {why}")]
@@ -38,6 +42,38 @@ pub enum GatewayError {
 #[error("unknown tool `{0}`")]
 pub struct UnknownTool(pub String);
 
+/// Who is calling and how, for one request: the principal decides whose credentials and plan
+/// apply; the rest goes into the call log.
+#[derive(Clone, Debug)]
+pub struct CallContext {
+    pub principal: Principal,
+    pub auth_method: AuthMethod,
+    pub client: Option<String>,
+}
+
+impl CallContext {
+    pub fn new(principal: Principal, auth_method: AuthMethod) -> Self {
+        Self { principal, auth_method, client: None }
+    }
+}
+
+/// Billing settings the gateway applies on every call.
+pub struct Billing {
+    pub plans: Arc<PlanCatalog>,
+    /// How long call records are kept.
+    pub retention_seconds: i64,
+}
+
+impl Default for Billing {
+    fn default() -> Self {
+        Self { plans: Arc::new(PlanCatalog::builtin()), retention_seconds: 90 * 86_400 }
+    }
+}
+
+/// A customer's plan is read once a minute at most: `set-plan` takes effect within that time,
+/// and a tools/call needs no extra store read for it.
+const PLAN_CACHE_SECONDS: u64 = 60;
+
 /// Everything a request needs, built once at start and shared by every request.
 pub struct Gateway {
     store: Arc<dyn Store>,
@@ -45,6 +81,8 @@ pub struct Gateway {
     clock: Arc<dyn Clock>,
     registry: Arc<Registry>,
     admin_key_digest: Option<[u8; 32]>,
+    billing: Billing,
+    plan_cache: Mutex<HashMap<CustomerId, (PlanName, Instant)>>,
 }
 
 impl Gateway {
@@ -56,7 +94,20 @@ impl Gateway {
         admin_key: Option<Secret<String>>,
     ) -> Self {
         let admin_key_digest = admin_key.filter(|k| !k.expose().is_empty()).map(|k| digest(k.expose()));
-        Self { store, keyring, clock, registry, admin_key_digest }
+        Self {
+            store,
+            keyring,
+            clock,
+            registry,
+            admin_key_digest,
+            billing: Billing::default(),
+            plan_cache: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub fn with_billing(mut self, billing: Billing) -> Self {
+        self.billing = billing;
+        self
     }
 
     pub fn registry(&self) -> &Registry {
@@ -65,6 +116,10 @@ impl Gateway {
 
     pub fn store(&self) -> &dyn Store {
         self.store.as_ref()
+    }
+
+    pub fn plans(&self) -> &PlanCatalog {
+        &self.billing.plans
     }
 
     pub fn now(&self) -> crate::Timestamp {
@@ -87,58 +142,143 @@ impl Gateway {
             .map(|record| (Principal::Customer { id: record.customer_id }, AuthMethod::ApiKey)))
     }
 
-    /// Runs a tool for `principal`. `Err` only for an unknown tool; every other failure is a
-    /// [`ToolFailure`] the caller reports as `isError`.
+    /// Runs a tool for the caller. `Err` only for an unknown tool; every other failure is a
+    /// [`ToolFailure`] the caller reports as `isError`. Customers' calls are metered against
+    /// their plan and recorded; the admin key's are neither.
     pub async fn call_tool(
         &self,
-        principal: &Principal,
+        context: &CallContext,
         name: &str,
         arguments: Option<Value>,
     ) -> Result<Result<ToolOutput, ToolFailure>, UnknownTool> {
         let tool = self.registry.tool(name).ok_or_else(|| UnknownTool(name.to_owned()))?;
         let started = Instant::now();
-        let outcome = self.run_tool(tool.as_ref(), principal, arguments).await;
-        let customer = principal.customer_id().map(CustomerId::as_str).unwrap_or("superadmin");
-        let elapsed_ms = started.elapsed().as_secs_f64() * 1000.0;
-        match &outcome {
-            Ok(_) => tracing::info!(customer, tool = name, elapsed_ms, outcome = "ok", "tool call"),
-            Err(failure) => tracing::info!(
-                customer,
-                tool = name,
-                elapsed_ms,
-                outcome = failure.kind.as_str(),
-                "tool call failed"
+        let arguments = match arguments {
+            None => Map::new(),
+            Some(Value::Object(map)) => map,
+            Some(_) => return Ok(Err(ToolFailure::invalid_arguments("the arguments must be an object"))),
+        };
+        let logged_arguments = calls::redact(&arguments, &tool.definition().logged_arguments);
+        let (outcome, metering) = match &context.principal {
+            Principal::Superadmin => (
+                Err(ToolFailure::new(
+                    FailureKind::Forbidden,
+                    "The admin key has no platform credentials of its own. Call tools with a customer's API key.",
+                )),
+                Metering::NotMetered,
             ),
+            Principal::Customer { id } => self.run_metered(tool.as_ref(), id, arguments).await,
+        };
+        let elapsed = started.elapsed();
+        let customer = context.principal.customer_id().map(CustomerId::as_str).unwrap_or("superadmin");
+        let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
+        let outcome_name = match (&outcome, &metering) {
+            (Ok(_), _) => "ok",
+            (Err(_), Metering::Refused) => "limit_reached",
+            (Err(failure), _) => failure.kind.as_str(),
+        };
+        tracing::info!(customer, tool = name, elapsed_ms, outcome = outcome_name, "tool call");
+        if let Principal::Customer { id } = &context.principal {
+            let now = self.clock.now();
+            let record = CallRecord {
+                id: CallRecord::new_id(now),
+                customer_id: id.clone(),
+                at: now,
+                tool: name.to_owned(),
+                platform: tool.definition().platform,
+                auth_method: auth_method_name(context.auth_method).to_owned(),
+                client: context.client.clone(),
+                duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+                outcome: outcome_name.to_owned(),
+                counted: outcome.is_ok() && !matches!(metering, Metering::NotMetered),
+                arguments: logged_arguments,
+                expires_at: now.plus_seconds(self.billing.retention_seconds),
+            };
+            let adjustment = metering.adjustment(outcome.is_ok());
+            if let Err(e) = self.store.record_call(&record, adjustment.as_ref().map(|(k, d)| (k.as_str(), *d))).await {
+                // The call itself happened; losing its record must not turn it into a failure.
+                tracing::error!(customer, tool = name, error = %e, "the call record could not be written");
+            }
         }
         Ok(outcome)
     }
 
-    async fn run_tool(
+    async fn run_metered(
         &self,
         tool: &dyn Tool,
-        principal: &Principal,
-        arguments: Option<Value>,
-    ) -> Result<ToolOutput, ToolFailure> {
+        customer: &CustomerId,
+        mut arguments: Map<String, Value>,
+    ) -> (Result<ToolOutput, ToolFailure>, Metering) {
         let definition = tool.definition();
-        let arguments = arguments.unwrap_or_else(|| Value::Object(Map::new()));
-        schema::validate(&definition.input_schema, &arguments).map_err(ToolFailure::invalid_arguments)?;
-        let Value::Object(mut arguments) = arguments else {
-            return Err(ToolFailure::invalid_arguments("the arguments must be an object"));
-        };
+        if let Err(why) = schema::validate(&definition.input_schema, &Value::Object(arguments.clone())) {
+            return (Err(ToolFailure::invalid_arguments(why)), Metering::NotCounted);
+        }
         let account = match arguments.remove(ACCOUNT_ARGUMENT) {
-            Some(Value::String(name)) => {
-                Some(AccountName::parse(&name).map_err(|e| ToolFailure::invalid_arguments(e.to_string()))?)
-            }
+            Some(Value::String(name)) => match AccountName::parse(&name) {
+                Ok(account) => Some(account),
+                Err(e) => return (Err(ToolFailure::invalid_arguments(e.to_string())), Metering::NotCounted),
+            },
             _ => None,
         };
-        let Principal::Customer { id: customer } = principal else {
-            return Err(ToolFailure::new(
-                FailureKind::Forbidden,
-                "The admin key has no platform credentials of its own. Call tools with a customer's API key.",
-            ));
+        let credential = match self.credential_for(customer, definition.platform, account.as_ref()).await {
+            Ok(credential) => credential,
+            Err(failure) => return (Err(failure), Metering::NotCounted),
         };
-        let credential = self.credential_for(customer, definition.platform, account.as_ref()).await?;
-        tool.call(&credential, arguments).await
+        let plan = match self.plan_of(customer).await {
+            Ok(plan) => plan,
+            Err(failure) => return (Err(failure), Metering::NotCounted),
+        };
+        let month = Month::of(self.clock.now());
+        let counter = billing::usage_counter_key(customer, month);
+        let metering = match plan.hard_limit() {
+            None => Metering::CountAfter(counter),
+            Some(limit) => match self.store.add_to_counter(&counter, 1, Some(limit)).await {
+                Ok(_) => Metering::Reserved(counter),
+                Err(StoreError::LimitReached { .. }) => {
+                    let message = format!(
+                        "Your plan `{}` includes {limit} tool calls per month and they are used up; the limit resets on {}. \
+                         Ask for a larger plan to continue now.",
+                        plan.name.as_str(),
+                        month.next().first_day()
+                    );
+                    return (Err(ToolFailure::new(FailureKind::Forbidden, message)), Metering::Refused);
+                }
+                Err(e) => {
+                    tracing::error!(customer = customer.as_str(), error = %e, "usage counter unavailable");
+                    return (
+                        Err(ToolFailure::new(FailureKind::Upstream, "The gateway could not check your usage. Try again shortly.")),
+                        Metering::NotCounted,
+                    );
+                }
+            },
+        };
+        (tool.call(&credential, arguments).await, metering)
+    }
+
+    /// The customer's plan, from a cache renewed once a minute.
+    async fn plan_of(&self, customer: &CustomerId) -> Result<Plan, ToolFailure> {
+        let cached = self.plan_cache.lock().ok().and_then(|cache| {
+            cache.get(customer).filter(|(_, at)| at.elapsed().as_secs() < PLAN_CACHE_SECONDS).map(|(plan, _)| plan.clone())
+        });
+        let name = match cached {
+            Some(name) => name,
+            None => {
+                let record = self.store.customer(customer).await.ok().flatten().ok_or_else(|| {
+                    ToolFailure::new(FailureKind::Forbidden, "This account no longer exists.")
+                })?;
+                if let Ok(mut cache) = self.plan_cache.lock() {
+                    cache.insert(customer.clone(), (record.plan.clone(), Instant::now()));
+                }
+                record.plan
+            }
+        };
+        self.billing.plans.get(&name).cloned().ok_or_else(|| {
+            tracing::error!(customer = customer.as_str(), plan = name.as_str(), "customer on an unknown plan");
+            ToolFailure::new(
+                FailureKind::Forbidden,
+                format!("Your plan `{}` is not offered any more; ask for your account to be moved to a current plan.", name.as_str()),
+            )
+        })
     }
 
     /// One store query, then the pick: the named account, the only one, or `default`.
@@ -205,7 +345,7 @@ impl Gateway {
         let customer = Customer {
             id: CustomerId::generate(),
             email: Email::parse(email)?,
-            plan: PlanName::parse(plan)?,
+            plan: self.offered_plan(plan)?,
             password_hash,
             created_at: self.clock.now(),
         };
@@ -214,6 +354,26 @@ impl Gateway {
             Err(StoreError::Conflict(_)) => Err(GatewayError::EmailTaken(customer.email.as_str().to_owned())),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Moves a customer to another plan; running gateways apply it within a minute.
+    pub async fn set_plan(&self, customer: &CustomerId, plan: &str) -> Result<Customer, GatewayError> {
+        let plan = self.offered_plan(plan)?;
+        if !self.store.set_customer_plan(customer, &plan).await? {
+            return Err(GatewayError::UnknownCustomer(customer.clone()));
+        }
+        if let Ok(mut cache) = self.plan_cache.lock() {
+            cache.remove(customer);
+        }
+        self.require_customer(customer).await
+    }
+
+    fn offered_plan(&self, plan: &str) -> Result<PlanName, GatewayError> {
+        let name = PlanName::parse(plan)?;
+        if self.billing.plans.get(&name).is_none() {
+            return Err(GatewayError::UnknownPlan { plan: plan.to_owned(), offered: self.billing.plans.names().join(", ") });
+        }
+        Ok(name)
     }
 
     pub async fn require_customer(&self, id: &CustomerId) -> Result<Customer, GatewayError> {
@@ -266,6 +426,38 @@ impl Gateway {
             CredentialRecord { customer_id: customer.clone(), platform, account, sealed, created_at, updated_at: now };
         self.store.put_credential(&record).await?;
         Ok(record)
+    }
+}
+
+/// How a call touches the usage counter.
+enum Metering {
+    /// The admin key, or a failure before the plan was consulted.
+    NotMetered,
+    /// A failure before the platform was called: recorded, not counted.
+    NotCounted,
+    /// Over a hard limit: refused, recorded, not counted.
+    Refused,
+    /// Hard-limit plan: one unit was reserved before the call; a failed call gives it back.
+    Reserved(String),
+    /// Plan with overage: nothing is refused, a successful call is counted afterwards.
+    CountAfter(String),
+}
+
+impl Metering {
+    /// The counter change written together with the call record.
+    fn adjustment(self, succeeded: bool) -> Option<(String, i64)> {
+        match self {
+            Metering::Reserved(key) if !succeeded => Some((key, -1)),
+            Metering::CountAfter(key) if succeeded => Some((key, 1)),
+            _ => None,
+        }
+    }
+}
+
+fn auth_method_name(method: AuthMethod) -> &'static str {
+    match method {
+        AuthMethod::AdminKey => "admin_key",
+        AuthMethod::ApiKey => "api_key",
     }
 }
 

@@ -3,6 +3,8 @@
 
 pub mod api_key;
 pub mod auth;
+pub mod billing;
+pub mod calls;
 pub mod credentials;
 pub mod customer;
 pub mod gateway;
@@ -17,9 +19,10 @@ pub mod tool;
 
 pub use api_key::{ApiKey, ApiKeyHash, ApiKeyId, ApiKeyRecord};
 pub use auth::{AuthMethod, Principal};
+pub use calls::CallRecord;
 pub use credentials::{AccountName, CredentialRecord, SealedSecret, SecretBinding};
 pub use customer::{Customer, CustomerId, Email, PlanName};
-pub use gateway::Gateway;
+pub use gateway::{CallContext, Gateway};
 pub use platform::Platform;
 pub use ports::{Clock, Keyring, KeyringError, Page, PutMode, Store, StoreError, SystemClock};
 pub use secret::Secret;

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::{
-    AccountName, ApiKeyHash, ApiKeyId, ApiKeyRecord, CredentialRecord, Customer, CustomerId, Email, Platform,
-    SealedSecret, Secret, SecretBinding, Timestamp,
+    AccountName, ApiKeyHash, ApiKeyId, ApiKeyRecord, CallRecord, CredentialRecord, Customer, CustomerId, Email,
+    Platform, PlanName, SealedSecret, Secret, SecretBinding, Timestamp,
 };
 
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +45,8 @@ pub trait Store: Send + Sync {
     async fn customer_by_email(&self, email: &Email) -> Result<Option<Customer>, StoreError>;
     /// Customers ordered by id; `after` is the `next` of the previous page.
     async fn list_customers(&self, after: Option<&str>, limit: usize) -> Result<Page<Customer>, StoreError>;
+    /// Conditional on the customer existing; `false` when there is none.
+    async fn set_customer_plan(&self, id: &CustomerId, plan: &PlanName) -> Result<bool, StoreError>;
 
     // API keys, found by hash on every request.
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError>;
@@ -72,6 +74,20 @@ pub trait Store: Send + Sync {
     /// Adds `delta` unless the result would exceed `limit`; returns the new value.
     async fn add_to_counter(&self, key: &str, delta: u64, limit: Option<u64>) -> Result<u64, StoreError>;
     async fn counter(&self, key: &str) -> Result<u64, StoreError>;
+
+    // Tool-call records (usage and audit log), per customer by time, expiring after retention.
+    /// Writes the record and, in the same atomic write, adds `delta` (which may be negative,
+    /// never taking the value below zero) to the counter `key`: one round trip per call.
+    async fn record_call(&self, record: &CallRecord, counter: Option<(&str, i64)>) -> Result<(), StoreError>;
+    /// Live records with `from <= at < until`, newest first, at most `limit`.
+    async fn call_records(
+        &self,
+        customer: &CustomerId,
+        from: Timestamp,
+        until: Timestamp,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<Vec<CallRecord>, StoreError>;
 
     // Single-use items with a TTL (authorization codes, CSRF nonces, leases).
     /// Conditional put: `Conflict` while an unexpired item with this key exists.

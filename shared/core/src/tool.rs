@@ -25,6 +25,8 @@ pub struct ToolDefinition {
     pub output_schema: Option<Value>,
     /// True when the tool only reads: clients may call it without asking.
     pub read_only: bool,
+    /// Arguments whose values the call log may keep; every other value is redacted there.
+    pub logged_arguments: Vec<&'static str>,
 }
 
 impl ToolDefinition {
@@ -58,7 +60,15 @@ impl ToolDefinition {
             }),
             output_schema: None,
             read_only: false,
+            logged_arguments: vec![ACCOUNT_ARGUMENT],
         }
+    }
+
+    /// Names the arguments that carry no secret and no message content (ids, limits, flags),
+    /// which the call log may therefore keep.
+    pub fn log_arguments(mut self, names: &[&'static str]) -> Self {
+        self.logged_arguments.extend_from_slice(names);
+        self
     }
 
     pub fn with_output_schema(mut self, schema: Value) -> Self {

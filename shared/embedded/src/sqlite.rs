@@ -15,8 +15,8 @@ use async_trait::async_trait;
 use rusqlite::{Connection, Params, Row, Transaction, TransactionBehavior, params};
 use squaremcp_core::ports::{Page, PutMode};
 use squaremcp_core::{
-    AccountName, ApiKeyHash, ApiKeyId, ApiKeyRecord, CredentialRecord, Customer, CustomerId, Email, Platform, Store,
-    StoreError, Timestamp,
+    AccountName, ApiKeyHash, ApiKeyId, ApiKeyRecord, CallRecord, CredentialRecord, Customer, CustomerId, Email,
+    Platform, PlanName, Store, StoreError, Timestamp,
 };
 
 use self::error::{Violation, db_error, violation};
@@ -189,6 +189,10 @@ impl Store for SqliteStore {
         self.read(|db| query_optional(db, &sql, [id.as_str()], rows::customer))
     }
 
+    async fn set_customer_plan(&self, id: &CustomerId, plan: &PlanName) -> Result<bool, StoreError> {
+        self.write(|tx| Ok(execute(tx, "UPDATE customers SET plan = ?2 WHERE id = ?1", [id.as_str(), plan.as_str()])? == 1))
+    }
+
     async fn customer_by_email(&self, email: &Email) -> Result<Option<Customer>, StoreError> {
         let sql = format!("SELECT {CUSTOMER_COLUMNS} FROM customers WHERE email = ?1");
         self.read(|db| query_optional(db, &sql, [email.as_str()], rows::customer))
@@ -317,6 +321,47 @@ impl Store for SqliteStore {
 
     async fn counter(&self, key: &str) -> Result<u64, StoreError> {
         self.read(|db| counter_value(db, key))
+    }
+
+    async fn record_call(&self, record: &CallRecord, counter: Option<(&str, i64)>) -> Result<(), StoreError> {
+        let json = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+        self.write(|tx| {
+            // Expired records go when new ones come (TTL, done lazily), using the expiry index.
+            execute(tx, "DELETE FROM call_records WHERE expires_at <= ?1", [record.at.unix()])?;
+            let sql = "INSERT INTO call_records (customer_id, id, at, expires_at, record) VALUES (?1, ?2, ?3, ?4, ?5)";
+            let values = params![record.customer_id.as_str(), record.id, record.at.unix(), record.expires_at.unix(), json];
+            tx.execute(sql, values).map_err(|e| match violation(&e) {
+                Some(Violation::Unique(_)) => StoreError::Conflict(format!("call record {}", record.id)),
+                Some(Violation::MissingCustomer) => missing_customer(&record.customer_id),
+                _ => db_error(e),
+            })?;
+            if let Some((key, delta)) = counter {
+                let sql = "INSERT INTO counters (key, value) VALUES (?1, MAX(?2, 0))
+                           ON CONFLICT (key) DO UPDATE SET value = MAX(counters.value + ?2, 0)";
+                execute(tx, sql, params![key, delta])?;
+            }
+            Ok(())
+        })
+    }
+
+    async fn call_records(
+        &self,
+        customer: &CustomerId,
+        from: Timestamp,
+        until: Timestamp,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        let sql = "SELECT record FROM call_records
+                   WHERE customer_id = ?1 AND at >= ?2 AND at < ?3 AND expires_at > ?4
+                   ORDER BY id DESC LIMIT ?5";
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.read(|db| {
+            query_all(db, sql, params![customer.as_str(), from.unix(), until.unix(), now.unix(), limit], |row| {
+                let json: String = row.get(0).map_err(db_error)?;
+                serde_json::from_str(&json).map_err(|e| StoreError::Corrupt(format!("call record: {e}")))
+            })
+        })
     }
 
     async fn put_single_use(

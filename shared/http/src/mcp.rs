@@ -9,10 +9,10 @@ use axum::body::{Body, to_bytes};
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
-use http::header::{ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::header::{ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_TYPE, USER_AGENT, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::json;
-use squaremcp_core::Principal;
+use squaremcp_core::{CallContext, Principal};
 
 use crate::auth::{AuthOutcome, authenticate};
 use crate::cors::{OriginCheck, add_cors_headers, add_preflight_headers, check_origin};
@@ -82,8 +82,8 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body, request_id: &
     let Some(framing) = negotiate(headers) else {
         return plain_error(StatusCode::NOT_ACCEPTABLE, "Accept must include application/json or text/event-stream");
     };
-    let principal = match authenticate(state.mcp.gateway(), headers).await {
-        Ok(AuthOutcome::Authenticated(auth)) => auth.principal,
+    let auth = match authenticate(state.mcp.gateway(), headers).await {
+        Ok(AuthOutcome::Authenticated(auth)) => auth,
         Ok(AuthOutcome::Missing) => return unauthorized(&state.config, false),
         Ok(AuthOutcome::Invalid) => return unauthorized(&state.config, true),
         Err(e) => {
@@ -91,11 +91,13 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body, request_id: &
             return plain_error(StatusCode::SERVICE_UNAVAILABLE, "The gateway's store is unavailable; retry shortly");
         }
     };
-    let customer = match &principal {
+    let customer = match &auth.principal {
         Principal::Customer { id } => id.as_str(),
         Principal::Superadmin => "superadmin",
     };
     tracing::debug!(request_id, customer, "authenticated");
+    let mut context = CallContext::new(auth.principal.clone(), auth.method);
+    context.client = headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).map(|ua| ua.chars().take(120).collect());
     let bytes = match to_bytes(body, state.config.max_body_bytes).await {
         Ok(bytes) => bytes,
         Err(_) => {
@@ -106,7 +108,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body, request_id: &
         }
     };
     let version = headers.get("mcp-protocol-version").map(|v| v.to_str().unwrap_or("(not text)"));
-    let reply = state.mcp.handle(&principal, version, &bytes).await;
+    let reply = state.mcp.handle(&context, version, &bytes).await;
     render(reply.status, reply.body, framing)
 }
 

@@ -5,7 +5,10 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use squaremcp_core::{Platform, Secret};
+use std::sync::Arc;
+
+use squaremcp_core::billing::PlanCatalog;
+use squaremcp_core::{Platform, Secret, Timestamp};
 
 #[derive(Debug, thiserror::Error)]
 #[error("{variable}: {why}")]
@@ -33,6 +36,10 @@ pub struct Config {
     pub log_format: LogFormat,
     /// Overrides of platform API base URLs (mocks, proxies); others use the real addresses.
     pub platform_base_urls: BTreeMap<Platform, String>,
+    pub plans: Arc<PlanCatalog>,
+    pub call_log_retention_days: usize,
+    /// A fixed "now" for rehearsals and tests (closing a month by hand); unset: the system clock.
+    pub now: Option<Timestamp>,
 }
 
 impl Config {
@@ -92,6 +99,21 @@ impl Config {
             log_filter: get("SQUAREMCP_LOG").unwrap_or_else(|| "info".to_owned()),
             log_format,
             platform_base_urls: base_urls,
+            plans: Arc::new(match get("SQUAREMCP_PLANS") {
+                Some(path) => {
+                    let text = std::fs::read_to_string(&path)
+                        .map_err(|e| error("SQUAREMCP_PLANS", format!("cannot read {path}: {e}")))?;
+                    PlanCatalog::from_toml(&text).map_err(|e| error("SQUAREMCP_PLANS", format!("{path}: {e}")))?
+                }
+                None => PlanCatalog::builtin(),
+            }),
+            call_log_retention_days: number("SQUAREMCP_CALL_LOG_RETENTION_DAYS", 90)?,
+            now: match get("SQUAREMCP_NOW") {
+                Some(text) => Some(Timestamp::parse_rfc3339(&text).map_err(|_| {
+                    error("SQUAREMCP_NOW", format!("`{text}` is not an RFC 3339 instant like 2026-12-01T06:00:00Z"))
+                })?),
+                None => None,
+            },
         })
     }
 }
@@ -155,6 +177,18 @@ mod tests {
     }
 
     #[test]
+    fn plans_come_from_a_toml_file() {
+        let path = std::env::temp_dir().join(format!("squaremcp-plans-{}.toml", std::process::id()));
+        std::fs::write(&path, "[plans.tiny]\nmonthly_calls = 5\nprice_cents = 0\n").unwrap();
+        let c = config(&[("SQUAREMCP_PLANS", path.to_str().unwrap())]).unwrap();
+        assert_eq!(c.plans.names(), ["tiny"]);
+        std::fs::write(&path, "[plans.tiny]\nmonthly_calls = \"many\"\n").unwrap();
+        assert_eq!(config(&[("SQUAREMCP_PLANS", path.to_str().unwrap())]).expect_err("bad file").variable, "SQUAREMCP_PLANS");
+        let _ = std::fs::remove_file(&path);
+        assert_eq!(config(&[]).unwrap().plans.names(), ["business", "free", "pro"]);
+    }
+
+    #[test]
     fn bad_values_name_the_variable() {
         for (variable, value) in [
             ("SQUAREMCP_LISTEN", "localhost"),
@@ -162,6 +196,8 @@ mod tests {
             ("SQUAREMCP_TELEGRAM_BASE_URL", "ftp://x"),
             ("SQUAREMCP_MAX_BODY_BYTES", "-1"),
             ("SQUAREMCP_LOG_FORMAT", "xml"),
+            ("SQUAREMCP_NOW", "next tuesday"),
+            ("SQUAREMCP_CALL_LOG_RETENTION_DAYS", "0"),
         ] {
             let e = config(&[(variable, value)]).expect_err(variable);
             assert_eq!(e.variable, variable);

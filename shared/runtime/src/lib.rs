@@ -9,6 +9,7 @@ mod serve;
 
 use std::sync::Arc;
 
+use squaremcp_core::gateway::Billing;
 use squaremcp_core::mcp::{McpServer, ServerInfo};
 use squaremcp_core::{Clock, Gateway, Keyring, Registry, Store, SystemClock};
 use squaremcp_embedded::{KeyFileKeyring, SqliteStore};
@@ -49,7 +50,23 @@ impl Backends {
             .map_err(|source| StartError::DataDir { path: config.data_dir.display().to_string(), source })?;
         let store = SqliteStore::open(&config.data_dir.join("squaremcp.db"))?;
         let keyring = KeyFileKeyring::open_or_create(&config.data_dir.join("keyring.json"))?;
-        Ok(Self { store: Arc::new(store), keyring: Arc::new(keyring), clock: Arc::new(SystemClock) })
+        Ok(Self { store: Arc::new(store), keyring: Arc::new(keyring), clock: clock(config) })
+    }
+}
+
+/// The system clock, or the fixed instant of `SQUAREMCP_NOW`.
+pub fn clock(config: &Config) -> Arc<dyn Clock> {
+    match config.now {
+        Some(now) => Arc::new(FixedClock(now)),
+        None => Arc::new(SystemClock),
+    }
+}
+
+struct FixedClock(squaremcp_core::Timestamp);
+
+impl Clock for FixedClock {
+    fn now(&self) -> squaremcp_core::Timestamp {
+        self.0
     }
 }
 
@@ -63,7 +80,14 @@ pub fn registry(config: &Config) -> Arc<Registry> {
 }
 
 pub fn gateway(config: &Config, backends: Backends) -> Arc<Gateway> {
-    Arc::new(Gateway::new(backends.store, backends.keyring, backends.clock, registry(config), config.admin_key.clone()))
+    let billing = Billing {
+        plans: config.plans.clone(),
+        retention_seconds: i64::try_from(config.call_log_retention_days).unwrap_or(i64::MAX / 86_400) * 86_400,
+    };
+    Arc::new(
+        Gateway::new(backends.store, backends.keyring, backends.clock, registry(config), config.admin_key.clone())
+            .with_billing(billing),
+    )
 }
 
 /// Everything a router needs, built once.

@@ -6,8 +6,8 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use squaremcp_core::ports::{Page, PutMode};
 use squaremcp_core::{
-    AccountName, ApiKeyHash, ApiKeyId, ApiKeyRecord, CredentialRecord, Customer, CustomerId, Email, Platform, Store,
-    StoreError, Timestamp,
+    AccountName, ApiKeyHash, ApiKeyId, ApiKeyRecord, CallRecord, CredentialRecord, Customer, CustomerId, Email,
+    Platform, PlanName, Store, StoreError, Timestamp,
 };
 
 /// Wraps `store` so that `guard` is dropped only after the store is.
@@ -108,5 +108,21 @@ impl<G: Send + Sync> Store for Guarded<G> {
     }
     async fn delete_item(&self, key: &str) -> Result<bool, StoreError> {
         self.store.delete_item(key).await
+    }
+    async fn set_customer_plan(&self, id: &CustomerId, plan: &PlanName) -> Result<bool, StoreError> {
+        self.store.set_customer_plan(id, plan).await
+    }
+    async fn record_call(&self, record: &CallRecord, counter: Option<(&str, i64)>) -> Result<(), StoreError> {
+        self.store.record_call(record, counter).await
+    }
+    async fn call_records(
+        &self,
+        customer: &CustomerId,
+        from: Timestamp,
+        until: Timestamp,
+        limit: usize,
+        now: Timestamp,
+    ) -> Result<Vec<CallRecord>, StoreError> {
+        self.store.call_records(customer, from, until, limit, now).await
     }
 }

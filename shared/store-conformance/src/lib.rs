@@ -54,6 +54,9 @@ macro_rules! store_conformance_tests {
             create_only_items_conflict_while_live,
             expired_items_are_invisible_and_replaceable,
             swap_item_is_compare_and_swap_under_concurrency,
+            customer_plan_changes,
+            call_records_by_customer_and_time,
+            recording_a_call_adjusts_its_counter_atomically,
         );
     };
     (@each $make_store:expr; $($behaviour:ident),+ $(,)?) => {
@@ -464,4 +467,77 @@ pub async fn swap_item_is_compare_and_swap_under_concurrency(store: Arc<dyn Stor
     assert_eq!(winners, 1, "exactly one of 20 concurrent swaps from the same value may win");
     let value = store.get_item(&key, NOW).await.unwrap().unwrap();
     assert!(value.starts_with(b"v1-"), "the winner's value is stored");
+}
+
+// Plans and call records.
+
+pub async fn customer_plan_changes(store: Arc<dyn Store>) {
+    let ada = customer("ada@example.com", None);
+    store.insert_customer(&ada).await.unwrap();
+    let business = squaremcp_core::PlanName::parse("business").unwrap();
+    assert!(store.set_customer_plan(&ada.id, &business).await.unwrap(), "an existing customer's plan changes");
+    assert_eq!(store.customer(&ada.id).await.unwrap().map(|c| c.plan), Some(business.clone()));
+    assert!(!store.set_customer_plan(&CustomerId::generate(), &business).await.unwrap(), "no customer, no change");
+}
+
+fn call_record(customer: &CustomerId, at: squaremcp_core::Timestamp, outcome: &str) -> squaremcp_core::CallRecord {
+    squaremcp_core::CallRecord {
+        id: squaremcp_core::CallRecord::new_id(at),
+        customer_id: customer.clone(),
+        at,
+        tool: "telegram_send_message".into(),
+        platform: Platform::Telegram,
+        auth_method: "api_key".into(),
+        client: Some("claude-code/2.1".into()),
+        duration_ms: 12,
+        outcome: outcome.into(),
+        counted: outcome == "ok",
+        arguments: serde_json::json!({"chat_id": 42, "text": "[redacted]"}),
+        expires_at: at.plus_seconds(3_600),
+    }
+}
+
+pub async fn call_records_by_customer_and_time(store: Arc<dyn Store>) {
+    let (ada, grace) = (customer("ada@example.com", None), customer("grace@example.com", None));
+    store.insert_customer(&ada).await.unwrap();
+    store.insert_customer(&grace).await.unwrap();
+    let records: Vec<_> = (0..5).map(|i| call_record(&ada.id, NOW.plus_seconds(i * 10), "ok")).collect();
+    for record in &records {
+        store.record_call(record, None).await.expect("recording a call");
+    }
+    store.record_call(&call_record(&grace.id, NOW, "ok"), None).await.unwrap();
+
+    let all = store.call_records(&ada.id, NOW, NOW.plus_seconds(1_000), 100, NOW).await.unwrap();
+    let mut newest_first = records.clone();
+    newest_first.reverse();
+    assert_eq!(all, newest_first, "a customer's records, newest first, exactly as written, and nobody else's");
+    let window = store.call_records(&ada.id, NOW.plus_seconds(10), NOW.plus_seconds(30), 100, NOW).await.unwrap();
+    assert_eq!(window.len(), 2, "from is inclusive, until exclusive");
+    let limited = store.call_records(&ada.id, NOW, NOW.plus_seconds(1_000), 2, NOW).await.unwrap();
+    assert_eq!(limited, newest_first[..2].to_vec(), "the limit keeps the newest");
+    let later = NOW.plus_seconds(3_615);
+    let live = store.call_records(&ada.id, NOW, NOW.plus_seconds(1_000), 100, later).await.unwrap();
+    assert_eq!(live.len(), 3, "expired records are invisible (now >= expires_at)");
+}
+
+pub async fn recording_a_call_adjusts_its_counter_atomically(store: Arc<dyn Store>) {
+    let ada = customer("ada@example.com", None);
+    store.insert_customer(&ada).await.unwrap();
+    let key = unique_key("usage");
+    store.record_call(&call_record(&ada.id, NOW, "ok"), Some((&key, 1))).await.unwrap();
+    store.record_call(&call_record(&ada.id, NOW, "ok"), Some((&key, 1))).await.unwrap();
+    assert_eq!(store.counter(&key).await.unwrap(), 2);
+    store.record_call(&call_record(&ada.id, NOW, "upstream_error"), Some((&key, -1))).await.unwrap();
+    assert_eq!(store.counter(&key).await.unwrap(), 1, "a negative adjustment gives back");
+    let fresh = unique_key("usage");
+    store.record_call(&call_record(&ada.id, NOW, "upstream_error"), Some((&fresh, -1))).await.unwrap();
+    assert_eq!(store.counter(&fresh).await.unwrap(), 0, "a counter never goes below zero");
+    let mut tasks = JoinSet::new();
+    for _ in 0..40 {
+        let (store, key, id) = (store.clone(), key.clone(), ada.id.clone());
+        tasks.spawn(async move { store.record_call(&call_record(&id, NOW, "ok"), Some((&key, 1))).await.unwrap() });
+    }
+    tasks.join_all().await;
+    assert_eq!(store.counter(&key).await.unwrap(), 41, "no adjustment is lost under concurrency");
+    assert_eq!(store.call_records(&ada.id, NOW, NOW.plus_seconds(1), 1_000, NOW).await.unwrap().len(), 44);
 }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 
 use serde_json::{Map, Value, json};
 
-use crate::gateway::UnknownTool;
-use crate::{Gateway, Principal, ToolDefinition};
+use crate::gateway::{CallContext, UnknownTool};
+use crate::{Gateway, ToolDefinition};
 
 /// Newest first. `initialize` echoes a supported version and otherwise offers the newest.
 pub const SUPPORTED_VERSIONS: [&str; 3] = ["2025-11-25", "2025-06-18", "2025-03-26"];
@@ -87,7 +87,7 @@ impl McpServer {
         &self.gateway
     }
 
-    pub async fn handle(&self, principal: &Principal, version_header: Option<&str>, body: &[u8]) -> Reply {
+    pub async fn handle(&self, context: &CallContext, version_header: Option<&str>, body: &[u8]) -> Reply {
         let message: Value = match serde_json::from_slice(body) {
             Ok(v) => v,
             Err(e) => return Reply::bad_request(error(Value::Null, PARSE_ERROR, format!("Parse error: {e}"))),
@@ -109,8 +109,8 @@ impl McpServer {
         }
 
         match message {
-            Value::Array(batch) => self.handle_batch(principal, version_header, batch).await,
-            single => match self.handle_message(principal, single).await {
+            Value::Array(batch) => self.handle_batch(context, version_header, batch).await,
+            single => match self.handle_message(context, single).await {
                 Outcome::NoReply => Reply::accepted(),
                 Outcome::Reply(body) => Reply { status: 200, body: Some(body) },
                 Outcome::Invalid(body) => Reply { status: 400, body: Some(body) },
@@ -118,7 +118,7 @@ impl McpServer {
         }
     }
 
-    async fn handle_batch(&self, principal: &Principal, version_header: Option<&str>, batch: Vec<Value>) -> Reply {
+    async fn handle_batch(&self, context: &CallContext, version_header: Option<&str>, batch: Vec<Value>) -> Reply {
         let version = version_header.unwrap_or(VERSION_WITHOUT_HEADER);
         if version != BATCH_VERSION {
             return Reply::bad_request(error(
@@ -135,7 +135,7 @@ impl McpServer {
         }
         let mut replies = Vec::new();
         for message in batch {
-            match self.handle_message(principal, message).await {
+            match self.handle_message(context, message).await {
                 Outcome::NoReply => {}
                 Outcome::Reply(body) | Outcome::Invalid(body) => replies.push(body),
             }
@@ -143,7 +143,7 @@ impl McpServer {
         if replies.is_empty() { Reply::accepted() } else { Reply { status: 200, body: Some(format!("[{}]", replies.join(","))) } }
     }
 
-    async fn handle_message(&self, principal: &Principal, message: Value) -> Outcome {
+    async fn handle_message(&self, context: &CallContext, message: Value) -> Outcome {
         let Value::Object(mut message) = message else {
             return Outcome::invalid(Value::Null, INVALID_REQUEST, "Invalid Request: a message must be a JSON object");
         };
@@ -175,19 +175,19 @@ impl McpServer {
             Some(Value::Object(params)) => params,
             Some(_) => return Outcome::Reply(error(id, INVALID_PARAMS, "Invalid params: `params` must be an object").to_string()),
         };
-        Outcome::Reply(match self.dispatch(principal, &method, params).await {
+        Outcome::Reply(match self.dispatch(context, &method, params).await {
             Ok(Rendered::Value(result)) => json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string(),
             Ok(Rendered::Serialized(result)) => format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#),
             Err((code, message)) => error(id, code, message).to_string(),
         })
     }
 
-    async fn dispatch(&self, principal: &Principal, method: &str, params: Map<String, Value>) -> Result<Rendered, (i64, String)> {
+    async fn dispatch(&self, context: &CallContext, method: &str, params: Map<String, Value>) -> Result<Rendered, (i64, String)> {
         match method {
             "initialize" => Ok(Rendered::Value(self.initialize(&params))),
             "ping" => Ok(Rendered::Value(json!({}))),
             "tools/list" => self.list_tools(&params).map(Rendered::Serialized),
-            "tools/call" => self.call_tool(principal, params).await.map(Rendered::Value),
+            "tools/call" => self.call_tool(context, params).await.map(Rendered::Value),
             other => Err((METHOD_NOT_FOUND, format!("Method not found: {other}"))),
         }
     }
@@ -217,7 +217,7 @@ impl McpServer {
         Ok(self.tool_pages[page].clone())
     }
 
-    async fn call_tool(&self, principal: &Principal, mut params: Map<String, Value>) -> Result<Value, (i64, String)> {
+    async fn call_tool(&self, context: &CallContext, mut params: Map<String, Value>) -> Result<Value, (i64, String)> {
         let name = match params.remove("name") {
             Some(Value::String(name)) => name,
             _ => return Err((INVALID_PARAMS, "Invalid params: `name` (a string) is required".to_owned())),
@@ -227,7 +227,7 @@ impl McpServer {
             Some(args @ Value::Object(_)) => Some(args),
             Some(_) => return Err((INVALID_PARAMS, "Invalid params: `arguments` must be an object".to_owned())),
         };
-        match self.gateway.call_tool(principal, &name, arguments).await {
+        match self.gateway.call_tool(context, &name, arguments).await {
             Err(UnknownTool(name)) => Err((INVALID_PARAMS, format!("Unknown tool: {name}"))),
             Ok(Ok(output)) => Ok(json!({
                 "content": [{"type": "text", "text": output.structured.to_string()}],

@@ -8,8 +8,9 @@ use serde_json::{Map, Value, json};
 use super::*;
 use crate::ports::Page;
 use crate::tool::{FailureKind, PlatformModule};
+use crate::gateway::CallContext;
 use crate::{
-    AccountName, ApiKeyHash, ApiKeyId, ApiKeyRecord, Clock, CredentialRecord, Customer, CustomerId, Email, Keyring,
+    AccountName, ApiKeyHash, ApiKeyId, ApiKeyRecord, AuthMethod, CallRecord, Clock, CredentialRecord, Principal, Customer, CustomerId, Email, Keyring,
     KeyringError, Platform, Registry, SealedSecret, Secret, SecretBinding, Store, StoreError, SystemClock, Timestamp,
     Tool, ToolFailure, ToolOutput,
 };
@@ -18,6 +19,7 @@ use crate::{
 #[derive(Default)]
 struct CredentialsOnly {
     records: Mutex<Vec<CredentialRecord>>,
+    calls: Mutex<Vec<CallRecord>>,
 }
 
 #[async_trait]
@@ -25,8 +27,25 @@ impl Store for CredentialsOnly {
     async fn insert_customer(&self, _: &Customer) -> Result<(), StoreError> {
         Err(StoreError::Unavailable("not in this fake".into()))
     }
-    async fn customer(&self, _: &CustomerId) -> Result<Option<Customer>, StoreError> {
-        Ok(None)
+    /// Every customer exists, on the `pro` plan.
+    async fn customer(&self, id: &CustomerId) -> Result<Option<Customer>, StoreError> {
+        Ok(Some(Customer {
+            id: id.clone(),
+            email: Email::parse("someone@example.com").unwrap(),
+            plan: crate::PlanName::parse("pro").unwrap(),
+            password_hash: None,
+            created_at: Timestamp::from_unix(0),
+        }))
+    }
+    async fn set_customer_plan(&self, _: &CustomerId, _: &crate::PlanName) -> Result<bool, StoreError> {
+        Ok(false)
+    }
+    async fn record_call(&self, record: &CallRecord, _: Option<(&str, i64)>) -> Result<(), StoreError> {
+        self.calls.lock().unwrap().push(record.clone());
+        Ok(())
+    }
+    async fn call_records(&self, _: &CustomerId, _: Timestamp, _: Timestamp, _: usize, _: Timestamp) -> Result<Vec<CallRecord>, StoreError> {
+        Ok(self.calls.lock().unwrap().clone())
     }
     async fn customer_by_email(&self, _: &Email) -> Result<Option<Customer>, StoreError> {
         Ok(None)
@@ -150,8 +169,13 @@ impl PlatformModule for EchoPlatform {
 struct Fixture {
     server: McpServer,
     gateway: Arc<Gateway>,
-    alice: Principal,
-    bob: Principal,
+    store: Arc<CredentialsOnly>,
+    alice: CallContext,
+    bob: CallContext,
+}
+
+fn customer(id: &CustomerId) -> CallContext {
+    CallContext::new(Principal::Customer { id: id.clone() }, AuthMethod::ApiKey)
 }
 
 async fn fixture(tools: usize, page_size: usize) -> Fixture {
@@ -179,8 +203,9 @@ async fn fixture(tools: usize, page_size: usize) -> Fixture {
     Fixture {
         server: McpServer::new(gateway.clone(), info, page_size),
         gateway,
-        alice: Principal::Customer { id: alice },
-        bob: Principal::Customer { id: bob },
+        store,
+        alice: customer(&alice),
+        bob: customer(&bob),
     }
 }
 
@@ -349,7 +374,7 @@ async fn tool_failures_are_results_and_unknown_tools_are_errors() {
 #[tokio::test]
 async fn missing_credentials_and_the_admin_key_explain_themselves() {
     let f = fixture(1, 10).await;
-    let stranger = Principal::Customer { id: CustomerId::generate() };
+    let stranger = customer(&CustomerId::generate());
     let reply = f.server.handle(&stranger, None, call(1, "telegram_echo0", json!({"text": "x"})).to_string().as_bytes()).await;
     let text = reply.json().unwrap()["result"]["content"][0]["text"].as_str().unwrap().to_owned();
     assert!(text.starts_with("No telegram credentials are connected"), "{text}");
@@ -358,7 +383,8 @@ async fn missing_credentials_and_the_admin_key_explain_themselves() {
     let admin = f.gateway.authenticate_api_key("admin-secret").await.unwrap().map(|(p, _)| p);
     assert_eq!(admin, Some(Principal::Superadmin));
     assert_eq!(f.gateway.authenticate_api_key("admin-secreT").await.unwrap(), None);
-    let reply = f.server.handle(&Principal::Superadmin, None, call(1, "telegram_echo0", json!({"text": "x"})).to_string().as_bytes()).await;
+    let admin_context = CallContext::new(Principal::Superadmin, AuthMethod::AdminKey);
+    let reply = f.server.handle(&admin_context, None, call(1, "telegram_echo0", json!({"text": "x"})).to_string().as_bytes()).await;
     let result = reply.json().unwrap()["result"].clone();
     assert_eq!(result["isError"], true);
     assert!(result["content"][0]["text"].as_str().unwrap().contains("admin key has no platform credentials"));
@@ -367,8 +393,8 @@ async fn missing_credentials_and_the_admin_key_explain_themselves() {
 #[tokio::test]
 async fn a_credential_copied_to_another_customer_does_not_open() {
     let f = fixture(1, 10).await;
-    let Principal::Customer { id: alice } = &f.alice else { unreachable!() };
-    let Principal::Customer { id: bob } = &f.bob else { unreachable!() };
+    let Principal::Customer { id: alice } = &f.alice.principal else { unreachable!() };
+    let Principal::Customer { id: bob } = &f.bob.principal else { unreachable!() };
     let store = f.gateway.store();
     let mut stolen = store.credentials(alice, None).await.unwrap().remove(0);
     stolen.customer_id = bob.clone();
@@ -378,4 +404,25 @@ async fn a_credential_copied_to_another_customer_does_not_open() {
     let result = reply.json().unwrap()["result"].clone();
     assert_eq!(result["isError"], true);
     assert!(result["content"][0]["text"].as_str().unwrap().contains("could not be decrypted"));
+}
+
+#[tokio::test]
+async fn every_customer_call_is_recorded_with_redacted_arguments() {
+    let f = fixture(1, 10).await;
+    let canary = "canary-4f9c-secret-text";
+    post(&f, None, call(1, "telegram_echo0", json!({"text": canary}))).await;
+    post(&f, None, call(2, "telegram_echo0", json!({"text": canary, "fail": true}))).await;
+    post(&f, None, call(3, "telegram_echo0", json!({"text": 7}))).await;
+    let admin = CallContext::new(Principal::Superadmin, AuthMethod::AdminKey);
+    f.server.handle(&admin, None, call(4, "telegram_echo0", json!({"text": canary})).to_string().as_bytes()).await;
+    let calls = f.store.calls.lock().unwrap().clone();
+    let outcomes: Vec<(&str, bool)> = calls.iter().map(|c| (c.outcome.as_str(), c.counted)).collect();
+    assert_eq!(outcomes, [("ok", true), ("upstream_error", false), ("invalid_arguments", false)], "the admin key is not recorded");
+    for record in &calls {
+        assert_eq!(record.tool, "telegram_echo0");
+        assert_eq!(record.auth_method, "api_key");
+        assert!(!serde_json::to_string(record).unwrap().contains(canary), "message bodies never reach the log: {record:?}");
+        assert!(record.expires_at > record.at);
+    }
+    assert_eq!(calls[0].arguments, json!({"text": "[redacted]"}));
 }

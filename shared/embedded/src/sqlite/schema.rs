@@ -65,7 +65,20 @@ CREATE TABLE items (
 ) STRICT;
 "#;
 
-const MIGRATIONS: &[&str] = &[V1, V2];
+/// Tool-call records (usage and audit log): the record as JSON, keyed for per-customer time ranges.
+const V3: &str = r#"
+CREATE TABLE call_records (
+    customer_id TEXT    NOT NULL REFERENCES customers (id) ON DELETE CASCADE,
+    id          TEXT    NOT NULL,
+    at          INTEGER NOT NULL,
+    expires_at  INTEGER NOT NULL,
+    record      TEXT    NOT NULL,
+    PRIMARY KEY (customer_id, id)
+) STRICT;
+CREATE INDEX call_records_by_expiry ON call_records (expires_at);
+"#;
+
+const MIGRATIONS: &[&str] = &[V1, V2, V3];
 
 /// Brings the schema up to date. Runs under `BEGIN IMMEDIATE`, so when the CLI and the server
 /// start together, the second waits for the first and then finds nothing left to do.

@@ -70,7 +70,7 @@ async fn open_creates_the_file_and_schema_and_reopening_keeps_the_data() {
         assert_eq!(pragma(&store, "journal_mode"), "wal");
         assert_eq!(pragma(&store, "foreign_keys"), "1");
         assert_eq!(pragma(&store, "busy_timeout"), "5000");
-        assert_eq!(pragma(&store, "user_version"), "2");
+        assert_eq!(pragma(&store, "user_version"), "3");
         store.insert_customer(&stored).await.unwrap();
     }
     let reopened = SqliteStore::open(&path).unwrap();

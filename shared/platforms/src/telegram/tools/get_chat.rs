@@ -25,6 +25,7 @@ impl GetChat {
             &["chat_id"],
         )
         .with_output_schema(schemas::chat())
+        .log_arguments(&["chat_id"])
         .read_only();
         Self { definition, api }
     }

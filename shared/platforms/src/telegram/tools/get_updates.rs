@@ -69,7 +69,8 @@ impl GetUpdates {
             properties,
             &[],
         )
-        .with_output_schema(schemas::updates());
+        .with_output_schema(schemas::updates())
+        .log_arguments(&["offset", "limit", "timeout", "allowed_updates"]);
         Self { definition, api }
     }
 }

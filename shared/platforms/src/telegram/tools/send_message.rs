@@ -43,7 +43,16 @@ impl SendMessage {
             properties,
             &["chat_id", "text"],
         )
-        .with_output_schema(schemas::message());
+        .with_output_schema(schemas::message())
+        .log_arguments(&[
+            "chat_id",
+            "parse_mode",
+            "disable_notification",
+            "protect_content",
+            "message_thread_id",
+            "reply_to_message_id",
+            "link_preview_disabled",
+        ]);
         Self { definition, api }
     }
 }

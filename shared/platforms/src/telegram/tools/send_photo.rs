@@ -44,7 +44,8 @@ impl SendPhoto {
             properties,
             &["chat_id", "photo"],
         )
-        .with_output_schema(schemas::message());
+        .with_output_schema(schemas::message())
+        .log_arguments(&["chat_id", "parse_mode", "has_spoiler", "disable_notification"]);
         Self { definition, api }
     }
 }
