@@ -7,13 +7,16 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use serde_json::{Value, json};
-use squaremcp_core::billing::{self, Month};
+use squaremcp_core::billing::run::invoice_key;
+use squaremcp_core::billing::{self, Invoice, InvoiceRun, Month, RunError, RunReport, money};
 use squaremcp_core::customer::InvalidInput;
 use squaremcp_core::gateway::GatewayError;
 use squaremcp_core::{AccountName, ApiKeyId, CustomerId, Gateway, Platform, StoreError, Timestamp};
 use squaremcp_runtime::{Backends, Config, StartError};
 
-use crate::args::{ApiKeysCommand, AuditCommand, Command, CredentialsCommand, CustomersCommand, UsageCommand};
+use crate::args::{
+    ApiKeysCommand, AuditCommand, Command, CredentialsCommand, CustomersCommand, InvoicesCommand, UsageCommand,
+};
 use crate::output::{Printer, credential_json, customer_json, key_json};
 
 #[derive(Debug, thiserror::Error)]
@@ -28,6 +31,8 @@ pub enum CliError {
     Input(#[from] InvalidInput),
     #[error("{0}")]
     Usage(String),
+    #[error(transparent)]
+    Invoices(#[from] RunError),
 }
 
 fn config(data_dir: Option<PathBuf>) -> Result<Config, CliError> {
@@ -41,9 +46,16 @@ fn config(data_dir: Option<PathBuf>) -> Result<Config, CliError> {
 pub async fn serve(data_dir: Option<PathBuf>) -> Result<(), CliError> {
     let config = config(data_dir)?;
     squaremcp_runtime::init_logging(&config.log_filter, config.log_format);
-    let gateway = squaremcp_runtime::gateway(&config, Backends::embedded(&config)?);
+    let backends = Backends::embedded(&config)?;
+    let gateway = squaremcp_runtime::gateway(&config, backends.clone());
     let state = squaremcp_runtime::app_state(&config, gateway);
     let listener = squaremcp_runtime::bind(config.listen).await?;
+    if config.smtp_url.is_some() {
+        let interval = std::time::Duration::from_secs(config.invoice_check_seconds as u64);
+        squaremcp_runtime::spawn_invoice_scheduler(squaremcp_runtime::invoice_run(&config, &backends)?, interval);
+    } else {
+        tracing::info!("monthly invoices are off: set SQUAREMCP_SMTP_URL to send them");
+    }
     let local = listener.local_addr().map_or_else(|_| config.listen.to_string(), |a| a.to_string());
     tracing::info!(
         listen = local,
@@ -59,9 +71,15 @@ pub async fn serve(data_dir: Option<PathBuf>) -> Result<(), CliError> {
 
 pub async fn run(command: Command, data_dir: Option<PathBuf>, json: bool) -> Result<(), CliError> {
     let config = config(data_dir)?;
-    let gateway = squaremcp_runtime::gateway(&config, Backends::embedded(&config)?);
+    let backends = Backends::embedded(&config)?;
+    let gateway = squaremcp_runtime::gateway(&config, backends.clone());
     let out = Printer { json };
     match command {
+        Command::Invoices(InvoicesCommand::Run { month }) => {
+            let job = squaremcp_runtime::invoice_run(&config, &backends)?;
+            invoices_run(&gateway, &job, month, out).await
+        }
+        Command::Invoices(InvoicesCommand::List { month }) => invoices_list(&gateway, month, out).await,
         Command::Serve => Err(CliError::Usage("serve is not an administration command".into())),
         Command::Customers(c) => customers(&gateway, c, out).await,
         Command::ApiKeys(c) => api_keys(&gateway, c, out).await,
@@ -299,6 +317,78 @@ async fn audit(gateway: &Arc<Gateway>, customer: &str, limit: usize, out: Printe
                     r.client.as_deref().unwrap_or("-"),
                     r.arguments
                 )
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(())
+}
+
+fn month_or_previous(gateway: &Gateway, month: Option<String>) -> Result<Month, CliError> {
+    Ok(match month {
+        Some(text) => Month::parse(&text)?,
+        None => Month::of(gateway.now()).previous(),
+    })
+}
+
+async fn invoices_run(gateway: &Gateway, job: &InvoiceRun, month: Option<String>, out: Printer) -> Result<(), CliError> {
+    use std::io::{IsTerminal as _, Write as _};
+    let month = month_or_previous(gateway, month)?;
+    let show_progress = !out.json && std::io::stderr().is_terminal();
+    let progress = move |report: &RunReport| {
+        if show_progress {
+            let _ = write!(
+                std::io::stderr(),
+                "\rinvoicing {month}: {} customers, {} invoices, {} emails sent   ",
+                report.customers_seen, report.invoices_created, report.emails_sent
+            );
+        }
+    };
+    let report = job.run(month, &|| true, &progress).await?;
+    if show_progress {
+        eprintln!();
+    }
+    let value = serde_json::to_value(&report).map_err(|e| CliError::Usage(e.to_string()))?;
+    out.print(&json!({"month": month, "report": value}), || {
+        let state = if report.complete {
+            "every invoice of the month is sent"
+        } else {
+            "some emails could not be sent; run again to retry them"
+        };
+        format!(
+            "{month}: {} customers, {} invoices created, {} emails sent, {} sent before, {} failed; {state}.",
+            report.customers_seen, report.invoices_created, report.emails_sent, report.already_sent, report.send_failures
+        )
+    });
+    if report.complete { Ok(()) } else { Err(CliError::Usage(format!("{} invoice email(s) of {month} are not sent yet", report.send_failures))) }
+}
+
+async fn invoices_list(gateway: &Gateway, month: Option<String>, out: Printer) -> Result<(), CliError> {
+    let month = month_or_previous(gateway, month)?;
+    let mut invoices: Vec<Invoice> = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = gateway.store().list_customers(after.as_deref(), 100).await?;
+        for customer in &page.items {
+            if let Some(bytes) = gateway.store().get_item(&invoice_key(&customer.id, month), gateway.now()).await? {
+                invoices.push(serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt(e.to_string()))?);
+            }
+        }
+        match page.next {
+            Some(next) => after = Some(next),
+            None => break,
+        }
+    }
+    let value = serde_json::to_value(&invoices).map_err(|e| CliError::Usage(e.to_string()))?;
+    out.print(&value, || {
+        if invoices.is_empty() {
+            return format!("No invoices for {month}.");
+        }
+        invoices
+            .iter()
+            .map(|i| {
+                let state = i.sent_at.map_or_else(|| "pending".to_owned(), |t| format!("sent {}", t.to_rfc3339()));
+                format!("{}  {}  {}  {}  {state}", i.number, i.email, i.plan, money(i.total_cents))
             })
             .collect::<Vec<_>>()
             .join("\n")

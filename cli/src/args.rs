@@ -39,6 +39,26 @@ pub enum Command {
     /// The call log: every tool call with its outcome, arguments redacted.
     #[command(subcommand)]
     Audit(AuditCommand),
+    /// Monthly invoices: compute, store once and email.
+    #[command(subcommand)]
+    Invoices(InvoicesCommand),
+}
+
+#[derive(Subcommand, Debug)]
+pub enum InvoicesCommand {
+    /// Invoice a finished month (safe to repeat; a run that stopped resumes). The clock is
+    /// SQUAREMCP_NOW when set.
+    Run {
+        /// Month as YYYY-MM [default: the previous month]
+        #[arg(long)]
+        month: Option<String>,
+    },
+    /// The stored invoices of a month.
+    List {
+        /// Month as YYYY-MM [default: the previous month]
+        #[arg(long)]
+        month: Option<String>,
+    },
 }
 
 #[derive(Subcommand, Debug)]

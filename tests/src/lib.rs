@@ -299,3 +299,55 @@ pub fn first_day_of_next_month() -> String {
     let next = Command::new("date").args(["-u", "-d", &format!("{this} +1 month"), "+%Y-%m-01"]).output().expect("date");
     String::from_utf8_lossy(&next.stdout).trim().to_owned()
 }
+
+/// A real SMTP server (aiosmtpd, installed by `scripts/test` in `.tools/smtp`) writing every
+/// accepted message to a folder; stopped when dropped.
+pub struct SmtpSink {
+    child: Child,
+    pub port: u16,
+    dir: TempDir,
+}
+
+impl SmtpSink {
+    pub fn start(delay_ms: u64) -> Self {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let python = root.join(".tools/smtp/bin/python");
+        assert!(python.exists(), "aiosmtpd is not installed: run scripts/test (it creates .tools/smtp)");
+        let dir = TempDir::new("smtp");
+        let port = free_port();
+        let mut child = Command::new(python)
+            .arg(root.join("tests/smtp_sink.py"))
+            .args([port.to_string(), dir.path().display().to_string(), delay_ms.to_string()])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start the SMTP sink");
+        let mut ready = String::new();
+        use std::io::BufRead as _;
+        std::io::BufReader::new(child.stdout.take().unwrap()).read_line(&mut ready).unwrap();
+        assert_eq!(ready.trim(), "ready", "the SMTP sink did not start");
+        Self { child, port, dir }
+    }
+
+    pub fn url(&self) -> String {
+        format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Every message accepted so far, oldest first.
+    pub fn messages(&self) -> Vec<String> {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(self.dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "eml"))
+            .collect();
+        paths.sort();
+        paths.iter().map(|p| std::fs::read_to_string(p).unwrap()).collect()
+    }
+}
+
+impl Drop for SmtpSink {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

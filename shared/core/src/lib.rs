@@ -24,7 +24,10 @@ pub use credentials::{AccountName, CredentialRecord, SealedSecret, SecretBinding
 pub use customer::{Customer, CustomerId, Email, PlanName};
 pub use gateway::{CallContext, Gateway};
 pub use platform::Platform;
-pub use ports::{Clock, Keyring, KeyringError, Page, PutMode, Store, StoreError, SystemClock};
+pub use ports::{
+    Clock, Keyring, KeyringError, MailError, Mailer, NoMailer, OutgoingEmail, Page, PutMode, Store, StoreError,
+    SystemClock,
+};
 pub use secret::Secret;
 pub use timestamp::Timestamp;
 pub use tool::{FailureKind, PlatformModule, Registry, Tool, ToolDefinition, ToolFailure, ToolOutput};

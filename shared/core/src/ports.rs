@@ -170,3 +170,40 @@ impl<T: Clock + ?Sized> Clock for Arc<T> {
         (**self).now()
     }
 }
+
+/// An email to send: text and HTML alternatives, with a stable `Message-ID` so that a resend
+/// after a crash is recognisable as the same message.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OutgoingEmail {
+    pub to: String,
+    pub subject: String,
+    pub text: String,
+    pub html: String,
+    pub message_id: String,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum MailError {
+    #[error("no SMTP server is configured (SQUAREMCP_SMTP_URL)")]
+    NotConfigured,
+    #[error("the SMTP server refused the message: {0}")]
+    Rejected(String),
+    #[error("the SMTP server could not be reached: {0}")]
+    Unavailable(String),
+}
+
+#[async_trait]
+pub trait Mailer: Send + Sync {
+    /// `Ok` only once the SMTP server accepted the message.
+    async fn send(&self, email: &OutgoingEmail) -> Result<(), MailError>;
+}
+
+/// For deployments without SMTP: every send fails, so invoices stay pending until one is set.
+pub struct NoMailer;
+
+#[async_trait]
+impl Mailer for NoMailer {
+    async fn send(&self, _: &OutgoingEmail) -> Result<(), MailError> {
+        Err(MailError::NotConfigured)
+    }
+}

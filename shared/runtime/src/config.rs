@@ -40,6 +40,11 @@ pub struct Config {
     pub call_log_retention_days: usize,
     /// A fixed "now" for rehearsals and tests (closing a month by hand); unset: the system clock.
     pub now: Option<Timestamp>,
+    /// Where invoices are sent from; it may hold a password, hence secret.
+    pub smtp_url: Option<Secret<String>>,
+    pub mail_from: String,
+    /// How often `serve` checks whether last month still needs invoicing.
+    pub invoice_check_seconds: usize,
 }
 
 impl Config {
@@ -114,6 +119,9 @@ impl Config {
                 })?),
                 None => None,
             },
+            smtp_url: get("SQUAREMCP_SMTP_URL").map(Secret::new),
+            mail_from: get("SQUAREMCP_MAIL_FROM").unwrap_or_else(|| "SquareMCP <billing@localhost>".to_owned()),
+            invoice_check_seconds: number("SQUAREMCP_INVOICE_CHECK_SECONDS", 3_600)?,
         })
     }
 }

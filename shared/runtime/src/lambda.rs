@@ -25,3 +25,40 @@ pub async fn invoke(router: Router, event: &str) -> Result<serde_json::Value, Er
     let response = adapter.call(LambdaEvent::new(request, Context::default())).await?;
     Ok(serde_json::to_value(response)?)
 }
+
+/// The `invoice-cron` function: each scheduled event invoices the previous month (or the
+/// `month` the event names), stopping 15 s before the invocation's deadline; the next scheduled
+/// invocation resumes from the checkpoint.
+pub async fn run_invoices() -> Result<(), Error> {
+    use lambda_http::lambda_runtime::{run, service_fn};
+
+    let config = crate::Config::from_env()?;
+    crate::init_logging(&config.log_filter, config.log_format);
+    let job = crate::invoice_run(&config, &crate::Backends::embedded(&config)?)?;
+    let job = &job;
+    run(service_fn(move |event| async move { invoice_event(job, event).await })).await
+}
+
+/// One invocation: the report of the run, as the function's result.
+pub async fn invoice_event(
+    job: &squaremcp_core::billing::InvoiceRun,
+    event: lambda_http::lambda_runtime::LambdaEvent<serde_json::Value>,
+) -> Result<serde_json::Value, Error> {
+    use squaremcp_core::billing::Month;
+
+    let month = match event.payload.get("month").and_then(serde_json::Value::as_str) {
+        Some(text) => Month::parse(text)?,
+        None => Month::of(job.clock.now()).previous(),
+    };
+    // The runtime gives the deadline in epoch milliseconds; 0 means none (local invocations).
+    let deadline_ms = event.context.deadline;
+    let keep_going = move || {
+        let now_ms = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX));
+        deadline_ms == 0 || now_ms + 15_000 < deadline_ms
+    };
+    let report = job.run(month, &keep_going, &|_| {}).await?;
+    tracing::info!(%month, ?report, "invoice run");
+    Ok(serde_json::json!({"month": month, "report": report}))
+}

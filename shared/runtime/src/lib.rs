@@ -11,14 +11,16 @@ use std::sync::Arc;
 
 use squaremcp_core::gateway::Billing;
 use squaremcp_core::mcp::{McpServer, ServerInfo};
-use squaremcp_core::{Clock, Gateway, Keyring, Registry, Store, SystemClock};
+use squaremcp_core::billing::InvoiceRun;
+use squaremcp_core::{Clock, Gateway, Keyring, Mailer, NoMailer, Registry, Store, SystemClock};
+use squaremcp_mail::SmtpMailer;
 use squaremcp_embedded::{KeyFileKeyring, SqliteStore};
 use squaremcp_http::{AppState, HttpConfig};
 use squaremcp_platforms::PlatformConfig;
 
 pub use config::{Config, ConfigError, LogFormat};
 pub use logging::init_logging;
-pub use serve::{bind, serve};
+pub use serve::{bind, serve, spawn_invoice_scheduler};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -34,9 +36,12 @@ pub enum StartError {
     Listen { addr: String, source: std::io::Error },
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    #[error(transparent)]
+    Mail(squaremcp_mail::MailConfigError),
 }
 
 /// The ports' adapters, chosen by configuration. Only the embedded ones exist so far.
+#[derive(Clone)]
 pub struct Backends {
     pub store: Arc<dyn Store>,
     pub keyring: Arc<dyn Keyring>,
@@ -88,6 +93,25 @@ pub fn gateway(config: &Config, backends: Backends) -> Arc<Gateway> {
         Gateway::new(backends.store, backends.keyring, backends.clock, registry(config), config.admin_key.clone())
             .with_billing(billing),
     )
+}
+
+/// SMTP when `SQUAREMCP_SMTP_URL` is set; otherwise a mailer that refuses, so invoices wait.
+pub fn mailer(config: &Config) -> Result<Arc<dyn Mailer>, StartError> {
+    Ok(match &config.smtp_url {
+        Some(url) => Arc::new(SmtpMailer::new(url.expose(), &config.mail_from).map_err(StartError::Mail)?),
+        None => Arc::new(NoMailer),
+    })
+}
+
+/// The monthly invoice job on these backends.
+pub fn invoice_run(config: &Config, backends: &Backends) -> Result<InvoiceRun, StartError> {
+    Ok(InvoiceRun {
+        store: backends.store.clone(),
+        mailer: mailer(config)?,
+        plans: config.plans.clone(),
+        clock: backends.clock.clone(),
+        from: config.mail_from.clone(),
+    })
 }
 
 /// Everything a router needs, built once.

@@ -36,3 +36,20 @@ async fn shutdown_signal() {
     }
     tracing::info!("shutting down: finishing requests in flight");
 }
+
+/// In `squaremcp serve`, the monthly invoice job runs in-process: at start and then every
+/// `interval`, it invoices the previous month until that month is complete (a complete month
+/// costs one store read). The lease makes this safe next to the CLI or other replicas.
+pub fn spawn_invoice_scheduler(job: squaremcp_core::billing::InvoiceRun, interval: std::time::Duration) {
+    tokio::spawn(async move {
+        loop {
+            let month = squaremcp_core::billing::Month::of(job.clock.now()).previous();
+            match job.run(month, &|| true, &|_| {}).await {
+                Ok(report) if report.complete && report.customers_seen == 0 => {}
+                Ok(report) => tracing::info!(%month, ?report, "invoice run"),
+                Err(e) => tracing::warn!(%month, error = %e, "invoice run did not finish"),
+            }
+            tokio::time::sleep(interval).await;
+        }
+    });
+}

@@ -1,10 +1,14 @@
 //! Plans, metering and invoices.
 
+mod invoice;
 mod month;
 mod plans;
+pub mod run;
 
+pub use invoice::{Invoice, InvoiceLine, money};
 pub use month::Month;
 pub use plans::{Plan, PlanCatalog, PlansError};
+pub use run::{InvoiceRun, RunError, RunReport};
 
 use crate::CustomerId;
 

@@ -208,7 +208,7 @@ impl McpServer {
             None | Some(Value::Null) => 0,
             // Only cursors this server issued: offsets at page boundaries past the first page.
             Some(Value::String(c)) => cursor::decode(c)
-                .filter(|&offset| offset > 0 && offset % self.page_size == 0)
+                .filter(|&offset| offset > 0 && offset.is_multiple_of(self.page_size))
                 .map(|offset| offset / self.page_size)
                 .filter(|&page| page < self.tool_pages.len())
                 .ok_or((INVALID_PARAMS, "Invalid params: unknown cursor".to_owned()))?,
