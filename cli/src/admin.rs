@@ -40,7 +40,7 @@ pub async fn serve(data_dir: Option<PathBuf>) -> Result<(), CliError> {
     let config = config(data_dir)?;
     squaremcp_runtime::init_logging(&config.log_filter, config.log_format);
     let gateway = squaremcp_runtime::gateway(&config, Backends::embedded(&config)?);
-    let state = squaremcp_runtime::app_state(&config, gateway);
+    let state = squaremcp_runtime::app_state(&config, gateway)?;
     let listener = squaremcp_runtime::bind(config.listen).await?;
     let local = listener.local_addr().map_or_else(|_| config.listen.to_string(), |a| a.to_string());
     tracing::info!(
@@ -97,6 +97,13 @@ async fn customers(gateway: &Arc<Gateway>, command: CustomersCommand, out: Print
                     .collect::<Vec<_>>()
                     .join("\n")
             });
+        }
+        CustomersCommand::SetPassword { customer } => {
+            let customer = CustomerId::parse(&customer.customer)?;
+            gateway.require_customer(&customer).await?;
+            let hash = hash_password(&read_password()?)?;
+            squaremcp_auth::store_password_hash(gateway.store(), gateway.now(), &customer, &hash).await?;
+            out.print(&json!({"id": customer.as_str(), "password_set": true}), || format!("Set the password of {customer}."));
         }
     }
     Ok(())

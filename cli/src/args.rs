@@ -50,6 +50,11 @@ pub enum CustomersCommand {
     },
     /// List customers.
     List,
+    /// Set or change the password a customer signs in with (first line of stdin).
+    SetPassword {
+        #[command(flatten)]
+        customer: CustomerArg,
+    },
 }
 
 #[derive(Args, Debug)]
