@@ -272,6 +272,7 @@ async fn cold_starts(options: &Options, upstream: &str, tools_file: &Path, scrat
                 .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
                 .env("SQUAREMCP_DATA_DIR", &data)
                 .env("SQUAREMCP_ADMIN_KEY", ADMIN_KEY)
+                .env("SQUAREMCP_JWT_SECRET", "bench-jwt-secret-0123456789abcdefghijklmnop")
                 .env("SQUAREMCP_LOG", "warn")
                 .env("SQUAREMCP_TELEGRAM_BASE_URL", upstream)
                 .env("TOOLS_FILE", tools_file)

@@ -48,7 +48,7 @@ pub async fn serve(data_dir: Option<PathBuf>) -> Result<(), CliError> {
     squaremcp_runtime::init_logging(&config.log_filter, config.log_format);
     let backends = Backends::embedded(&config)?;
     let gateway = squaremcp_runtime::gateway(&config, backends.clone());
-    let state = squaremcp_runtime::app_state(&config, gateway);
+    let state = squaremcp_runtime::app_state(&config, gateway)?;
     let listener = squaremcp_runtime::bind(config.listen).await?;
     if config.smtp_url.is_some() {
         let interval = std::time::Duration::from_secs(config.invoice_check_seconds as u64);
@@ -123,6 +123,13 @@ async fn customers(gateway: &Arc<Gateway>, command: CustomersCommand, out: Print
                     .collect::<Vec<_>>()
                     .join("\n")
             });
+        }
+        CustomersCommand::SetPassword { customer } => {
+            let customer = CustomerId::parse(&customer.customer)?;
+            gateway.require_customer(&customer).await?;
+            let hash = hash_password(&read_password()?)?;
+            squaremcp_auth::store_password_hash(gateway.store(), gateway.now(), &customer, &hash).await?;
+            out.print(&json!({"id": customer.as_str(), "password_set": true}), || format!("Set the password of {customer}."));
         }
     }
     Ok(())

@@ -107,6 +107,11 @@ pub enum CustomersCommand {
         #[arg(long)]
         plan: String,
     },
+    /// Set or change the password a customer signs in with (first line of stdin).
+    SetPassword {
+        #[command(flatten)]
+        customer: CustomerArg,
+    },
 }
 
 #[derive(Args, Debug)]

@@ -4,6 +4,8 @@
 //! The binaries must be built first (`cargo build --workspace --bins`); `scripts/test` does.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
+pub mod oauth;
+
 use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
@@ -279,6 +281,12 @@ async fn answer(
         }
     };
     (StatusCode::OK, axum::Json(json!({"ok": true, "result": result})))
+}
+
+/// A customer who signs in with `password` (set with `customers create --password-stdin`).
+pub fn create_customer_with_password(data_dir: &Path, email: &str, password: &str) -> String {
+    let customer = cli_json(data_dir, &["customers", "create", "--email", email, "--plan", "pro", "--password-stdin"], &format!("{password}\n"));
+    customer["id"].as_str().unwrap().to_owned()
 }
 
 /// `tests/node`, where `scripts/test` installs the MCP clients.

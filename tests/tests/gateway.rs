@@ -147,7 +147,7 @@ async fn the_http_edge_answers_bad_requests_clearly() {
     let response = http.post(server.mcp_url()).json(&init).send().await.unwrap();
     assert_eq!(response.status(), 401);
     let challenge = response.headers()["www-authenticate"].to_str().unwrap().to_owned();
-    assert_eq!(challenge, format!(r#"Bearer resource_metadata="{}/.well-known/oauth-protected-resource/mcp""#, server.base));
+    assert_eq!(challenge, format!(r#"Bearer resource_metadata="{}/.well-known/oauth-protected-resource/mcp", scope="mcp""#, server.base));
     // A wrong key: 401 with error="invalid_token".
     let (status, _) = post(&server, Some("sqm_not_a_real_key"), &init).await;
     assert_eq!(status, 401);

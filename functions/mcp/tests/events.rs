@@ -16,7 +16,7 @@ fn router(data_dir: &Path) -> axum::Router {
     ]);
     let config = Config::from_lookup(|name| vars.get(name).map(|v| (*v).to_owned())).unwrap();
     let gateway = gateway(&config, Backends::embedded(&config).unwrap());
-    squaremcp_http::mcp_router(app_state(&config, gateway))
+    squaremcp_http::mcp_router(app_state(&config, gateway).unwrap())
 }
 
 fn body(response: &Value) -> Value {
@@ -58,7 +58,10 @@ async fn every_sample_event_gets_the_expected_response() {
             "unauthenticated.json" => {
                 assert_eq!(status, 401, "{name}: {response}");
                 let challenge = response["headers"]["www-authenticate"].as_str().unwrap();
-                assert_eq!(challenge, r#"Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp""#);
+                assert_eq!(
+                    challenge,
+                    r#"Bearer resource_metadata="https://mcp.example.com/.well-known/oauth-protected-resource/mcp", scope="mcp""#
+                );
             }
             "get.json" => assert_eq!(status, 405, "{name}: {response}"),
             other => panic!("events/mcp/{other} has no expectation here: add one"),

@@ -25,4 +25,8 @@ impl Principal {
 pub enum AuthMethod {
     AdminKey,
     ApiKey,
+    /// An access token issued by the gateway's OAuth authorization server.
+    OAuth,
+    /// A bearer JWT `{sub, email, plan, role}` signed by the gateway.
+    Jwt,
 }

@@ -458,6 +458,8 @@ fn auth_method_name(method: AuthMethod) -> &'static str {
     match method {
         AuthMethod::AdminKey => "admin_key",
         AuthMethod::ApiKey => "api_key",
+        AuthMethod::OAuth => "oauth",
+        AuthMethod::Jwt => "jwt",
     }
 }
 

@@ -56,6 +56,10 @@ impl SqliteStore {
         connection.busy_timeout(BUSY_TIMEOUT).map_err(db_error)?;
         if on_disk {
             enable_write_ahead_log(&connection)?;
+            // With WAL, NORMAL syncs at checkpoints instead of every commit: a crash of the
+            // process loses nothing, a power cut may lose the last commits. Every tools/call
+            // writes its record, so a sync per commit would cost more than the call itself.
+            connection.pragma_update(None, "synchronous", "NORMAL").map_err(db_error)?;
         }
         connection.pragma_update(None, "foreign_keys", true).map_err(db_error)?;
         schema::migrate(&mut connection)?;

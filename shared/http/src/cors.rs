@@ -60,6 +60,7 @@ mod tests {
             public_url: "https://mcp.example.com".into(),
             allowed_origins: vec!["https://app.example.org/".into()],
             max_body_bytes: 1024,
+            cookie_domain: None,
         }
     }
 

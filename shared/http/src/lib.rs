@@ -1,19 +1,26 @@
 //! The HTTP edge: one axum router per route group, mounted together by `squaremcp serve` and
 //! one by one by the Lambda functions. Status codes and headers are decided here, once; the
-//! protocol itself lives in `squaremcp_core::mcp`.
+//! protocol itself lives in `squaremcp_core::mcp`, sign-in in `squaremcp_auth`.
 
 mod auth;
+mod client_ip;
+mod cookies;
 mod cors;
+mod login;
 mod mcp;
+mod oauth;
+mod pages;
 mod request_id;
 
 use std::sync::Arc;
 
 use axum::Router;
 use axum::routing::get;
+use squaremcp_auth::Auth;
 use squaremcp_core::mcp::McpServer;
 
 pub use auth::Authenticated;
+pub use client_ip::ClientIp;
 
 /// Settings of the HTTP edge, read once at start.
 #[derive(Clone, Debug)]
@@ -23,6 +30,8 @@ pub struct HttpConfig {
     /// Browser origins allowed to call `/mcp` besides the public URL's own.
     pub allowed_origins: Vec<String>,
     pub max_body_bytes: usize,
+    /// `Domain` of the session cookie; `None` keeps it on the public URL's host (`__Host-`).
+    pub cookie_domain: Option<String>,
 }
 
 impl HttpConfig {
@@ -43,6 +52,7 @@ impl HttpConfig {
 #[derive(Clone)]
 pub struct AppState {
     pub mcp: Arc<McpServer>,
+    pub auth: Arc<Auth>,
     pub config: Arc<HttpConfig>,
 }
 
@@ -51,7 +61,20 @@ pub fn mcp_router(state: AppState) -> Router {
     mcp::router().with_state(state)
 }
 
+/// Discovery, registration, authorization, token and revocation: the `oauth` route group.
+pub fn oauth_router(state: AppState) -> Router {
+    oauth::router().with_state(state)
+}
+
+/// `GET/POST /login`, `POST /logout`: the `login` route group.
+pub fn login_router(state: AppState) -> Router {
+    login::router().with_state(state)
+}
+
 /// Every route group on one router, for the container and local target.
 pub fn gateway_router(state: AppState) -> Router {
-    mcp_router(state).route("/healthz", get(|| async { "ok" }))
+    mcp_router(state.clone())
+        .merge(oauth_router(state.clone()))
+        .merge(login_router(state))
+        .route("/healthz", get(|| async { "ok" }))
 }

@@ -82,10 +82,11 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body, request_id: &
     let Some(framing) = negotiate(headers) else {
         return plain_error(StatusCode::NOT_ACCEPTABLE, "Accept must include application/json or text/event-stream");
     };
-    let auth = match authenticate(state.mcp.gateway(), headers).await {
+    let auth = match authenticate(&state.auth, headers).await {
         Ok(AuthOutcome::Authenticated(auth)) => auth,
         Ok(AuthOutcome::Missing) => return unauthorized(&state.config, false),
         Ok(AuthOutcome::Invalid) => return unauthorized(&state.config, true),
+        Ok(AuthOutcome::InsufficientScope) => return insufficient_scope(&state.config),
         Err(e) => {
             tracing::error!(request_id, error = %e, "authentication lookup failed");
             return plain_error(StatusCode::SERVICE_UNAVAILABLE, "The gateway's store is unavailable; retry shortly");
@@ -139,19 +140,22 @@ fn render(status: u16, body: Option<String>, framing: Framing) -> Response {
     }
 }
 
-/// RFC 9728 §5.1: point clients at the protected resource metadata; `error` only when a
-/// credential was presented (RFC 6750 §3.1).
+/// RFC 9728 §5.1: point clients at the protected resource metadata (absolute, path-inserted)
+/// with the scope to ask for; `error` only when a credential was presented (RFC 6750 §3.1).
 fn unauthorized(config: &HttpConfig, presented: bool) -> Response {
     let metadata = config.resource_metadata_url();
+    let scope = squaremcp_auth::SCOPE;
     let (challenge, description) = if presented {
         (
-            format!(r#"Bearer error="invalid_token", error_description="The API key or token is not valid", resource_metadata="{metadata}""#),
-            "The API key or token is not valid (unknown, revoked or malformed).",
+            format!(
+                r#"Bearer error="invalid_token", error_description="The API key or token is not valid", resource_metadata="{metadata}", scope="{scope}""#
+            ),
+            "The API key or token is not valid (unknown, revoked, expired or malformed).",
         )
     } else {
         (
-            format!(r#"Bearer resource_metadata="{metadata}""#),
-            "Authentication required: send your SquareMCP API key in the x-api-key header.",
+            format!(r#"Bearer resource_metadata="{metadata}", scope="{scope}""#),
+            "Authentication required: connect with OAuth, or send your SquareMCP API key in the x-api-key header.",
         )
     };
     let mut response = (
@@ -160,6 +164,20 @@ fn unauthorized(config: &HttpConfig, presented: bool) -> Response {
         json!({"error": if presented { "invalid_token" } else { "unauthorized" }, "error_description": description}).to_string(),
     )
         .into_response();
+    if let Ok(value) = HeaderValue::from_str(&challenge) {
+        response.headers_mut().insert(WWW_AUTHENTICATE, value);
+    }
+    response
+}
+
+/// MCP authorization §Runtime Insufficient Scope: 403 naming the scope to ask for.
+fn insufficient_scope(config: &HttpConfig) -> Response {
+    let challenge = format!(
+        r#"Bearer error="insufficient_scope", scope="{}", resource_metadata="{}""#,
+        squaremcp_auth::SCOPE,
+        config.resource_metadata_url()
+    );
+    let mut response = plain_error(StatusCode::FORBIDDEN, "The token lacks the scope this endpoint needs");
     if let Ok(value) = HeaderValue::from_str(&challenge) {
         response.headers_mut().insert(WWW_AUTHENTICATE, value);
     }

@@ -45,6 +45,16 @@ pub struct Config {
     pub mail_from: String,
     /// How often `serve` checks whether last month still needs invoicing.
     pub invoice_check_seconds: usize,
+    /// Signs session cookies, bearer JWTs, access tokens and CSRF tokens. Required in Lambda;
+    /// locally, when unset, one is generated once and kept in the data directory.
+    pub jwt_secret: Option<Secret<String>>,
+    /// `Domain` of the session cookie; unset keeps it on the public URL's host.
+    pub cookie_domain: Option<String>,
+    pub access_token_ttl: i64,
+    pub refresh_token_ttl: i64,
+    pub session_ttl: i64,
+    /// Seconds a just-rotated refresh token stays usable (concurrent refreshes).
+    pub refresh_grace: i64,
 }
 
 impl Config {
@@ -84,6 +94,42 @@ impl Config {
             }
         };
         let in_lambda = lookup("AWS_LAMBDA_RUNTIME_API").is_some();
+        let jwt_secret = match get("SQUAREMCP_JWT_SECRET") {
+            Some(secret) if secret.len() < squaremcp_auth::MIN_SECRET_BYTES => {
+                return Err(error(
+                    "SQUAREMCP_JWT_SECRET",
+                    format!("too short: use at least {} random bytes (e.g. `openssl rand -base64 48`)", squaremcp_auth::MIN_SECRET_BYTES),
+                ));
+            }
+            Some(secret) => Some(Secret::new(secret)),
+            None if in_lambda => {
+                return Err(error("SQUAREMCP_JWT_SECRET", "required in Lambda (pass it as a secret parameter)".to_owned()));
+            }
+            None => None,
+        };
+        let cookie_domain = match get("SQUAREMCP_COOKIE_DOMAIN") {
+            Some(domain) => {
+                let domain = domain.trim_start_matches('.').to_ascii_lowercase();
+                let ok = !domain.is_empty()
+                    && domain.len() <= 253
+                    && domain.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-');
+                if !ok {
+                    return Err(error("SQUAREMCP_COOKIE_DOMAIN", format!("`{domain}` is not a domain name")));
+                }
+                Some(domain)
+            }
+            None => None,
+        };
+        let seconds = |variable: &str, default: i64| -> Result<i64, ConfigError> {
+            match get(variable) {
+                Some(text) => text
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| (60..=366 * 24 * 3600).contains(n))
+                    .ok_or_else(|| error(variable, format!("`{text}` is not a number of seconds between 60 and 31622400"))),
+                None => Ok(default),
+            }
+        };
         let log_format = match get("SQUAREMCP_LOG_FORMAT").as_deref() {
             Some("json") => LogFormat::Json,
             Some("text") => LogFormat::Text,
@@ -122,6 +168,19 @@ impl Config {
             smtp_url: get("SQUAREMCP_SMTP_URL").map(Secret::new),
             mail_from: get("SQUAREMCP_MAIL_FROM").unwrap_or_else(|| "SquareMCP <billing@localhost>".to_owned()),
             invoice_check_seconds: number("SQUAREMCP_INVOICE_CHECK_SECONDS", 3_600)?,
+            jwt_secret,
+            cookie_domain,
+            access_token_ttl: seconds("SQUAREMCP_ACCESS_TOKEN_TTL", 3600)?,
+            refresh_token_ttl: seconds("SQUAREMCP_REFRESH_TOKEN_TTL", 30 * 24 * 3600)?,
+            session_ttl: seconds("SQUAREMCP_SESSION_TTL", 7 * 24 * 3600)?,
+            refresh_grace: match get("SQUAREMCP_REFRESH_GRACE") {
+                Some(text) => text
+                    .parse::<i64>()
+                    .ok()
+                    .filter(|n| (0..=300).contains(n))
+                    .ok_or_else(|| error("SQUAREMCP_REFRESH_GRACE", format!("`{text}` is not a number of seconds between 0 and 300")))?,
+                None => 60,
+            },
         })
     }
 }
@@ -163,6 +222,21 @@ mod tests {
         assert!(c.admin_key.is_none());
         assert_eq!(c.log_format, LogFormat::Text);
         assert_eq!(c.max_body_bytes, 1 << 20);
+        assert!(c.jwt_secret.is_none() && c.cookie_domain.is_none());
+        assert_eq!((c.access_token_ttl, c.refresh_token_ttl, c.session_ttl), (3600, 2_592_000, 604_800));
+    }
+
+    #[test]
+    fn the_jwt_secret_is_required_in_lambda_and_never_shown() {
+        let e = config(&[("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001")]).expect_err("no secret");
+        assert_eq!(e.variable, "SQUAREMCP_JWT_SECRET");
+        let secret = "k".repeat(40);
+        let c = config(&[("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"), ("SQUAREMCP_JWT_SECRET", &secret)]).unwrap();
+        assert_eq!(c.jwt_secret.as_ref().map(|s| s.expose().len()), Some(40));
+        assert!(!format!("{c:?}").contains(&secret), "Debug never shows the secret");
+        let c = config(&[("SQUAREMCP_COOKIE_DOMAIN", ".Example.com"), ("SQUAREMCP_SESSION_TTL", "3600")]).unwrap();
+        assert_eq!(c.cookie_domain.as_deref(), Some("example.com"));
+        assert_eq!(c.session_ttl, 3600);
     }
 
     #[test]
@@ -174,6 +248,7 @@ mod tests {
             ("SQUAREMCP_TELEGRAM_BASE_URL", "http://127.0.0.1:9999/"),
             ("SQUAREMCP_ALLOWED_ORIGINS", "https://a.example, https://b.example"),
             ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
+            ("SQUAREMCP_JWT_SECRET", "0123456789abcdef0123456789abcdef"),
         ])
         .unwrap();
         assert_eq!(c.listen.to_string(), "0.0.0.0:8080");
@@ -206,6 +281,11 @@ mod tests {
             ("SQUAREMCP_LOG_FORMAT", "xml"),
             ("SQUAREMCP_NOW", "next tuesday"),
             ("SQUAREMCP_CALL_LOG_RETENTION_DAYS", "0"),
+            ("SQUAREMCP_JWT_SECRET", "short"),
+            ("SQUAREMCP_COOKIE_DOMAIN", "exa mple.com"),
+            ("SQUAREMCP_ACCESS_TOKEN_TTL", "5"),
+            ("SQUAREMCP_REFRESH_TOKEN_TTL", "forever"),
+            ("SQUAREMCP_REFRESH_GRACE", "3600"),
         ] {
             let e = config(&[(variable, value)]).expect_err(variable);
             assert_eq!(e.variable, variable);

@@ -9,10 +9,11 @@ mod serve;
 
 use std::sync::Arc;
 
+use squaremcp_auth::{Auth, AuthSettings};
+use squaremcp_core::billing::InvoiceRun;
 use squaremcp_core::gateway::Billing;
 use squaremcp_core::mcp::{McpServer, ServerInfo};
-use squaremcp_core::billing::InvoiceRun;
-use squaremcp_core::{Clock, Gateway, Keyring, Mailer, NoMailer, Registry, Store, SystemClock};
+use squaremcp_core::{Clock, Gateway, Keyring, Mailer, NoMailer, Registry, Secret, Store, SystemClock};
 use squaremcp_mail::SmtpMailer;
 use squaremcp_embedded::{KeyFileKeyring, SqliteStore};
 use squaremcp_http::{AppState, HttpConfig};
@@ -32,6 +33,10 @@ pub enum StartError {
     Store(#[from] squaremcp_core::StoreError),
     #[error("cannot open the keyring: {0}")]
     Keyring(#[from] squaremcp_core::KeyringError),
+    #[error("the JWT signing secret in {path}: {why}")]
+    JwtSecret { path: String, why: String },
+    #[error(transparent)]
+    Auth(#[from] squaremcp_auth::AuthError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
     #[error("server error: {0}")]
@@ -114,8 +119,54 @@ pub fn invoice_run(config: &Config, backends: &Backends) -> Result<InvoiceRun, S
     })
 }
 
+/// The JWT signing secret: `SQUAREMCP_JWT_SECRET`, or else one generated on first start and
+/// kept in `<data dir>/jwt-secret` (mode 0600), so that sessions and tokens survive restarts.
+pub fn jwt_secret(config: &Config) -> Result<Secret<Vec<u8>>, StartError> {
+    if let Some(secret) = &config.jwt_secret {
+        return Ok(Secret::new(secret.expose().as_bytes().to_vec()));
+    }
+    let path = config.data_dir.join("jwt-secret");
+    let failed = |why: String| StartError::JwtSecret { path: path.display().to_string(), why };
+    std::fs::create_dir_all(&config.data_dir).map_err(|e| failed(e.to_string()))?;
+    match std::fs::read_to_string(&path) {
+        Ok(text) if text.trim().len() >= squaremcp_auth::MIN_SECRET_BYTES => return Ok(Secret::new(text.trim().as_bytes().to_vec())),
+        Ok(_) => return Err(failed(format!("shorter than {} bytes; delete it to have a new one generated", squaremcp_auth::MIN_SECRET_BYTES))),
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(failed(e.to_string())),
+        Err(_) => {}
+    }
+    let secret = squaremcp_core::random::token::<48>();
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(&path) {
+        Ok(mut file) => {
+            std::io::Write::write_all(&mut file, secret.as_bytes()).map_err(|e| failed(e.to_string()))?;
+            tracing::info!(path = %path.display(), "generated a JWT signing secret");
+            Ok(Secret::new(secret.into_bytes()))
+        }
+        // Another process (the CLI beside `serve`) created it first: use theirs.
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+            let text = std::fs::read_to_string(&path).map_err(|e| failed(e.to_string()))?;
+            Ok(Secret::new(text.trim().as_bytes().to_vec()))
+        }
+        Err(e) => Err(failed(e.to_string())),
+    }
+}
+
+/// The authorization server and login, with the configured lifetimes.
+pub fn auth(config: &Config, gateway: Arc<Gateway>) -> Result<Arc<Auth>, StartError> {
+    let mut settings = AuthSettings::new(&config.public_url);
+    settings.access_token_ttl = config.access_token_ttl;
+    settings.refresh_token_ttl = config.refresh_token_ttl;
+    settings.session_ttl = config.session_ttl;
+    settings.refresh_grace = config.refresh_grace;
+    Ok(Arc::new(Auth::new(gateway, settings, &jwt_secret(config)?)?))
+}
+
 /// Everything a router needs, built once.
-pub fn app_state(config: &Config, gateway: Arc<Gateway>) -> AppState {
+pub fn app_state(config: &Config, gateway: Arc<Gateway>) -> Result<AppState, StartError> {
+    let auth = auth(config, gateway.clone())?;
     let info = ServerInfo {
         name: "squaremcp".to_owned(),
         version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -124,20 +175,22 @@ pub fn app_state(config: &Config, gateway: Arc<Gateway>) -> AppState {
                        pass `account`."
             .to_owned(),
     };
-    AppState {
+    Ok(AppState {
         mcp: Arc::new(McpServer::new(gateway, info, config.tools_page_size)),
+        auth,
         config: Arc::new(HttpConfig {
             public_url: config.public_url.clone(),
             allowed_origins: config.allowed_origins.clone(),
             max_body_bytes: config.max_body_bytes,
+            cookie_domain: config.cookie_domain.clone(),
         }),
-    }
+    })
 }
 
 /// Configuration, embedded backends and the app state, from the environment.
 pub fn build_from_env() -> Result<(Config, AppState), StartError> {
     let config = Config::from_env()?;
     let gateway = gateway(&config, Backends::embedded(&config)?);
-    let state = app_state(&config, gateway);
+    let state = app_state(&config, gateway)?;
     Ok((config, state))
 }

@@ -6,7 +6,9 @@ use tokio::net::TcpListener;
 use crate::StartError;
 
 pub async fn serve(listener: TcpListener, router: Router) -> Result<(), StartError> {
-    axum::serve(listener, router).with_graceful_shutdown(shutdown_signal()).await.map_err(StartError::Serve)
+    // The peer address feeds the rate limits of login and client registration.
+    let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await.map_err(StartError::Serve)
 }
 
 pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartError> {

@@ -1,0 +1,152 @@
+//! Sign-in for SquareMCP: an OAuth 2.1 authorization server for MCP clients (RFC 8414, 9728,
+//! 7591, 7636, 8707, 7009, with the OAuth security BCP, RFC 9700), first-party login sessions,
+//! JWTs and CSRF tokens. HTTP lives in `squaremcp-http`; this crate decides.
+//!
+//! Only hashes of codes, refresh tokens and client secrets reach the store; access tokens are
+//! signed JWTs tied to a grant that can be revoked. State lives in the store's generic
+//! primitives (documents, single-use items, counters), keyed under `oauth:`, `login:` and
+//! `ratelimit:`.
+
+mod authorize;
+mod clients;
+mod crypto;
+mod error;
+pub mod jwt;
+mod login;
+mod tokens;
+pub mod uris;
+
+use std::sync::Arc;
+
+use squaremcp_core::{Gateway, Secret, Timestamp};
+
+pub use authorize::{AuthorizationRequest, AuthorizeError, AuthorizeParams, ConsentError, PendingConsent};
+pub use clients::{Client, ClientAuthMethod, ClientCredentials, Registered};
+pub use error::{AuthError, OAuthError};
+pub use login::{LoginError, Session, store_password_hash};
+pub use tokens::{BearerCheck, TokenRequest, TokenResponse};
+
+/// The only scope there is: use of the MCP endpoint. Advertised identically in the AS and PRM
+/// metadata and in `WWW-Authenticate`, because clients read it from different places.
+pub const SCOPE: &str = "mcp";
+
+/// Shortest accepted signing secret, in bytes.
+pub const MIN_SECRET_BYTES: usize = 32;
+
+/// Lifetimes (seconds) and limits. [`AuthSettings::new`] has the defaults.
+#[derive(Clone, Debug)]
+pub struct AuthSettings {
+    /// What clients type in, without a trailing slash: the issuer.
+    pub public_url: String,
+    pub access_token_ttl: i64,
+    pub refresh_token_ttl: i64,
+    /// How long a just-rotated refresh token stays usable, for clients that refresh concurrently.
+    pub refresh_grace: i64,
+    pub session_ttl: i64,
+    /// A registered client that never completes a token exchange is forgotten after this.
+    pub unused_client_ttl: i64,
+    pub registrations_per_ip_per_hour: u64,
+    pub registrations_per_hour: u64,
+    /// Failed logins allowed per email, and per client IP, in one window.
+    pub login_failures_per_email: u64,
+    pub login_failures_per_ip: u64,
+    pub login_window: i64,
+}
+
+impl AuthSettings {
+    pub const CODE_TTL: i64 = 600;
+    pub const CONSENT_TTL: i64 = 600;
+
+    pub fn new(public_url: &str) -> Self {
+        Self {
+            public_url: public_url.trim_end_matches('/').to_owned(),
+            access_token_ttl: 3600,
+            refresh_token_ttl: 30 * 24 * 3600,
+            refresh_grace: 60,
+            session_ttl: 7 * 24 * 3600,
+            unused_client_ttl: 24 * 3600,
+            registrations_per_ip_per_hour: 30,
+            registrations_per_hour: 1000,
+            login_failures_per_email: 10,
+            login_failures_per_ip: 50,
+            login_window: 900,
+        }
+    }
+
+    /// `https://HOST`, byte-identical in the AS metadata, the PRM and every token.
+    pub fn issuer(&self) -> &str {
+        &self.public_url
+    }
+
+    /// `https://HOST/mcp`: the protected resource and the audience of access tokens.
+    pub fn resource(&self) -> String {
+        format!("{}/mcp", self.public_url)
+    }
+
+    pub(crate) fn session_audience(&self) -> String {
+        format!("{}/login", self.public_url)
+    }
+}
+
+/// The authorization server, login and token checks, built once per process.
+pub struct Auth {
+    gateway: Arc<Gateway>,
+    settings: AuthSettings,
+    keys: jwt::Keys,
+}
+
+impl Auth {
+    /// `secret` signs JWTs and CSRF tokens; it must have at least [`MIN_SECRET_BYTES`] bytes.
+    pub fn new(gateway: Arc<Gateway>, settings: AuthSettings, secret: &Secret<Vec<u8>>) -> Result<Self, AuthError> {
+        if secret.expose().len() < MIN_SECRET_BYTES {
+            return Err(AuthError::WeakSecret);
+        }
+        Ok(Self { gateway, settings, keys: jwt::Keys::derive(secret.expose()) })
+    }
+
+    pub fn settings(&self) -> &AuthSettings {
+        &self.settings
+    }
+
+    pub fn gateway(&self) -> &Gateway {
+        &self.gateway
+    }
+
+    fn now(&self) -> Timestamp {
+        self.gateway.now()
+    }
+
+    /// RFC 8414 authorization server metadata.
+    pub fn authorization_server_metadata(&self) -> serde_json::Value {
+        let issuer = self.settings.issuer();
+        let methods = ["none", "client_secret_post", "client_secret_basic"];
+        serde_json::json!({
+            "issuer": issuer,
+            "authorization_endpoint": format!("{issuer}/oauth/authorize"),
+            "token_endpoint": format!("{issuer}/oauth/token"),
+            "registration_endpoint": format!("{issuer}/oauth/register"),
+            "revocation_endpoint": format!("{issuer}/oauth/revoke"),
+            "response_types_supported": ["code"],
+            "response_modes_supported": ["query"],
+            "grant_types_supported": ["authorization_code", "refresh_token"],
+            "code_challenge_methods_supported": ["S256"],
+            "token_endpoint_auth_methods_supported": methods,
+            "revocation_endpoint_auth_methods_supported": methods,
+            "scopes_supported": [SCOPE],
+        })
+    }
+
+    /// RFC 9728 protected resource metadata for `/mcp`.
+    pub fn protected_resource_metadata(&self) -> serde_json::Value {
+        serde_json::json!({
+            "resource": self.settings.resource(),
+            "authorization_servers": [self.settings.issuer()],
+            "scopes_supported": [SCOPE],
+            "bearer_methods_supported": ["header"],
+            "resource_name": "SquareMCP",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests;

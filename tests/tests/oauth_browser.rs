@@ -1,0 +1,71 @@
+//! A real client, end to end: the TypeScript SDK's OAuth client (discovery, dynamic
+//! registration, PKCE) against `squaremcp serve`, with headless Chromium signing in and
+//! clicking Allow, then tools/list, a refresh, and tools/list again. Screenshots of the login
+//! and consent pages land in `target/artifacts/oauth/` (not committed).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::Path;
+use std::process::Command;
+
+use serde_json::Value;
+use squaremcp_tests::{Server, TempDir, create_customer_with_password, node_dir};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sdk_client_connects_through_the_browser_login_and_consent() {
+    assert!(Path::new("/usr/bin/chromium").exists(), "Debian chromium is missing: run scripts/test, which installs it");
+    let data = TempDir::new("oauth-browser");
+    create_customer_with_password(data.path(), "grace@example.com", "analytical engine");
+    let server = Server::start(data.path(), &[]);
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/artifacts/oauth");
+    let _ = std::fs::remove_dir_all(&artifacts);
+
+    let out = Command::new("node")
+        .current_dir(node_dir())
+        .arg("oauth-client.mjs")
+        .args([&server.mcp_url(), "grace@example.com", "analytical engine"])
+        .arg(&artifacts)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "oauth-client.mjs failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+
+    // What the SDK sent: PKCE S256, the resource, a state; registered as a public client.
+    let authorization = &report["authorization"];
+    assert_eq!(authorization["code_challenge_method"], "S256");
+    assert_eq!(authorization["resource"], server.mcp_url());
+    assert_eq!(authorization["response_type"], "code");
+    assert!(authorization["state"].is_string());
+    assert_eq!(report["registeredClient"]["token_endpoint_auth_method"], "none");
+    assert!(report["registeredClient"]["client_secret"].is_null());
+
+    // The browser was sent to the login page first, which carries the anti-framing headers.
+    let login = &report["login"];
+    assert!(login["url"].as_str().unwrap().starts_with(&format!("{}/login?return_to=%2Foauth%2Fauthorize", server.base)), "{login}");
+    assert_eq!(login["status"], 200);
+    assert_eq!(login["title"], "Sign in · SquareMCP");
+    assert_eq!(login["headers"]["x-frame-options"], "DENY");
+    assert_eq!(login["headers"]["referrer-policy"], "no-referrer");
+    assert!(login["headers"]["content-security-policy"].as_str().unwrap().contains("frame-ancestors 'none'"));
+    // The consent page names the client, where it returns to, and the account.
+    let consent = report["consent"]["text"].as_str().unwrap();
+    assert!(consent.contains("Allow SquareMCP end-to-end test to use your SquareMCP account?"), "{consent}");
+    assert!(consent.contains("127.0.0.1:") && consent.contains("grace@example.com"), "{consent}");
+    assert_eq!(report["stateEchoed"], true);
+
+    // Tokens, tools, refresh, tools.
+    assert_eq!(report["tokens"]["token_type"], "Bearer");
+    assert_eq!(report["tokens"]["scope"], "mcp");
+    assert_eq!(report["tokens"]["refresh"], true);
+    let before: Vec<&str> = report["toolsBefore"].as_array().unwrap().iter().filter_map(Value::as_str).collect();
+    assert!(before.contains(&"telegram_send_message"), "{before:?}");
+    assert_eq!(report["refresh"]["outcome"], "AUTHORIZED");
+    assert_eq!(report["refresh"]["newAccessToken"], true);
+    assert_eq!(report["refresh"]["rotatedRefreshToken"], true);
+    assert_eq!(report["toolsAfter"], report["toolsBefore"]);
+
+    for name in ["login", "login-mobile", "consent", "consent-mobile"] {
+        let file = artifacts.join(format!("{name}.png"));
+        let size = std::fs::metadata(&file).map(|m| m.len()).unwrap_or(0);
+        assert!(size > 5_000, "{} is missing or empty", file.display());
+    }
+}
