@@ -10,6 +10,7 @@ pub mod mcp;
 pub mod platform;
 pub mod ports;
 pub mod random;
+pub mod rewrap;
 pub mod schema;
 pub mod secret;
 pub mod timestamp;
@@ -21,7 +22,9 @@ pub use credentials::{AccountName, CredentialRecord, SealedSecret, SecretBinding
 pub use customer::{Customer, CustomerId, Email, PlanName};
 pub use gateway::Gateway;
 pub use platform::Platform;
-pub use ports::{Clock, Keyring, KeyringError, Page, PutMode, Store, StoreError, SystemClock};
+pub use ports::{
+    Clock, Keyring, KeyringError, Page, PutMode, Queue, QueueError, QueuedMessage, Store, StoreError, SystemClock,
+};
 pub use secret::Secret;
 pub use timestamp::Timestamp;
 pub use tool::{FailureKind, PlatformModule, Registry, Tool, ToolDefinition, ToolFailure, ToolOutput};
