@@ -178,7 +178,14 @@ pub async fn ensure_kms_key(kms: &aws_sdk_kms::Client, key_id: &str) -> Result<(
                 .await
                 .map_err(|e| failed(&what, e))?;
             let metadata = created.key_metadata.ok_or_else(|| ProvisionError { what: what.clone(), why: "KMS returned no key".into() })?;
-            kms.create_alias().alias_name(key_id).target_key_id(&metadata.key_id).send().await.map_err(|e| failed(&what, e))?;
+            if let Err(error) = kms.create_alias().alias_name(key_id).target_key_id(&metadata.key_id).send().await {
+                if error.as_service_error().is_some_and(|e| e.is_already_exists_exception()) {
+                    // Another `init` won the race: use its key, and retire the one made here.
+                    let _ = kms.schedule_key_deletion().key_id(&metadata.key_id).pending_window_in_days(7).send().await;
+                    return Box::pin(ensure_kms_key(kms, key_id)).await;
+                }
+                return Err(failed(&what, error));
+            }
             if let Err(error) = kms.enable_key_rotation().key_id(&metadata.key_id).send().await {
                 tracing::warn!(key = key_id, error = %aws_sdk_kms::error::DisplayErrorContext(error), "could not enable key rotation");
             }
