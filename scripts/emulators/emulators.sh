@@ -5,7 +5,9 @@
 #
 #   scripts/emulators/emulators.sh start   # install what is missing, start what is not running
 #   scripts/emulators/emulators.sh stop    # stop what `start` started
+#   scripts/emulators/emulators.sh status  # `running` when both answer
 #   scripts/emulators/emulators.sh env     # the variables that point the AWS SDK and CLI at them
+#   scripts/emulators/emulators.sh aws     # the path of an AWS CLI (installed in a venv if missing)
 #
 # Tools are cached in $SQUAREMCP_TOOLS (default ~/.cache/squaremcp), so a second run installs
 # nothing; pids and logs go to target/emulators. Ports: $SQUAREMCP_DYNAMODB_PORT (8765) and
@@ -154,8 +156,15 @@ case "${1:-}" in
     ;;
   env) print_env ;;
   aws) aws_cli ;;
+  status)
+    if answers "http://127.0.0.1:$ddb_port" && answers "http://127.0.0.1:$moto_port/moto-api/"; then
+      echo running
+    else
+      echo stopped
+    fi
+    ;;
   *)
-    echo "usage: $0 start|stop|env|aws" >&2
+    echo "usage: $0 start|stop|status|env|aws" >&2
     exit 2
     ;;
 esac
