@@ -1,5 +1,6 @@
-//! The commands. Each opens the same data directory `serve` uses; SQLite's locking makes that
-//! safe while the server runs.
+//! The commands. Each opens the same backends `serve` uses (the data directory, or the
+//! DynamoDB table); SQLite's locking and DynamoDB's conditional writes make that safe while
+//! the server runs.
 
 use std::collections::BTreeMap;
 use std::io::{BufRead as _, Read as _};
@@ -11,13 +12,15 @@ use squaremcp_core::billing::run::invoice_key;
 use squaremcp_core::billing::{self, Invoice, InvoiceRun, Month, RunError, RunReport, money};
 use squaremcp_core::customer::InvalidInput;
 use squaremcp_core::gateway::GatewayError;
-use squaremcp_core::{AccountName, ApiKeyId, CustomerId, Gateway, Platform, StoreError, Timestamp};
-use squaremcp_runtime::{Backends, Config, StartError};
+use squaremcp_core::rewrap::rewrap_credentials;
+use squaremcp_core::{AccountName, ApiKeyId, CustomerId, Gateway, Keyring, Platform, Store, StoreError, Timestamp};
+use squaremcp_runtime::{Backends, Config, Initialized, StartError, StoreKind};
 
 use crate::args::{
     ApiKeysCommand, AuditCommand, Command, CredentialsCommand, CustomersCommand, InvoicesCommand, UsageCommand,
 };
 use crate::output::{Printer, credential_json, customer_json, key_json};
+use crate::progress::Progress;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CliError {
@@ -35,18 +38,35 @@ pub enum CliError {
     Invoices(#[from] RunError),
 }
 
-fn config(data_dir: Option<PathBuf>) -> Result<Config, CliError> {
+/// Global options that override the environment.
+pub struct Options {
+    pub data_dir: Option<PathBuf>,
+    pub store: Option<String>,
+}
+
+fn config(options: Options) -> Result<Config, CliError> {
     let mut config = Config::from_env().map_err(StartError::from)?;
-    if let Some(dir) = data_dir {
+    if let Some(dir) = options.data_dir {
         config.data_dir = dir;
+    }
+    if let Some(store) = options.store {
+        config.store = store.parse().map_err(CliError::Usage)?;
     }
     Ok(config)
 }
 
-pub async fn serve(data_dir: Option<PathBuf>) -> Result<(), CliError> {
-    let config = config(data_dir)?;
+/// Where the data lives, for people reading the log.
+fn location(config: &Config) -> String {
+    match config.store {
+        StoreKind::Sqlite => format!("SQLite in {}", config.data_dir.display()),
+        StoreKind::DynamoDb => format!("DynamoDB table {}", config.aws.table),
+    }
+}
+
+pub async fn serve(options: Options) -> Result<(), CliError> {
+    let config = config(options)?;
     squaremcp_runtime::init_logging(&config.log_filter, config.log_format);
-    let backends = Backends::embedded(&config)?;
+    let backends = Backends::from_config(&config).await?;
     let gateway = squaremcp_runtime::gateway(&config, backends.clone());
     let state = squaremcp_runtime::app_state(&config, gateway)?;
     let listener = squaremcp_runtime::bind(config.listen).await?;
@@ -60,7 +80,7 @@ pub async fn serve(data_dir: Option<PathBuf>) -> Result<(), CliError> {
     tracing::info!(
         listen = local,
         public_url = config.public_url,
-        data_dir = %config.data_dir.display(),
+        store = location(&config),
         admin_key = config.admin_key.is_some(),
         "SquareMCP is serving {}/mcp",
         config.public_url
@@ -69,18 +89,32 @@ pub async fn serve(data_dir: Option<PathBuf>) -> Result<(), CliError> {
     Ok(())
 }
 
-pub async fn run(command: Command, data_dir: Option<PathBuf>, json: bool) -> Result<(), CliError> {
-    let config = config(data_dir)?;
-    let backends = Backends::embedded(&config)?;
-    let gateway = squaremcp_runtime::gateway(&config, backends.clone());
+pub async fn run(command: Command, options: Options, json: bool) -> Result<(), CliError> {
+    let config = config(options)?;
     let out = Printer { json };
     match command {
+        Command::Init { retry_queue, dead_letter_queue } => return init(&config, &retry_queue, &dead_letter_queue, out).await,
+        Command::Credentials(CredentialsCommand::RotateKey) => {
+            let version = squaremcp_runtime::rotate_data_key(&config).await?;
+            out.print(&json!({"active_key_version": version}), || {
+                format!("Data key {version} is now active. Run `squaremcp credentials rewrap` to re-encrypt older credentials.")
+            });
+            return Ok(());
+        }
+        _ => {}
+    }
+    let backends = Backends::from_config(&config).await?;
+    if let Command::Credentials(CredentialsCommand::Rewrap) = command {
+        return rewrap(backends.store.as_ref(), backends.keyring.as_ref(), out).await;
+    }
+    let gateway = squaremcp_runtime::gateway(&config, backends.clone());
+    match command {
+        Command::Serve | Command::Init { .. } => Err(CliError::Usage("not an administration command".into())),
         Command::Invoices(InvoicesCommand::Run { month }) => {
             let job = squaremcp_runtime::invoice_run(&config, &backends)?;
             invoices_run(&gateway, &job, month, out).await
         }
         Command::Invoices(InvoicesCommand::List { month }) => invoices_list(&gateway, month, out).await,
-        Command::Serve => Err(CliError::Usage("serve is not an administration command".into())),
         Command::Customers(c) => customers(&gateway, c, out).await,
         Command::ApiKeys(c) => api_keys(&gateway, c, out).await,
         Command::Credentials(c) => credentials(&gateway, c, out).await,
@@ -208,6 +242,9 @@ async fn credentials(gateway: &Arc<Gateway>, command: CredentialsCommand, out: P
                     .join("\n")
             });
         }
+        CredentialsCommand::RotateKey | CredentialsCommand::Rewrap => {
+            return Err(CliError::Usage("this command runs before the gateway is built".into()));
+        }
         CredentialsCommand::Delete { customer, platform, account } => {
             let customer = CustomerId::parse(&customer.customer)?;
             let platform: Platform = platform.parse()?;
@@ -218,6 +255,78 @@ async fn credentials(gateway: &Arc<Gateway>, command: CredentialsCommand, out: P
             out.print(&json!({"platform": platform, "account": account.as_str(), "deleted": true}), || {
                 format!("Deleted {platform} credentials {:?}.", account.as_str())
             });
+        }
+    }
+    Ok(())
+}
+
+async fn rewrap(store: &dyn Store, keyring: &dyn Keyring, out: Printer) -> Result<(), CliError> {
+    let mut bar = Progress::new("re-encrypting credentials", out.json);
+    let report = rewrap_credentials(store, keyring, |done, total| bar.update(done, total)).await?;
+    bar.finish();
+    let failed: Vec<Value> = report
+        .failed
+        .iter()
+        .map(|(customer, platform, account)| json!({"customer_id": customer, "platform": platform, "account": account}))
+        .collect();
+    out.print(
+        &json!({
+            "examined": report.examined,
+            "rewrapped": report.rewrapped,
+            "current": report.current,
+            "changed_meanwhile": report.changed_meanwhile,
+            "failed": failed,
+        }),
+        || {
+            let mut text = format!(
+                "Examined {} credentials: {} re-encrypted, {} already current, {} changed by someone else meanwhile (run again to check).",
+                report.examined, report.rewrapped, report.current, report.changed_meanwhile
+            );
+            for (customer, platform, account) in &report.failed {
+                text.push_str(&format!("\nCould not open {platform} {:?} of {customer}: store it again.", account.as_str()));
+            }
+            text
+        },
+    );
+    if !report.failed.is_empty() {
+        return Err(CliError::Usage(format!("{} credentials could not be re-encrypted", report.failed.len())));
+    }
+    Ok(())
+}
+
+async fn init(config: &Config, retry_queue: &str, dead_letter_queue: &str, out: Printer) -> Result<(), CliError> {
+    match squaremcp_runtime::initialize(config, retry_queue, dead_letter_queue).await? {
+        Initialized::Embedded { data_dir } => {
+            out.print(&json!({"store": "sqlite", "data_dir": data_dir.display().to_string()}), || {
+                format!("Ready: SQLite store and key file in {} (back up keyring.json with the database).", data_dir.display())
+            });
+        }
+        Initialized::Aws(done) => {
+            let state = |created: bool| if created { "created" } else { "already there" };
+            out.print(
+                &json!({
+                    "store": "dynamodb",
+                    "table": done.table,
+                    "table_created": done.table_created,
+                    "kms_key_arn": done.kms_key_arn,
+                    "kms_key_created": done.kms_key_created,
+                    "retry_queue_url": done.retry_queue_url,
+                    "dead_letter_queue_url": done.dead_letter_queue_url,
+                    "data_key_version": done.data_key_version,
+                }),
+                || {
+                    format!(
+                        "Table {} ({}), KMS key {} ({}), data key {} active.\nQueues:\n  SQUAREMCP_RETRY_QUEUE_URL={}\n  SQUAREMCP_DEAD_LETTER_QUEUE_URL={}",
+                        done.table,
+                        state(done.table_created),
+                        done.kms_key_arn,
+                        state(done.kms_key_created),
+                        done.data_key_version,
+                        done.retry_queue_url,
+                        done.dead_letter_queue_url
+                    )
+                },
+            );
         }
     }
     Ok(())

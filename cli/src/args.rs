@@ -16,6 +16,11 @@ pub struct Cli {
     #[arg(long, global = true, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
 
+    /// Backends: `sqlite` (SQLite, key file, in-process queues) or `dynamodb` (DynamoDB, KMS,
+    /// SQS) [env: SQUAREMCP_STORE] [default: sqlite]
+    #[arg(long, global = true, value_name = "STORE", value_parser = ["sqlite", "dynamodb"])]
+    pub store: Option<String>,
+
     #[command(subcommand)]
     pub command: Command,
 }
@@ -24,6 +29,16 @@ pub struct Cli {
 pub enum Command {
     /// Run the whole gateway on one HTTP server (default 127.0.0.1:3456).
     Serve,
+    /// Create what the backends need, if missing: the data directory, database and key file;
+    /// or (with `--store dynamodb`) the table, KMS key and alias, queues and first data key.
+    Init {
+        /// Name of the webhook retry queue (dynamodb only).
+        #[arg(long, default_value = "squaremcp-delivery-retry")]
+        retry_queue: String,
+        /// Name of its dead-letter queue (dynamodb only).
+        #[arg(long, default_value = "squaremcp-delivery-dlq")]
+        dead_letter_queue: String,
+    },
     /// Create and list customers.
     #[command(subcommand)]
     Customers(CustomersCommand),
@@ -172,4 +187,10 @@ pub enum CredentialsCommand {
         #[arg(long, default_value = "default")]
         account: String,
     },
+    /// Make a new data key the one new credentials are sealed with. Old records still open;
+    /// run `credentials rewrap` next to move them to the new key.
+    #[command(name = "rotate-key")]
+    RotateKey,
+    /// Re-encrypt every stored credential under the active data key, while the gateway runs.
+    Rewrap,
 }

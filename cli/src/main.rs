@@ -3,6 +3,7 @@
 mod admin;
 mod args;
 mod output;
+mod progress;
 
 use std::process::ExitCode;
 
@@ -21,9 +22,10 @@ fn main() -> ExitCode {
     };
     let json = cli.json;
     let result = runtime.block_on(async move {
+        let options = admin::Options { data_dir: cli.data_dir, store: cli.store };
         match cli.command {
-            Command::Serve => admin::serve(cli.data_dir).await,
-            command => admin::run(command, cli.data_dir, json).await,
+            Command::Serve => admin::serve(options).await,
+            command => admin::run(command, options, json).await,
         }
     });
     match result {

@@ -30,7 +30,10 @@ pub fn binary(name: &str) -> PathBuf {
     path
 }
 
-/// A fresh directory removed when dropped.
+/// A fresh directory removed when dropped. With `SQUAREMCP_STORE=dynamodb` (and the AWS
+/// endpoint variables pointing at emulators, as `scripts/test` sets them) it also stands for a
+/// fresh DynamoDB table, created here with `squaremcp init`: the same tests then run on AWS's
+/// backends. See [`backend_env`].
 pub struct TempDir(PathBuf);
 
 impl TempDir {
@@ -38,6 +41,10 @@ impl TempDir {
         let unique = format!("squaremcp-{label}-{}-{:016x}", std::process::id(), rand_u64());
         let path = std::env::temp_dir().join(unique);
         std::fs::create_dir_all(&path).unwrap();
+        if on_dynamodb() {
+            let out = cli(&path, &["init", "--retry-queue", "e2e-retry", "--dead-letter-queue", "e2e-dlq"], "");
+            assert!(out.status.success(), "squaremcp init failed: {}", String::from_utf8_lossy(&out.stderr));
+        }
         Self(path)
     }
 
@@ -57,6 +64,21 @@ fn rand_u64() -> u64 {
     RandomState::new().hash_one(Instant::now())
 }
 
+/// Whether the tests run on DynamoDB, KMS and SQS (`SQUAREMCP_STORE=dynamodb`) rather than SQLite.
+pub fn on_dynamodb() -> bool {
+    std::env::var("SQUAREMCP_STORE").is_ok_and(|store| store == "dynamodb")
+}
+
+/// The variables that give `data_dir` its own backends: nothing for SQLite (the directory is
+/// the store), a table named after the directory for DynamoDB.
+pub fn backend_env(data_dir: &Path) -> Vec<(&'static str, String)> {
+    if !on_dynamodb() {
+        return Vec::new();
+    }
+    let name = data_dir.file_name().and_then(|n| n.to_str()).expect("a named data directory");
+    vec![("SQUAREMCP_TABLE", format!("e2e-{name}")), ("SQUAREMCP_KMS_KEY_ID", "alias/squaremcp-e2e".to_owned())]
+}
+
 /// Runs `squaremcp <args>` on `data_dir`, with `stdin` piped in.
 pub fn cli(data_dir: &Path, args: &[&str], stdin: &str) -> Output {
     cli_with_env(data_dir, args, stdin, &[])
@@ -67,6 +89,7 @@ pub fn cli_with_env(data_dir: &Path, args: &[&str], stdin: &str, env: &[(&str, &
         .args(args)
         .envs(env.iter().copied())
         .env("SQUAREMCP_DATA_DIR", data_dir)
+        .envs(backend_env(data_dir))
         .env_remove("SQUAREMCP_ADMIN_KEY")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -136,6 +159,7 @@ impl Server {
         command
             .arg("serve")
             .env("SQUAREMCP_DATA_DIR", data_dir)
+            .envs(backend_env(data_dir))
             .env("SQUAREMCP_LISTEN", format!("127.0.0.1:{port}"))
             .env("SQUAREMCP_PUBLIC_URL", &base)
             .env("SQUAREMCP_LOG", "info")

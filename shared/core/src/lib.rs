@@ -12,6 +12,7 @@ pub mod mcp;
 pub mod platform;
 pub mod ports;
 pub mod random;
+pub mod rewrap;
 pub mod schema;
 pub mod secret;
 pub mod timestamp;
@@ -25,8 +26,8 @@ pub use customer::{Customer, CustomerId, Email, PlanName};
 pub use gateway::{CallContext, Gateway};
 pub use platform::Platform;
 pub use ports::{
-    Clock, Keyring, KeyringError, MailError, Mailer, NoMailer, OutgoingEmail, Page, PutMode, Store, StoreError,
-    SystemClock,
+    Clock, Keyring, KeyringError, MailError, Mailer, NoMailer, OutgoingEmail, Page, PutMode, Queue, QueueError,
+    QueuedMessage, Store, StoreError, SystemClock,
 };
 pub use secret::Secret;
 pub use timestamp::Timestamp;

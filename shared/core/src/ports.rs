@@ -1,5 +1,6 @@
 //! Ports: what the domain needs from the outside world. Adapters live in other crates
-//! (`squaremcp-embedded` for SQLite and a key file; the AWS adapters for DynamoDB and KMS).
+//! (`squaremcp-embedded` for SQLite, a key file and an in-process queue; `squaremcp-aws` for
+//! DynamoDB, KMS and SQS).
 //!
 //! The store is shaped after DynamoDB's access patterns so that every backend can honour the
 //! same contract: items by key, uniqueness by conditional writes, counters by conditional
@@ -8,6 +9,7 @@
 //! `now >= expires_at`. Puts replace whole items, as DynamoDB's `PutItem` does.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use async_trait::async_trait;
 
@@ -69,6 +71,10 @@ pub trait Store: Send + Sync {
         platform: Platform,
         account: &AccountName,
     ) -> Result<bool, StoreError>;
+    /// Compare-and-swap (re-encryption under a new data key while the gateway runs): replaces
+    /// the record for `record`'s customer, platform and account only if it still holds
+    /// `expected`. `false` when it was changed or deleted meanwhile; nothing is written then.
+    async fn swap_credential(&self, record: &CredentialRecord, expected: &SealedSecret) -> Result<bool, StoreError>;
 
     // Counters (usage per customer per month, rate limits): one atomic conditional add.
     /// Adds `delta` unless the result would exceed `limit`; returns the new value.
@@ -146,6 +152,88 @@ pub enum KeyringError {
 pub trait Keyring: Send + Sync {
     async fn seal(&self, binding: &SecretBinding, plaintext: &[u8]) -> Result<SealedSecret, KeyringError>;
     async fn open(&self, binding: &SecretBinding, sealed: &SealedSecret) -> Result<Secret<Vec<u8>>, KeyringError>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    /// An argument outside the limits every backend honours (see [`Queue`]).
+    #[error("invalid queue request: {0}")]
+    Invalid(String),
+    /// The receipt is not that of a message currently received (it was deleted, or its
+    /// visibility ran out and it was received again).
+    #[error("the message is no longer held by this receiver")]
+    StaleReceipt,
+    #[error("queue unavailable: {0}")]
+    Unavailable(String),
+}
+
+/// A message as a receiver gets it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct QueuedMessage {
+    pub id: String,
+    pub body: String,
+    /// Names this delivery: deleting or delaying the message needs it.
+    pub receipt: String,
+    /// How many times the message has been received, this time included.
+    pub receive_count: u32,
+}
+
+/// An at-least-once work queue with SQS semantics (the embedded twin behaves the same):
+/// a received message stays hidden for its visibility timeout and comes back unless deleted;
+/// a queue may redrive a message received too often to its dead-letter queue.
+///
+/// Limits (SQS's, in [`queue_limits`]): a body of 1 byte to 256 KiB, a delay of at most 15 minutes,
+/// 1 to 10 messages per receive, a wait of at most 20 s, a visibility of at most 12 hours.
+#[async_trait]
+pub trait Queue: Send + Sync {
+    /// Enqueues `body`, visible to receivers after `delay`; returns the message id.
+    async fn send(&self, body: &str, delay: Duration) -> Result<String, QueueError>;
+    /// Up to `max` messages, waiting up to `wait` for the first; each stays hidden from other
+    /// receivers for `visibility`. Empty when nothing arrived in time.
+    async fn receive(&self, max: usize, wait: Duration, visibility: Duration) -> Result<Vec<QueuedMessage>, QueueError>;
+    /// Acknowledges a received message: it is never delivered again.
+    async fn delete(&self, receipt: &str) -> Result<(), QueueError>;
+    /// Hands a received message back, to be delivered again after `delay` (retry with backoff).
+    async fn retry_after(&self, receipt: &str, delay: Duration) -> Result<(), QueueError>;
+}
+
+/// The limits of [`Queue`], checked the same way by every backend.
+pub mod queue_limits {
+    use std::time::Duration;
+
+    use super::QueueError;
+
+    pub const MAX_BODY_BYTES: usize = 256 * 1024;
+    pub const MAX_DELAY: Duration = Duration::from_secs(15 * 60);
+    pub const MAX_WAIT: Duration = Duration::from_secs(20);
+    pub const MAX_VISIBILITY: Duration = Duration::from_secs(12 * 60 * 60);
+    pub const MAX_BATCH: usize = 10;
+
+    pub fn check_send(body: &str, delay: Duration) -> Result<(), QueueError> {
+        if body.is_empty() || body.len() > MAX_BODY_BYTES {
+            return Err(QueueError::Invalid(format!("a body must have 1 to {MAX_BODY_BYTES} bytes, not {}", body.len())));
+        }
+        check_delay("delay", delay, MAX_DELAY)
+    }
+
+    pub fn check_receive(max: usize, wait: Duration, visibility: Duration) -> Result<(), QueueError> {
+        if !(1..=MAX_BATCH).contains(&max) {
+            return Err(QueueError::Invalid(format!("receive 1 to {MAX_BATCH} messages at a time, not {max}")));
+        }
+        check_delay("wait", wait, MAX_WAIT)?;
+        check_delay("visibility", visibility, MAX_VISIBILITY)
+    }
+
+    pub fn check_delay(what: &str, delay: Duration, max: Duration) -> Result<(), QueueError> {
+        if delay > max || delay.subsec_nanos() != 0 {
+            return Err(QueueError::Invalid(format!(
+                "the {what} must be whole seconds up to {} s, not {:?}",
+                max.as_secs(),
+                delay
+            )));
+        }
+        Ok(())
+    }
 }
 
 pub trait Clock: Send + Sync {

@@ -13,7 +13,9 @@
 
 mod file;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use squaremcp_core::{Keyring, KeyringError, SealedSecret, Secret, SecretBinding};
@@ -21,13 +23,19 @@ use squaremcp_envelope::{DataKey, DataKeys, generate_key};
 
 use self::file::{KeyFile, RotationLock, WrappedKey};
 
+/// How often, at most, a record sealed with a version this keyring lacks makes it read the
+/// file again (a rotation by another process, e.g. the CLI while `serve` runs).
+const RELOAD_INTERVAL: Duration = Duration::from_secs(10);
+
 pub struct KeyFileKeyring {
-    keys: DataKeys,
+    path: PathBuf,
+    keys: RwLock<Arc<DataKeys>>,
+    reloaded_at: Mutex<Option<Instant>>,
 }
 
 impl std::fmt::Debug for KeyFileKeyring {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("KeyFileKeyring").field("active_version", &self.keys.active_version()).finish_non_exhaustive()
+        f.debug_struct("KeyFileKeyring").field("active_version", &self.active_version()).finish_non_exhaustive()
     }
 }
 
@@ -39,17 +47,39 @@ impl KeyFileKeyring {
             Some(file) => file,
             None => create(path)?,
         };
-        Ok(Self { keys: file.unwrap_data_keys(path)? })
+        let keys = file.unwrap_data_keys(path)?;
+        Ok(Self { path: path.to_owned(), keys: RwLock::new(Arc::new(keys)), reloaded_at: Mutex::new(None) })
+    }
+
+    fn keys(&self) -> Arc<DataKeys> {
+        Arc::clone(&self.keys.read().unwrap_or_else(PoisonError::into_inner))
     }
 
     /// The data key version new secrets are sealed with.
     pub fn active_version(&self) -> u32 {
-        self.keys.active_version()
+        self.keys().active_version()
+    }
+
+    /// Reads the file again after a rotation elsewhere; `false` when it is too soon to try.
+    fn reload(&self) -> Result<bool, KeyringError> {
+        {
+            let mut last = self.reloaded_at.lock().unwrap_or_else(PoisonError::into_inner);
+            if last.is_some_and(|at| at.elapsed() < RELOAD_INTERVAL) {
+                return Ok(false);
+            }
+            *last = Some(Instant::now());
+        }
+        let file = KeyFile::read(&self.path)?.ok_or_else(|| file::error(&self.path, "the key file disappeared"))?;
+        let keys = file.unwrap_data_keys(&self.path)?;
+        tracing::info!(path = %self.path.display(), active = keys.active_version(), "read the key file again for a newer data key");
+        *self.keys.write().unwrap_or_else(PoisonError::into_inner) = Arc::new(keys);
+        Ok(true)
     }
 
     /// Adds a new data key to the file and makes it the active one; returns its version.
-    /// Secrets sealed under older versions still open. A keyring already running keeps the
-    /// keys it started with until it is opened again.
+    /// Secrets sealed under older versions still open. A keyring already running keeps sealing
+    /// with the version it started with, and reads the file again when it meets a secret sealed
+    /// with a newer one (after `credentials rewrap`).
     pub fn rotate(path: &Path) -> Result<u32, KeyringError> {
         let _lock = RotationLock::acquire(path)?;
         let mut file = KeyFile::read(path)?.ok_or_else(|| file::error(path, "there is no key file to rotate"))?;
@@ -85,10 +115,13 @@ fn create(path: &Path) -> Result<KeyFile, KeyringError> {
 #[async_trait]
 impl Keyring for KeyFileKeyring {
     async fn seal(&self, binding: &SecretBinding, plaintext: &[u8]) -> Result<SealedSecret, KeyringError> {
-        self.keys.seal(&binding.associated_data(), plaintext)
+        self.keys().seal(&binding.associated_data(), plaintext)
     }
 
     async fn open(&self, binding: &SecretBinding, sealed: &SealedSecret) -> Result<Secret<Vec<u8>>, KeyringError> {
-        self.keys.open(&binding.associated_data(), sealed)
+        match self.keys().open(&binding.associated_data(), sealed) {
+            Err(KeyringError::UnknownKeyVersion(_)) if self.reload()? => self.keys().open(&binding.associated_data(), sealed),
+            other => other,
+        }
     }
 }

@@ -16,7 +16,7 @@ use rusqlite::{Connection, Params, Row, Transaction, TransactionBehavior, params
 use squaremcp_core::ports::{Page, PutMode};
 use squaremcp_core::{
     AccountName, ApiKeyHash, ApiKeyId, ApiKeyRecord, CallRecord, CredentialRecord, Customer, CustomerId, Email,
-    Platform, PlanName, Store, StoreError, Timestamp,
+    Platform, PlanName, SealedSecret, Store, StoreError, Timestamp,
 };
 
 use self::error::{Violation, db_error, violation};
@@ -300,6 +300,28 @@ impl Store for SqliteStore {
         self.write(|tx| {
             let sql = "DELETE FROM credentials WHERE customer_id = ?1 AND platform = ?2 AND account = ?3";
             Ok(execute(tx, sql, params![customer.as_str(), platform.as_str(), account.as_str()])? > 0)
+        })
+    }
+
+    async fn swap_credential(&self, record: &CredentialRecord, expected: &SealedSecret) -> Result<bool, StoreError> {
+        self.write(|tx| {
+            let sql = "UPDATE credentials SET key_version = ?4, nonce = ?5, ciphertext = ?6, created_at = ?7, updated_at = ?8
+                       WHERE customer_id = ?1 AND platform = ?2 AND account = ?3
+                         AND key_version = ?9 AND nonce = ?10 AND ciphertext = ?11";
+            let values = params![
+                record.customer_id.as_str(),
+                record.platform.as_str(),
+                record.account.as_str(),
+                record.sealed.key_version,
+                record.sealed.nonce,
+                record.sealed.ciphertext,
+                record.created_at.unix(),
+                record.updated_at.unix(),
+                expected.key_version,
+                expected.nonce,
+                expected.ciphertext,
+            ];
+            Ok(execute(tx, sql, values)? == 1)
         })
     }
 

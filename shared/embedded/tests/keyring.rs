@@ -66,6 +66,19 @@ async fn rotation_keeps_old_records_and_seals_with_the_new_key() {
     assert_eq!(KeyFileKeyring::open_or_create(&path).unwrap().open(&owner, &old).await.unwrap().expose(), b"old");
 }
 
+#[tokio::test]
+async fn a_running_keyring_opens_records_sealed_after_a_rotation_elsewhere() {
+    let dir = ScratchDir::new("keyring-online");
+    let path = dir.file("keyring.json");
+    let owner = binding(&CustomerId::generate(), Platform::Telegram);
+    let running = KeyFileKeyring::open_or_create(&path).unwrap();
+    assert_eq!(KeyFileKeyring::rotate(&path).unwrap(), 2, "the CLI rotates while `serve` runs");
+    let rewrapped = KeyFileKeyring::open_or_create(&path).unwrap().seal(&owner, b"rewrapped").await.unwrap();
+    assert_eq!(rewrapped.key_version, 2);
+    assert_eq!(running.open(&owner, &rewrapped).await.unwrap().expose(), b"rewrapped", "the server reads the file again");
+    assert_eq!(running.active_version(), 2, "and seals with the new key from then on");
+}
+
 #[test]
 fn the_key_file_has_the_documented_shape_and_keeps_data_keys_wrapped() {
     let dir = ScratchDir::new("keyring");

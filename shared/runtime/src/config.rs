@@ -23,9 +23,41 @@ pub enum LogFormat {
     Text,
 }
 
+/// Which adapters back the ports: embedded (SQLite, key file, in-process queues) or AWS
+/// (DynamoDB, KMS, SQS).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StoreKind {
+    Sqlite,
+    DynamoDb,
+}
+
+impl std::str::FromStr for StoreKind {
+    type Err = String;
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        match text.trim().to_ascii_lowercase().as_str() {
+            "sqlite" => Ok(Self::Sqlite),
+            "dynamodb" => Ok(Self::DynamoDb),
+            other => Err(format!("`{other}` is neither `sqlite` nor `dynamodb`")),
+        }
+    }
+}
+
+/// Where the AWS backends live. Region, credentials and endpoints come from the standard AWS
+/// variables (`AWS_REGION`, `AWS_ENDPOINT_URL`, `AWS_ENDPOINT_URL_DYNAMODB`, …), read by the SDK.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AwsSettings {
+    pub table: String,
+    /// Key id, ARN or alias that wraps new data keys (`init`, `credentials rotate-key`).
+    pub kms_key_id: String,
+    pub retry_queue_url: Option<String>,
+    pub dead_letter_queue_url: Option<String>,
+}
+
 #[derive(Clone, Debug)]
 pub struct Config {
     pub listen: SocketAddr,
+    pub store: StoreKind,
+    pub aws: AwsSettings,
     pub data_dir: PathBuf,
     pub public_url: String,
     pub admin_key: Option<Secret<String>>,
@@ -137,8 +169,39 @@ impl Config {
             None if in_lambda => LogFormat::Json,
             None => LogFormat::Text,
         };
+        let store = match get("SQUAREMCP_STORE") {
+            Some(text) => text.parse().map_err(|why| error("SQUAREMCP_STORE", why))?,
+            None => StoreKind::Sqlite,
+        };
+        let table = get("SQUAREMCP_TABLE").unwrap_or_else(|| "squaremcp".to_owned());
+        let table_ok = (3..=255).contains(&table.len())
+            && table.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        if !table_ok {
+            return Err(error("SQUAREMCP_TABLE", format!("`{table}` is not a DynamoDB table name (3-255 of a-z A-Z 0-9 _ - .)")));
+        }
+        let queue_url = |variable: &str| -> Result<Option<String>, ConfigError> {
+            get(variable)
+                .map(|url| normalize_url(&url).ok_or_else(|| error(variable, format!("`{url}` is not an http(s) queue URL"))))
+                .transpose()
+        };
+        let aws = AwsSettings {
+            table,
+            kms_key_id: get("SQUAREMCP_KMS_KEY_ID").unwrap_or_else(|| "alias/squaremcp".to_owned()),
+            retry_queue_url: queue_url("SQUAREMCP_RETRY_QUEUE_URL")?,
+            dead_letter_queue_url: queue_url("SQUAREMCP_DEAD_LETTER_QUEUE_URL")?,
+        };
+        if aws.retry_queue_url.is_some() != aws.dead_letter_queue_url.is_some() {
+            let (set, missing) = if aws.retry_queue_url.is_some() {
+                ("SQUAREMCP_RETRY_QUEUE_URL", "SQUAREMCP_DEAD_LETTER_QUEUE_URL")
+            } else {
+                ("SQUAREMCP_DEAD_LETTER_QUEUE_URL", "SQUAREMCP_RETRY_QUEUE_URL")
+            };
+            return Err(error(set, format!("set both queue URLs or neither ({missing} is missing)")));
+        }
         Ok(Self {
             listen,
+            store,
+            aws,
             data_dir: get("SQUAREMCP_DATA_DIR").map_or_else(|| PathBuf::from("data"), PathBuf::from),
             public_url,
             admin_key: get("SQUAREMCP_ADMIN_KEY").map(Secret::new),
@@ -224,6 +287,10 @@ mod tests {
         assert_eq!(c.max_body_bytes, 1 << 20);
         assert!(c.jwt_secret.is_none() && c.cookie_domain.is_none());
         assert_eq!((c.access_token_ttl, c.refresh_token_ttl, c.session_ttl), (3600, 2_592_000, 604_800));
+        assert_eq!(c.store, StoreKind::Sqlite);
+        assert_eq!(c.aws.table, "squaremcp");
+        assert_eq!(c.aws.kms_key_id, "alias/squaremcp");
+        assert_eq!((c.aws.retry_queue_url, c.aws.dead_letter_queue_url), (None, None));
     }
 
     #[test]
@@ -237,6 +304,22 @@ mod tests {
         let c = config(&[("SQUAREMCP_COOKIE_DOMAIN", ".Example.com"), ("SQUAREMCP_SESSION_TTL", "3600")]).unwrap();
         assert_eq!(c.cookie_domain.as_deref(), Some("example.com"));
         assert_eq!(c.session_ttl, 3600);
+    }
+
+    #[test]
+    fn aws_backends_are_chosen_and_named() {
+        let c = config(&[
+            ("SQUAREMCP_STORE", "DynamoDB"),
+            ("SQUAREMCP_TABLE", "sqm-prod"),
+            ("SQUAREMCP_KMS_KEY_ID", "arn:aws:kms:eu-west-1:123456789012:key/abc"),
+            ("SQUAREMCP_RETRY_QUEUE_URL", "https://sqs.eu-west-1.amazonaws.com/123456789012/retry"),
+            ("SQUAREMCP_DEAD_LETTER_QUEUE_URL", "https://sqs.eu-west-1.amazonaws.com/123456789012/dlq"),
+        ])
+        .unwrap();
+        assert_eq!(c.store, StoreKind::DynamoDb);
+        assert_eq!(c.aws.table, "sqm-prod");
+        assert_eq!(c.aws.kms_key_id, "arn:aws:kms:eu-west-1:123456789012:key/abc");
+        assert_eq!(c.aws.retry_queue_url.as_deref(), Some("https://sqs.eu-west-1.amazonaws.com/123456789012/retry"));
     }
 
     #[test]
@@ -286,6 +369,10 @@ mod tests {
             ("SQUAREMCP_ACCESS_TOKEN_TTL", "5"),
             ("SQUAREMCP_REFRESH_TOKEN_TTL", "forever"),
             ("SQUAREMCP_REFRESH_GRACE", "3600"),
+            ("SQUAREMCP_STORE", "postgres"),
+            ("SQUAREMCP_TABLE", "no spaces"),
+            ("SQUAREMCP_RETRY_QUEUE_URL", "queue"),
+            ("SQUAREMCP_DEAD_LETTER_QUEUE_URL", "https://sqs.example/dlq"),
         ] {
             let e = config(&[(variable, value)]).expect_err(variable);
             assert_eq!(e.variable, variable);

@@ -9,10 +9,10 @@ use squaremcp_http::{AppState, ClientIp};
 
 pub use lambda_http::Error;
 
-/// Builds state once per cold start (no network call), then serves events until the
-/// sandbox is frozen or shut down.
+/// Builds state once per cold start (configuration, SDK clients; no network call: the data
+/// key is fetched on first use), then serves events until the sandbox is frozen or shut down.
 pub async fn run(route_group: fn(AppState) -> Router) -> Result<(), Error> {
-    let (config, state) = crate::build_from_env()?;
+    let (config, state) = crate::build_from_env().await?;
     crate::init_logging(&config.log_filter, config.log_format);
     lambda_http::run(with_client_ip(route_group(state))).await
 }

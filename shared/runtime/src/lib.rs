@@ -10,16 +10,18 @@ mod serve;
 use std::sync::Arc;
 
 use squaremcp_auth::{Auth, AuthSettings};
+use squaremcp_aws::provision::{self, Plan, Provisioned};
+use squaremcp_aws::{AwsClients, DynamoStore, KmsKeyring, SqsQueue};
 use squaremcp_core::billing::InvoiceRun;
 use squaremcp_core::gateway::Billing;
 use squaremcp_core::mcp::{McpServer, ServerInfo};
-use squaremcp_core::{Clock, Gateway, Keyring, Mailer, NoMailer, Registry, Secret, Store, SystemClock};
+use squaremcp_core::{Clock, Gateway, Keyring, Mailer, NoMailer, Queue, Registry, Secret, Store, SystemClock};
+use squaremcp_embedded::{KeyFileKeyring, MemoryQueue, SqliteStore};
 use squaremcp_mail::SmtpMailer;
-use squaremcp_embedded::{KeyFileKeyring, SqliteStore};
 use squaremcp_http::{AppState, HttpConfig};
 use squaremcp_platforms::PlatformConfig;
 
-pub use config::{Config, ConfigError, LogFormat};
+pub use config::{AwsSettings, Config, ConfigError, LogFormat, StoreKind};
 pub use logging::init_logging;
 pub use serve::{bind, serve, spawn_invoice_scheduler};
 
@@ -37,6 +39,8 @@ pub enum StartError {
     JwtSecret { path: String, why: String },
     #[error(transparent)]
     Auth(#[from] squaremcp_auth::AuthError),
+    #[error("cannot create {0}")]
+    Provision(#[from] provision::ProvisionError),
     #[error("cannot listen on {addr}: {source}")]
     Listen { addr: String, source: std::io::Error },
     #[error("server error: {0}")]
@@ -45,22 +49,107 @@ pub enum StartError {
     Mail(squaremcp_mail::MailConfigError),
 }
 
-/// The ports' adapters, chosen by configuration. Only the embedded ones exist so far.
+/// The ports' adapters, chosen by configuration (`SQUAREMCP_STORE`), in this one place.
 #[derive(Clone)]
 pub struct Backends {
     pub store: Arc<dyn Store>,
     pub keyring: Arc<dyn Keyring>,
     pub clock: Arc<dyn Clock>,
+    /// The webhook retry queue and its dead-letter queue; `None` when not configured (a
+    /// function that does not deliver webhooks gets no queue URLs and no SQS permission).
+    pub queues: Option<Queues>,
+}
+
+#[derive(Clone)]
+pub struct Queues {
+    pub retry: Arc<dyn Queue>,
+    pub dead_letter: Arc<dyn Queue>,
 }
 
 impl Backends {
-    /// SQLite and a key file in the data directory, both created on first use.
+    /// Whatever `config.store` names. For AWS, the SDK clients are built from the environment
+    /// here, once; no request is sent (the data key is fetched on first use).
+    pub async fn from_config(config: &Config) -> Result<Self, StartError> {
+        match config.store {
+            StoreKind::Sqlite => Self::embedded(config),
+            StoreKind::DynamoDb => Ok(Self::aws(config, &AwsClients::from_env().await)),
+        }
+    }
+
+    /// SQLite and a key file in the data directory, both created on first use, and in-process
+    /// queues with the same redrive policy as the SQS ones.
     pub fn embedded(config: &Config) -> Result<Self, StartError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|source| StartError::DataDir { path: config.data_dir.display().to_string(), source })?;
         let store = SqliteStore::open(&config.data_dir.join("squaremcp.db"))?;
         let keyring = KeyFileKeyring::open_or_create(&config.data_dir.join("keyring.json"))?;
-        Ok(Self { store: Arc::new(store), keyring: Arc::new(keyring), clock: clock(config) })
+        let dead_letter = Arc::new(MemoryQueue::new());
+        let retry = Arc::new(MemoryQueue::with_dead_letter(Arc::clone(&dead_letter), provision::MAX_RECEIVE_COUNT));
+        Ok(Self {
+            store: Arc::new(store),
+            keyring: Arc::new(keyring),
+            clock: clock(config),
+            queues: Some(Queues { retry, dead_letter }),
+        })
+    }
+
+    /// DynamoDB, KMS and SQS through `clients`. Sends nothing.
+    pub fn aws(config: &Config, clients: &AwsClients) -> Self {
+        let settings = &config.aws;
+        let queues = match (&settings.retry_queue_url, &settings.dead_letter_queue_url) {
+            (Some(retry), Some(dead_letter)) => Some(Queues {
+                retry: Arc::new(SqsQueue::new(clients.sqs.clone(), retry)),
+                dead_letter: Arc::new(SqsQueue::new(clients.sqs.clone(), dead_letter)),
+            }),
+            _ => None,
+        };
+        Self {
+            store: Arc::new(DynamoStore::new(clients.dynamodb.clone(), &settings.table)),
+            keyring: Arc::new(KmsKeyring::new(clients.kms.clone(), clients.dynamodb.clone(), &settings.table)),
+            clock: clock(config),
+            queues,
+        }
+    }
+}
+
+/// What `squaremcp init` set up.
+#[derive(Debug)]
+pub enum Initialized {
+    Embedded { data_dir: std::path::PathBuf },
+    Aws(Provisioned),
+}
+
+/// Creates what the configured backends need, idempotently: the data directory, database and
+/// key file; or the table, KMS key and alias, queues and first data key.
+pub async fn initialize(config: &Config, retry_queue: &str, dead_letter_queue: &str) -> Result<Initialized, StartError> {
+    match config.store {
+        StoreKind::Sqlite => {
+            Backends::embedded(config)?;
+            Ok(Initialized::Embedded { data_dir: config.data_dir.clone() })
+        }
+        StoreKind::DynamoDb => {
+            let plan = Plan {
+                table: config.aws.table.clone(),
+                kms_key_id: config.aws.kms_key_id.clone(),
+                retry_queue: retry_queue.to_owned(),
+                dead_letter_queue: dead_letter_queue.to_owned(),
+            };
+            let clients = AwsClients::from_env().await;
+            Ok(Initialized::Aws(provision::provision(&clients, &plan, SystemClock.now()).await?))
+        }
+    }
+}
+
+/// Adds a data key and makes it the one new credentials are sealed with; returns its version.
+/// Older records still open; `Gateway::rewrap_credentials` moves them to the new key.
+pub async fn rotate_data_key(config: &Config) -> Result<u32, StartError> {
+    match config.store {
+        StoreKind::Sqlite => Ok(KeyFileKeyring::rotate(&config.data_dir.join("keyring.json"))?),
+        StoreKind::DynamoDb => {
+            let clients = AwsClients::from_env().await;
+            let keyring = KmsKeyring::new(clients.kms, clients.dynamodb, &config.aws.table);
+            Ok(keyring.rotate(&config.aws.kms_key_id, SystemClock.now()).await?)
+        }
     }
 }
 
@@ -187,10 +276,10 @@ pub fn app_state(config: &Config, gateway: Arc<Gateway>) -> Result<AppState, Sta
     })
 }
 
-/// Configuration, embedded backends and the app state, from the environment.
-pub fn build_from_env() -> Result<(Config, AppState), StartError> {
+/// Configuration, the configured backends and the app state, from the environment.
+pub async fn build_from_env() -> Result<(Config, AppState), StartError> {
     let config = Config::from_env()?;
-    let gateway = gateway(&config, Backends::embedded(&config)?);
+    let gateway = gateway(&config, Backends::from_config(&config).await?);
     let state = app_state(&config, gateway)?;
     Ok((config, state))
 }

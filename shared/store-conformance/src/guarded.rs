@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use squaremcp_core::ports::{Page, PutMode};
 use squaremcp_core::{
     AccountName, ApiKeyHash, ApiKeyId, ApiKeyRecord, CallRecord, CredentialRecord, Customer, CustomerId, Email,
-    Platform, PlanName, Store, StoreError, Timestamp,
+    Platform, PlanName, SealedSecret, Store, StoreError, Timestamp,
 };
 
 /// Wraps `store` so that `guard` is dropped only after the store is.
@@ -64,6 +64,9 @@ impl<G: Send + Sync> Store for Guarded<G> {
         account: &AccountName,
     ) -> Result<bool, StoreError> {
         self.store.delete_credential(customer, platform, account).await
+    }
+    async fn swap_credential(&self, record: &CredentialRecord, expected: &SealedSecret) -> Result<bool, StoreError> {
+        self.store.swap_credential(record, expected).await
     }
     async fn add_to_counter(&self, key: &str, delta: u64, limit: Option<u64>) -> Result<u64, StoreError> {
         self.store.add_to_counter(key, delta, limit).await

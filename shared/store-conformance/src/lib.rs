@@ -1,4 +1,5 @@
-//! The store contract, written once against `dyn Store` and run against every backend.
+//! The store contract, written once against `dyn Store` and run against every backend; the
+//! queue contract likewise, in [`queue`].
 //!
 //! Each public function checks one behaviour on a store it is handed and panics with a message
 //! saying what broke. The factory must hand each test a fresh, empty store (list tests count
@@ -18,6 +19,7 @@
 
 mod fixtures;
 mod guarded;
+pub mod queue;
 
 use std::collections::BTreeSet;
 use std::sync::Arc;
@@ -46,6 +48,7 @@ macro_rules! store_conformance_tests {
             api_key_hashes_and_ids_are_unique,
             revoke_is_scoped_to_owner,
             credentials_upsert_list_delete_and_isolation,
+            credential_swap_is_compare_and_swap,
             counter_adds_and_refuses_past_limit,
             counter_respects_limit_exactly_under_concurrency,
             single_use_items_are_taken_once,
@@ -300,6 +303,37 @@ pub async fn credentials_upsert_list_delete_and_isolation(store: Arc<dyn Store>)
     assert_eq!(store.credentials(&b.id, None).await.unwrap(), [b_telegram], "deleting A's record leaves B's");
     let left: Vec<_> = store.credentials(&a.id, None).await.unwrap().into_iter().map(|r| r.account).collect();
     assert_eq!(left, [default, AccountName::parse("home").unwrap()], "discord/default and email/home remain");
+}
+
+pub async fn credential_swap_is_compare_and_swap(store: Arc<dyn Store>) {
+    let owner = customer("swap@example.com", None);
+    store.insert_customer(&owner).await.unwrap();
+    let original = credential(&owner.id, Platform::Telegram, "default", 1);
+    store.put_credential(&original).await.unwrap();
+
+    let mut rewrapped = credential(&owner.id, Platform::Telegram, "default", 2);
+    rewrapped.created_at = original.created_at;
+    rewrapped.updated_at = NOW.plus_seconds(10);
+    assert!(store.swap_credential(&rewrapped, &original.sealed).await.unwrap(), "a swap from the stored value wins");
+    let stored = store.credentials(&owner.id, Some(Platform::Telegram)).await.unwrap();
+    assert_eq!(stored, std::slice::from_ref(&rewrapped), "the swapped record replaces the old one whole");
+
+    let late = credential(&owner.id, Platform::Telegram, "default", 3);
+    assert!(!store.swap_credential(&late, &original.sealed).await.unwrap(), "a swap from a stale value fails");
+    let missing = credential(&owner.id, Platform::Discord, "default", 2);
+    assert!(!store.swap_credential(&missing, &original.sealed).await.unwrap(), "a swap of a missing record fails");
+    assert!(store.credentials(&owner.id, Some(Platform::Discord)).await.unwrap().is_empty(), "and creates nothing");
+    let stored = store.credentials(&owner.id, None).await.unwrap();
+    assert_eq!(stored, [rewrapped.clone()], "failed swaps change nothing");
+
+    let mut tasks = JoinSet::new();
+    for n in 0..10 {
+        let (store, expected) = (Arc::clone(&store), rewrapped.sealed.clone());
+        let candidate = credential(&owner.id, Platform::Telegram, "default", 10 + n);
+        tasks.spawn(async move { store.swap_credential(&candidate, &expected).await.unwrap() });
+    }
+    let winners = tasks.join_all().await.into_iter().filter(|won| *won).count();
+    assert_eq!(winners, 1, "exactly one of 10 concurrent swaps from the same value wins");
 }
 
 // Counters.

@@ -82,6 +82,9 @@ impl Store for CredentialsOnly {
     async fn delete_credential(&self, _: &CustomerId, _: Platform, _: &AccountName) -> Result<bool, StoreError> {
         Ok(false)
     }
+    async fn swap_credential(&self, _: &CredentialRecord, _: &crate::SealedSecret) -> Result<bool, StoreError> {
+        Ok(false)
+    }
     async fn add_to_counter(&self, _: &str, _: u64, _: Option<u64>) -> Result<u64, StoreError> {
         Ok(0)
     }
