@@ -15,7 +15,7 @@
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../.." && pwd)"
-tools="${SQUAREMCP_TOOLS:-$HOME/.cache/squaremcp}"
+tools="${SQUAREMCP_TOOLS:-${XDG_CACHE_HOME:-${HOME:-/tmp}/.cache}/squaremcp}"
 state="$root/target/emulators"
 ddb_port="${SQUAREMCP_DYNAMODB_PORT:-8765}"
 moto_port="${SQUAREMCP_MOTO_PORT:-5765}"

@@ -15,6 +15,11 @@
 //! | data key | `KEYRING` | `DATAKEY#<version>` | | one Query per process (KMS keyring) |
 //! | active data key | `KEYRING` | `ACTIVE` | | same Query |
 //!
+//! Every read on the request path is a strongly consistent `GetItem` or `Query` on the table;
+//! only the administrative listings (customers, a customer's API keys) go through GSI1, which
+//! DynamoDB keeps eventually consistent (a key created a moment ago may list a moment later;
+//! it authenticates at once).
+//!
 //! Guards make uniqueness a transaction (`TransactWriteItems` with `attribute_not_exists`).
 //! Items that expire carry `expires_at` (epoch seconds), the table's TTL attribute; DynamoDB
 //! deletes them late, so every read filters them too.
