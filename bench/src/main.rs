@@ -24,6 +24,8 @@ struct Options {
     target_dir: PathBuf,
     out: PathBuf,
     zip_dir: Option<PathBuf>,
+    /// DynamoDB requests of one warm authenticated tools/call, measured by `bench/run`.
+    round_trips: Option<u32>,
 }
 
 impl Options {
@@ -48,6 +50,7 @@ fn parse_options() -> Result<Options, String> {
         target_dir: repo.join("target/release"),
         out: repo.join("target/bench/latest.json"),
         zip_dir: None,
+        round_trips: None,
         repo,
     };
     let mut args = std::env::args().skip(1);
@@ -58,8 +61,12 @@ fn parse_options() -> Result<Options, String> {
             "--target-dir" => options.target_dir = value("--target-dir")?,
             "--out" => options.out = value("--out")?,
             "--zip-dir" => options.zip_dir = Some(value("--zip-dir")?),
+            "--round-trips" => {
+                let text = args.next().ok_or("--round-trips needs a value")?;
+                options.round_trips = Some(text.parse().map_err(|_| format!("--round-trips {text}: not a number"))?);
+            }
             "--help" | "-h" => {
-                return Err("usage: squaremcp-bench [--smoke] [--target-dir DIR] [--out FILE] [--zip-dir DIR]".into());
+                return Err("usage: squaremcp-bench [--smoke] [--target-dir DIR] [--out FILE] [--zip-dir DIR] [--round-trips N]".into());
             }
             other => return Err(format!("unknown argument {other}; see --help")),
         }
@@ -163,7 +170,8 @@ async fn run(options: &Options) -> Result<(), String> {
 
     let cold = cold_starts(options, &upstream, &tools_file, &scratch).await?;
     let sizes = sizes(options)?;
-    report(options, &rows, &upstream_load, rss, &cold, &sizes)
+    let metering = metering_cost(options, &scratch).await?;
+    report(options, &rows, &upstream_load, rss, &cold, &sizes, &metering)
 }
 
 fn list_body() -> Value {
@@ -328,6 +336,55 @@ fn sizes(options: &Options) -> Result<Vec<(String, f64)>, String> {
     }
 }
 
+/// What metering and the call log add to one tools/call on the embedded store, measured on the
+/// store itself: the record written with its counter change (plans with overage), and the
+/// reservation before the call plus that write (plans with a hard limit).
+struct MeteringCost {
+    record_us: f64,
+    reserve_and_record_us: f64,
+}
+
+async fn metering_cost(options: &Options, scratch: &Path) -> Result<MeteringCost, String> {
+    use squaremcp_core::{CallRecord, Customer, CustomerId, Email, Platform, PlanName, Store, Timestamp};
+    let store = squaremcp_embedded::SqliteStore::open(&scratch.join("metering/squaremcp.db")).map_err(|e| e.to_string())?;
+    let now = Timestamp::from_unix(1_800_000_000);
+    let customer = Customer {
+        id: CustomerId::generate(),
+        email: Email::parse("meter@example.com").map_err(|e| e.to_string())?,
+        plan: PlanName::parse("pro").map_err(|e| e.to_string())?,
+        password_hash: None,
+        created_at: now,
+    };
+    store.insert_customer(&customer).await.map_err(|e| e.to_string())?;
+    let record = |i: u64| CallRecord {
+        id: CallRecord::new_id(now.plus_seconds(i as i64)),
+        customer_id: customer.id.clone(),
+        at: now,
+        tool: "telegram_send_message".into(),
+        platform: Platform::Telegram,
+        auth_method: "api_key".into(),
+        client: Some("bench".into()),
+        duration_ms: 1,
+        outcome: "ok".into(),
+        counted: true,
+        arguments: json!({"chat_id": 42, "text": "[redacted]"}),
+        expires_at: now.plus_seconds(86_400),
+    };
+    let n: u64 = if options.smoke { 200 } else { 5_000 };
+    let started = Instant::now();
+    for i in 0..n {
+        store.record_call(&record(i), Some(("usage#bench", 1))).await.map_err(|e| e.to_string())?;
+    }
+    let record_us = started.elapsed().as_secs_f64() * 1e6 / n as f64;
+    let started = Instant::now();
+    for i in 0..n {
+        store.add_to_counter("usage#bench-limited", 1, Some(u64::MAX / 2)).await.map_err(|e| e.to_string())?;
+        store.record_call(&record(n + i), None).await.map_err(|e| e.to_string())?;
+    }
+    let reserve_and_record_us = started.elapsed().as_secs_f64() * 1e6 / n as f64;
+    Ok(MeteringCost { record_us, reserve_and_record_us })
+}
+
 fn median(values: &[f64]) -> f64 {
     let mut sorted = values.to_vec();
     sorted.sort_by(f64::total_cmp);
@@ -341,6 +398,7 @@ fn report(
     rss_mb: Option<f64>,
     cold: &ColdStarts,
     sizes: &[(String, f64)],
+    metering: &MeteringCost,
 ) -> Result<(), String> {
     let find = |target: &str, scenario: &str, c: u32| rows.iter().find(|r| r.target == target && r.scenario == scenario && r.connections == c);
     println!("\n{:<11} {:<11} {:>5} {:>10} {:>9} {:>9} {:>9}", "server", "request", "conns", "req/s", "p50 ms", "p90 ms", "p99 ms");
@@ -381,6 +439,14 @@ fn report(
     for (name, size) in sizes {
         check(format!("size: {name} (MB)"), *size, "<= 6", *size <= 6.0);
     }
+    if let Some(round_trips) = options.round_trips {
+        let value = f64::from(round_trips);
+        check("DynamoDB requests per warm authenticated tools/call".into(), value, "<= 3", round_trips <= 3);
+    }
+    println!(
+        "\nmetering + call log on the embedded store, per tools/call: {:.1} us (record with its counter), {:.1} us (reservation + record, hard-limit plans)",
+        metering.record_us, metering.reserve_and_record_us
+    );
     println!("\ncold starts (ms): mcp {:?}\n                  node {:?}", rounded(&cold.rust_ms), rounded(&cold.node_ms));
 
     let results = json!({
@@ -395,6 +461,8 @@ fn report(
         "cold_start_ms": {"mcp": cold.rust_ms, "node_ts_sdk": cold.node_ms},
         "peak_rss_mb": rss_mb,
         "sizes_mb": sizes.iter().map(|(n, s)| json!({"name": n, "mb": s})).collect::<Vec<_>>(),
+        "metering_us": {"record_with_counter": metering.record_us, "reservation_and_record": metering.reserve_and_record_us},
+        "dynamodb_requests_per_warm_tools_call": options.round_trips,
         "targets": targets,
     });
     if let Some(dir) = options.out.parent() {

@@ -53,7 +53,7 @@ pub async fn run_invoices() -> Result<(), Error> {
 
     let config = crate::Config::from_env()?;
     crate::init_logging(&config.log_filter, config.log_format);
-    let job = crate::invoice_run(&config, &crate::Backends::embedded(&config)?)?;
+    let job = crate::invoice_run(&config, &crate::Backends::from_config(&config).await?)?;
     let job = &job;
     run(service_fn(move |event| async move { invoice_event(job, event).await })).await
 }
