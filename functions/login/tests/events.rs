@@ -2,21 +2,13 @@
 //! router in-process, exactly as `lambda_http::run` would handle it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use serde_json::Value;
-use squaremcp_runtime::{Backends, Config, app_state, gateway, lambda};
+use squaremcp_runtime::lambda;
 
 fn router(data_dir: &Path) -> axum::Router {
-    let vars = BTreeMap::from([
-        ("SQUAREMCP_DATA_DIR", data_dir.to_str().unwrap()),
-        ("SQUAREMCP_PUBLIC_URL", "https://mcp.example.com"),
-        ("SQUAREMCP_JWT_SECRET", "sample-jwt-secret-of-at-least-32-bytes!!"),
-    ]);
-    let config = Config::from_lookup(|name| vars.get(name).map(|v| (*v).to_owned())).unwrap();
-    let gateway = gateway(&config, Backends::embedded(&config).unwrap());
-    squaremcp_http::login_router(app_state(&config, gateway).unwrap())
+    squaremcp_http::login_router(lambda::sample_state(data_dir).unwrap().1)
 }
 
 fn header<'a>(response: &'a Value, name: &str) -> &'a str {

@@ -2,22 +2,15 @@
 //! router in-process, exactly as `lambda_http::run` would handle it.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 
 use serde_json::Value;
-use squaremcp_runtime::{Backends, Config, app_state, gateway, lambda};
+use squaremcp_runtime::lambda;
 
 fn setup(data_dir: &Path) -> (axum::Router, Arc<squaremcp_core::Gateway>) {
-    let vars = BTreeMap::from([
-        ("SQUAREMCP_DATA_DIR", data_dir.to_str().unwrap()),
-        ("SQUAREMCP_PUBLIC_URL", "https://mcp.example.com"),
-        ("SQUAREMCP_JWT_SECRET", "sample-jwt-secret-of-at-least-32-bytes!!"),
-    ]);
-    let config = Config::from_lookup(|name| vars.get(name).map(|v| (*v).to_owned())).unwrap();
-    let gateway = gateway(&config, Backends::embedded(&config).unwrap());
-    (squaremcp_http::oauth_router(app_state(&config, gateway.clone()).unwrap()), gateway)
+    let (gateway, state) = lambda::sample_state(data_dir).unwrap();
+    (squaremcp_http::oauth_router(state), gateway)
 }
 
 fn body(response: &Value) -> Value {

@@ -81,3 +81,22 @@ pub async fn invoice_event(
     tracing::info!(%month, ?report, "invoice run");
     Ok(serde_json::json!({"month": month, "report": report}))
 }
+
+/// What a function builds at a cold start, set up for the sample events in `events/`: the
+/// embedded backends in `data_dir`, the public URL `https://mcp.example.com`, the admin key
+/// `sample-admin-key` and a fixed JWT secret (see `events/README.md`). For tests and local runs.
+pub fn sample_state(
+    data_dir: &std::path::Path,
+) -> Result<(std::sync::Arc<squaremcp_core::Gateway>, AppState), crate::StartError> {
+    let data_dir = data_dir.display().to_string();
+    let config = crate::Config::from_lookup(|name| match name {
+        "SQUAREMCP_DATA_DIR" => Some(data_dir.clone()),
+        "SQUAREMCP_PUBLIC_URL" => Some("https://mcp.example.com".to_owned()),
+        "SQUAREMCP_ADMIN_KEY" => Some("sample-admin-key".to_owned()),
+        "SQUAREMCP_JWT_SECRET" => Some("sample-jwt-secret-of-at-least-32-bytes!!".to_owned()),
+        _ => None,
+    })?;
+    let gateway = crate::gateway(&config, crate::Backends::embedded(&config)?);
+    let state = crate::app_state(&config, gateway.clone())?;
+    Ok((gateway, state))
+}
