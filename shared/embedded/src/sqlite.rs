@@ -356,7 +356,8 @@ impl Store for SqliteStore {
             execute(tx, "DELETE FROM call_records WHERE expires_at <= ?1", [record.at.unix()])?;
             let sql = "INSERT INTO call_records (customer_id, id, at, expires_at, record) VALUES (?1, ?2, ?3, ?4, ?5)";
             let values = params![record.customer_id.as_str(), record.id, record.at.unix(), record.expires_at.unix(), json];
-            tx.execute(sql, values).map_err(|e| match violation(&e) {
+            // Cached: this insert runs on every tools/call, and parsing it showed in a profile.
+            tx.prepare_cached(sql).and_then(|mut insert| insert.execute(values)).map_err(|e| match violation(&e) {
                 Some(Violation::Unique(_)) => StoreError::Conflict(format!("call record {}", record.id)),
                 Some(Violation::MissingCustomer) => missing_customer(&record.customer_id),
                 _ => db_error(e),
