@@ -99,6 +99,20 @@ impl DynamoStore {
         Ok(output.item.filter(|item| !item.is_empty()))
     }
 
+    /// An unconditional delete; `true` when there was an item.
+    async fn delete(&self, pk: String, sk: String) -> Result<bool, StoreError> {
+        let output = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key((pk, sk))))
+            .return_values(ReturnValue::AllOld)
+            .send()
+            .await
+            .map_err(|e| store_unavailable("DeleteItem", e))?;
+        Ok(output.attributes.is_some_and(|old| !old.is_empty()))
+    }
+
     /// Every page of a query.
     async fn query(&self, query: impl Fn() -> QueryFluentBuilder) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
@@ -470,17 +484,8 @@ impl Store for DynamoStore {
         platform: Platform,
         account: &AccountName,
     ) -> Result<bool, StoreError> {
-        let pk_sk = (table::credentials_partition(customer.as_str()), table::credential_sort(platform.as_str(), account.as_str()));
-        let output = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(pk_sk)))
-            .return_values(ReturnValue::AllOld)
-            .send()
+        self.delete(table::credentials_partition(customer.as_str()), table::credential_sort(platform.as_str(), account.as_str()))
             .await
-            .map_err(|e| store_unavailable("DeleteItem", e))?;
-        Ok(output.attributes.is_some_and(|old| !old.is_empty()))
     }
 
     async fn swap_credential(&self, record: &CredentialRecord, expected: &SealedSecret) -> Result<bool, StoreError> {
@@ -646,16 +651,8 @@ impl Store for DynamoStore {
     }
 
     async fn delete_item(&self, key_name: &str) -> Result<bool, StoreError> {
-        let output = self
-            .client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key(table::item(key_name))))
-            .return_values(ReturnValue::AllOld)
-            .send()
-            .await
-            .map_err(|e| store_unavailable("DeleteItem", e))?;
-        Ok(output.attributes.is_some_and(|old| !old.is_empty()))
+        let (pk, sk) = table::item(key_name);
+        self.delete(pk, sk).await
     }
 
     async fn set_customer_plan(&self, id: &CustomerId, plan: &PlanName) -> Result<bool, StoreError> {

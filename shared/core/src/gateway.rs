@@ -207,12 +207,15 @@ impl Gateway {
         &self,
         tool: &dyn Tool,
         customer: &CustomerId,
-        mut arguments: Map<String, Value>,
+        arguments: Map<String, Value>,
     ) -> (Result<ToolOutput, ToolFailure>, Metering) {
         let definition = tool.definition();
-        if let Err(why) = schema::validate(&definition.input_schema, &Value::Object(arguments.clone())) {
+        // Validated as a JSON value without copying the arguments (this runs on every call).
+        let arguments = Value::Object(arguments);
+        if let Err(why) = schema::validate(&definition.input_schema, &arguments) {
             return (Err(ToolFailure::invalid_arguments(why)), Metering::NotCounted);
         }
+        let Value::Object(mut arguments) = arguments else { unreachable!("built as an object just above") };
         let account = match arguments.remove(ACCOUNT_ARGUMENT) {
             Some(Value::String(name)) => match AccountName::parse(&name) {
                 Ok(account) => Some(account),
