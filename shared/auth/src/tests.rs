@@ -52,7 +52,7 @@ struct Harness {
 impl Harness {
     async fn new() -> Self {
         let clock = Arc::new(ManualClock(AtomicI64::new(1_800_000_000)));
-        let store = Arc::new(SqliteStore::open_in_memory().unwrap());
+        let store = Arc::new(SqliteStore::open_temporary().unwrap());
         let gateway = Arc::new(Gateway::new(store, Arc::new(NoKeyring), clock.clone(), Arc::new(Registry::new(vec![])), None));
         let customer = gateway.create_customer("ada@example.com", "pro", Some(bcrypt::hash("correct horse", 4).unwrap())).await.unwrap();
         let mut settings = AuthSettings::new(PUBLIC);

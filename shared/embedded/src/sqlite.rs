@@ -1,18 +1,23 @@
 //! The SQLite store: one file shared by `squaremcp serve` and the CLI, possibly two processes at
-//! once. Every write runs in a `BEGIN IMMEDIATE` transaction, so it takes SQLite's write lock
-//! before reading anything and waits (up to the busy timeout) instead of failing when the other
-//! process is writing. Conditional writes are single SQL statements, as they are in DynamoDB.
+//! once. Writes go through one writer thread (see `writer`) that commits in `BEGIN IMMEDIATE`
+//! transactions, so it takes SQLite's write lock before reading anything and waits (up to the
+//! busy timeout) instead of failing when the other process is writing. Reads use a small pool
+//! of read-only connections beside it (WAL: readers never wait for a commit). Conditional writes
+//! are single SQL statements, as they are in DynamoDB.
 
+mod checkpoint;
 mod error;
 mod rows;
 mod schema;
+mod writer;
 
-use std::path::Path;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use rusqlite::{Connection, Params, Row, Transaction, TransactionBehavior, params};
+use rusqlite::{Connection, OpenFlags, Params, Row, params};
 use squaremcp_core::ports::{Page, PutMode};
 use squaremcp_core::{
     AccountName, ApiKeyHash, ApiKeyId, ApiKeyRecord, CallRecord, CredentialRecord, Customer, CustomerId, Email,
@@ -21,13 +26,33 @@ use squaremcp_core::{
 
 use self::error::{Violation, db_error, violation};
 use self::rows::{API_KEY_COLUMNS, CREDENTIAL_COLUMNS, CUSTOMER_COLUMNS};
+use self::writer::Writer;
 
 /// How long a write waits for the other process's write lock before giving up.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// Read-only connections beside the writer, one per core of a small machine: a tools/call's key
+/// and credential lookups never queue behind another call's commit.
+const READERS: usize = 2;
+
+/// Expired call records are deleted at most this often (a range delete on every call showed in
+/// a profile; records past their expiry are filtered on read anyway).
+const SWEEP_EVERY_SECONDS: i64 = 60;
+
+/// The checkpoint thread keeps the log short; should it fall behind (readers pinning old
+/// snapshots under sustained load), the writer checkpoints itself once the log passes this many
+/// pages (32 MiB), so the log cannot grow without bound.
+const WRITER_CHECKPOINT_PAGES: i64 = 8192;
+
 pub struct SqliteStore {
-    /// Operations are short and never await while holding it, so a blocking mutex is right.
-    connection: Mutex<Connection>,
+    // Fields drop in this order: the writer finishes its queue first, the file goes last.
+    writer: Writer,
+    /// Operations are short and never await while holding one, so blocking mutexes are right.
+    readers: Vec<Mutex<Connection>>,
+    /// When expired call records were last deleted (unix seconds).
+    last_sweep: Arc<AtomicI64>,
+    _checkpointer: checkpoint::Checkpointer,
+    _temporary: Option<TemporaryFile>,
 }
 
 impl std::fmt::Debug for SqliteStore {
@@ -39,50 +64,97 @@ impl std::fmt::Debug for SqliteStore {
 impl SqliteStore {
     /// Opens the database file, creating it (and its directory) and the schema if missing.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_file(path, None)
+    }
+
+    /// A private database in a temporary file, deleted with the store: for tests.
+    pub fn open_temporary() -> Result<Self, StoreError> {
+        static OPENED: AtomicU64 = AtomicU64::new(0);
+        let name = format!(
+            "squaremcp-{}-{}-{}.db",
+            std::process::id(),
+            OPENED.fetch_add(1, Ordering::Relaxed),
+            squaremcp_core::random::hex_id::<4>()
+        );
+        let path = std::env::temp_dir().join(name);
+        Self::open_file(&path, Some(TemporaryFile(path.clone())))
+    }
+
+    fn open_file(path: &Path, temporary: Option<TemporaryFile>) -> Result<Self, StoreError> {
         let cannot_open = |why: String| StoreError::Unavailable(format!("cannot open {}: {why}", path.display()));
         if let Some(directory) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
             std::fs::create_dir_all(directory).map_err(|e| cannot_open(e.to_string()))?;
         }
-        let connection = Connection::open(path).map_err(|e| cannot_open(e.to_string()))?;
-        Self::prepare(connection, true)
-    }
-
-    /// A private database that lives as long as the store: for tests.
-    pub fn open_in_memory() -> Result<Self, StoreError> {
-        Self::prepare(Connection::open_in_memory().map_err(db_error)?, false)
-    }
-
-    fn prepare(mut connection: Connection, on_disk: bool) -> Result<Self, StoreError> {
+        let mut connection = Connection::open(path).map_err(|e| cannot_open(e.to_string()))?;
         connection.busy_timeout(BUSY_TIMEOUT).map_err(db_error)?;
-        if on_disk {
-            enable_write_ahead_log(&connection)?;
-            // With WAL, NORMAL syncs at checkpoints instead of every commit: a crash of the
-            // process loses nothing, a power cut may lose the last commits. Every tools/call
-            // writes its record, so a sync per commit would cost more than the call itself.
-            connection.pragma_update(None, "synchronous", "NORMAL").map_err(db_error)?;
-        }
+        enable_write_ahead_log(&connection)?;
+        // With WAL, NORMAL syncs at checkpoints instead of every commit: a crash of the
+        // process loses nothing, a power cut may lose the last commits. Every tools/call
+        // writes its record, so a sync per commit would cost more than the call itself.
+        connection.pragma_update(None, "synchronous", "NORMAL").map_err(db_error)?;
+        connection.pragma_update(None, "wal_autocheckpoint", WRITER_CHECKPOINT_PAGES).map_err(db_error)?;
         connection.pragma_update(None, "foreign_keys", true).map_err(db_error)?;
         schema::migrate(&mut connection)?;
-        Ok(Self { connection: Mutex::new(connection) })
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+            let reader = Connection::open_with_flags(path, flags).map_err(|e| cannot_open(e.to_string()))?;
+            reader.busy_timeout(BUSY_TIMEOUT).map_err(db_error)?;
+            readers.push(Mutex::new(reader));
+        }
+        Ok(Self {
+            writer: Writer::start(connection)?,
+            readers,
+            last_sweep: Arc::new(AtomicI64::new(i64::MIN)),
+            _checkpointer: checkpoint::Checkpointer::start(path, BUSY_TIMEOUT)?,
+            _temporary: temporary,
+        })
     }
 
-    fn lock(&self) -> MutexGuard<'_, Connection> {
-        // A panic while the lock was held dropped its transaction, which rolls back: the
-        // connection is still sound, so a poisoned lock is not a reason to stop serving.
-        self.connection.lock().unwrap_or_else(PoisonError::into_inner)
-    }
-
+    /// A free reader if there is one, else waits for the first.
     fn read<T>(&self, operation: impl FnOnce(&Connection) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        operation(&self.lock())
+        for reader in &self.readers {
+            if let Ok(connection) = reader.try_lock() {
+                return operation(&connection);
+            }
+        }
+        operation(&self.reader())
     }
 
-    /// Runs `operation` in a `BEGIN IMMEDIATE` transaction; an error rolls everything back.
-    fn write<T>(&self, operation: impl FnOnce(&Transaction<'_>) -> Result<T, StoreError>) -> Result<T, StoreError> {
-        let mut connection = self.lock();
-        let transaction = connection.transaction_with_behavior(TransactionBehavior::Immediate).map_err(db_error)?;
-        let result = operation(&transaction)?;
-        transaction.commit().map_err(db_error)?;
-        Ok(result)
+    fn reader(&self) -> MutexGuard<'_, Connection> {
+        // A panic while a reader was held ended its statement: the connection is still sound,
+        // so a poisoned lock is not a reason to stop serving.
+        self.readers[0].lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Runs `operation` on the writer thread in a `BEGIN IMMEDIATE` transaction; an error rolls
+    /// back its changes. It may share the transaction with other writes queued at the same time.
+    async fn write<T, F>(&self, operation: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.writer.write(operation).await
+    }
+}
+
+/// True at most once a minute: time to delete expired call records.
+fn sweep_due(last_sweep: &AtomicI64, now: Timestamp) -> bool {
+    let last = last_sweep.load(Ordering::Relaxed);
+    now.unix().saturating_sub(last) >= SWEEP_EVERY_SECONDS
+        && last_sweep.compare_exchange(last, now.unix(), Ordering::Relaxed, Ordering::Relaxed).is_ok()
+}
+
+/// The file of [`SqliteStore::open_temporary`], removed with its log once the connections closed.
+struct TemporaryFile(PathBuf);
+
+impl Drop for TemporaryFile {
+    fn drop(&mut self) {
+        for suffix in ["", "-wal", "-shm"] {
+            let mut path = self.0.clone().into_os_string();
+            path.push(suffix);
+            let _ = std::fs::remove_file(path);
+        }
     }
 }
 
@@ -174,7 +246,8 @@ fn counter_value(connection: &Connection, key: &str) -> Result<u64, StoreError> 
 #[async_trait]
 impl Store for SqliteStore {
     async fn insert_customer(&self, customer: &Customer) -> Result<(), StoreError> {
-        self.write(|tx| {
+        let customer = customer.clone();
+        self.write(move |tx| {
             let sql = "INSERT INTO customers (id, email, plan, password_hash, created_at) VALUES (?1, ?2, ?3, ?4, ?5)";
             let values = params![
                 customer.id.as_str(),
@@ -183,9 +256,10 @@ impl Store for SqliteStore {
                 customer.password_hash,
                 customer.created_at.unix(),
             ];
-            tx.execute(sql, values).map_err(|e| customer_insert_error(e, customer))?;
+            tx.execute(sql, values).map_err(|e| customer_insert_error(e, &customer))?;
             Ok(())
         })
+        .await
     }
 
     async fn customer(&self, id: &CustomerId) -> Result<Option<Customer>, StoreError> {
@@ -194,7 +268,9 @@ impl Store for SqliteStore {
     }
 
     async fn set_customer_plan(&self, id: &CustomerId, plan: &PlanName) -> Result<bool, StoreError> {
-        self.write(|tx| Ok(execute(tx, "UPDATE customers SET plan = ?2 WHERE id = ?1", [id.as_str(), plan.as_str()])? == 1))
+        let (id, plan) = (id.clone(), plan.clone());
+        self.write(move |tx| Ok(execute(tx, "UPDATE customers SET plan = ?2 WHERE id = ?1", [id.as_str(), plan.as_str()])? == 1))
+            .await
     }
 
     async fn customer_by_email(&self, email: &Email) -> Result<Option<Customer>, StoreError> {
@@ -220,7 +296,8 @@ impl Store for SqliteStore {
     }
 
     async fn insert_api_key(&self, key: &ApiKeyRecord) -> Result<(), StoreError> {
-        self.write(|tx| {
+        let key = key.clone();
+        self.write(move |tx| {
             let sql = format!("INSERT INTO api_keys ({API_KEY_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)");
             let values = params![
                 key.id.as_str(),
@@ -231,9 +308,10 @@ impl Store for SqliteStore {
                 key.created_at.unix(),
                 key.revoked_at.map(Timestamp::unix),
             ];
-            tx.execute(&sql, values).map_err(|e| api_key_insert_error(e, key))?;
+            tx.execute(&sql, values).map_err(|e| api_key_insert_error(e, &key))?;
             Ok(())
         })
+        .await
     }
 
     async fn api_key_by_hash(&self, hash: &ApiKeyHash) -> Result<Option<ApiKeyRecord>, StoreError> {
@@ -247,14 +325,17 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_api_key(&self, customer: &CustomerId, id: &ApiKeyId, at: Timestamp) -> Result<bool, StoreError> {
-        self.write(|tx| {
+        let (customer, id) = (customer.clone(), id.clone());
+        self.write(move |tx| {
             let sql = "UPDATE api_keys SET revoked_at = ?3 WHERE id = ?1 AND customer_id = ?2 AND revoked_at IS NULL";
             Ok(execute(tx, sql, params![id.as_str(), customer.as_str(), at.unix()])? == 1)
         })
+        .await
     }
 
     async fn put_credential(&self, record: &CredentialRecord) -> Result<(), StoreError> {
-        self.write(|tx| {
+        let record = record.clone();
+        self.write(move |tx| {
             // A put replaces the whole record, as DynamoDB's PutItem does.
             let sql = format!(
                 "INSERT INTO credentials ({CREDENTIAL_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)
@@ -272,9 +353,10 @@ impl Store for SqliteStore {
                 record.created_at.unix(),
                 record.updated_at.unix(),
             ];
-            tx.execute(&sql, values).map_err(|e| credential_put_error(e, record))?;
+            tx.execute(&sql, values).map_err(|e| credential_put_error(e, &record))?;
             Ok(())
         })
+        .await
     }
 
     async fn credentials(
@@ -282,13 +364,21 @@ impl Store for SqliteStore {
         customer: &CustomerId,
         platform: Option<Platform>,
     ) -> Result<Vec<CredentialRecord>, StoreError> {
-        let sql = format!(
-            "SELECT {CREDENTIAL_COLUMNS} FROM credentials
-             WHERE customer_id = ?1 AND (?2 IS NULL OR platform = ?2)
-             ORDER BY platform, account"
-        );
-        let platform = platform.map(Platform::as_str);
-        self.read(|db| query_all(db, &sql, params![customer.as_str(), platform], rows::credential))
+        // No ORDER BY: with one, SQLite re-plans the statement on every run (its plan depends on
+        // the bound values), which was a tenth of a tools/call in a profile. A customer has a
+        // handful of credentials; they are sorted here.
+        let mut records = match platform {
+            Some(platform) => {
+                let sql = format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE customer_id = ?1 AND platform = ?2");
+                self.read(|db| query_all(db, &sql, params![customer.as_str(), platform.as_str()], rows::credential))?
+            }
+            None => {
+                let sql = format!("SELECT {CREDENTIAL_COLUMNS} FROM credentials WHERE customer_id = ?1");
+                self.read(|db| query_all(db, &sql, [customer.as_str()], rows::credential))?
+            }
+        };
+        records.sort_unstable_by(|a, b| (a.platform.as_str(), &a.account).cmp(&(b.platform.as_str(), &b.account)));
+        Ok(records)
     }
 
     async fn delete_credential(
@@ -297,14 +387,17 @@ impl Store for SqliteStore {
         platform: Platform,
         account: &AccountName,
     ) -> Result<bool, StoreError> {
-        self.write(|tx| {
+        let (customer, account) = (customer.clone(), account.clone());
+        self.write(move |tx| {
             let sql = "DELETE FROM credentials WHERE customer_id = ?1 AND platform = ?2 AND account = ?3";
             Ok(execute(tx, sql, params![customer.as_str(), platform.as_str(), account.as_str()])? > 0)
         })
+        .await
     }
 
     async fn swap_credential(&self, record: &CredentialRecord, expected: &SealedSecret) -> Result<bool, StoreError> {
-        self.write(|tx| {
+        let (record, expected) = (record.clone(), expected.clone());
+        self.write(move |tx| {
             let sql = "UPDATE credentials SET key_version = ?4, nonce = ?5, ciphertext = ?6, created_at = ?7, updated_at = ?8
                        WHERE customer_id = ?1 AND platform = ?2 AND account = ?3
                          AND key_version = ?9 AND nonce = ?10 AND ciphertext = ?11";
@@ -323,13 +416,15 @@ impl Store for SqliteStore {
             ];
             Ok(execute(tx, sql, values)? == 1)
         })
+        .await
     }
 
     async fn add_to_counter(&self, key: &str, delta: u64, limit: Option<u64>) -> Result<u64, StoreError> {
         let delta = counter_delta(delta)?;
         // A limit beyond what SQLite can hold can never be reached.
         let sql_limit = limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
-        self.write(|tx| {
+        let key = key.to_owned();
+        self.write(move |tx| {
             // One conditional upsert: the first add inserts (if within the limit), later ones add
             // (if within the limit). When the condition fails nothing is written and nothing returned.
             let sql = "INSERT INTO counters (key, value) SELECT ?1, ?2 WHERE ?3 IS NULL OR ?2 <= ?3
@@ -339,10 +434,11 @@ impl Store for SqliteStore {
             let added = query_optional(tx, sql, params![key, delta, sql_limit], rows::counter_value)?;
             match (added, limit) {
                 (Some(value), _) => Ok(value),
-                (None, Some(limit)) => Err(StoreError::LimitReached { current: counter_value(tx, key)?, limit }),
+                (None, Some(limit)) => Err(StoreError::LimitReached { current: counter_value(tx, &key)?, limit }),
                 (None, None) => Err(StoreError::Unavailable(format!("adding to counter {key} wrote nothing"))),
             }
         })
+        .await
     }
 
     async fn counter(&self, key: &str) -> Result<u64, StoreError> {
@@ -351,15 +447,20 @@ impl Store for SqliteStore {
 
     async fn record_call(&self, record: &CallRecord, counter: Option<(&str, i64)>) -> Result<(), StoreError> {
         let json = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.write(|tx| {
-            // Expired records go when new ones come (TTL, done lazily), using the expiry index.
-            execute(tx, "DELETE FROM call_records WHERE expires_at <= ?1", [record.at.unix()])?;
+        // Expired records go when new ones come (TTL, done lazily), using the expiry index.
+        let sweep = sweep_due(&self.last_sweep, record.at);
+        let (customer, id, at, expires_at) = (record.customer_id.clone(), record.id.clone(), record.at, record.expires_at);
+        let counter = counter.map(|(key, delta)| (key.to_owned(), delta));
+        self.write(move |tx| {
+            if sweep {
+                execute(tx, "DELETE FROM call_records WHERE expires_at <= ?1", [at.unix()])?;
+            }
             let sql = "INSERT INTO call_records (customer_id, id, at, expires_at, record) VALUES (?1, ?2, ?3, ?4, ?5)";
-            let values = params![record.customer_id.as_str(), record.id, record.at.unix(), record.expires_at.unix(), json];
+            let values = params![customer.as_str(), id, at.unix(), expires_at.unix(), json];
             // Cached: this insert runs on every tools/call, and parsing it showed in a profile.
             tx.prepare_cached(sql).and_then(|mut insert| insert.execute(values)).map_err(|e| match violation(&e) {
-                Some(Violation::Unique(_)) => StoreError::Conflict(format!("call record {}", record.id)),
-                Some(Violation::MissingCustomer) => missing_customer(&record.customer_id),
+                Some(Violation::Unique(_)) => StoreError::Conflict(format!("call record {id}")),
+                Some(Violation::MissingCustomer) => missing_customer(&customer),
                 _ => db_error(e),
             })?;
             if let Some((key, delta)) = counter {
@@ -369,6 +470,7 @@ impl Store for SqliteStore {
             }
             Ok(())
         })
+        .await
     }
 
     async fn call_records(
@@ -398,7 +500,8 @@ impl Store for SqliteStore {
         expires_at: Timestamp,
         now: Timestamp,
     ) -> Result<(), StoreError> {
-        self.write(|tx| {
+        let (key, value) = (key.to_owned(), value.to_vec());
+        self.write(move |tx| {
             // Expired items can only ever be replaced, so sweep them here (TTL, done lazily).
             execute(tx, "DELETE FROM single_use WHERE expires_at <= ?1", [now.unix()])?;
             let sql =
@@ -408,19 +511,22 @@ impl Store for SqliteStore {
                 _ => Ok(()),
             }
         })
+        .await
     }
 
     async fn take_single_use(&self, key: &str, now: Timestamp) -> Result<Option<Vec<u8>>, StoreError> {
-        self.write(|tx| {
+        let key = key.to_owned();
+        self.write(move |tx| {
             // Deleting first makes the take atomic; an expired item is deleted too, but not returned.
             let sql = "DELETE FROM single_use WHERE key = ?1 RETURNING value, expires_at";
-            let taken = query_optional(tx, sql, [key], |row| {
+            let taken = query_optional(tx, sql, [&key], |row| {
                 let value: Vec<u8> = row.get(0).map_err(db_error)?;
                 let expires_at: i64 = row.get(1).map_err(db_error)?;
                 Ok((value, expires_at))
             })?;
             Ok(taken.filter(|(_, expires_at)| *expires_at > now.unix()).map(|(value, _)| value))
         })
+        .await
     }
 
     async fn put_item(
@@ -432,7 +538,8 @@ impl Store for SqliteStore {
         now: Timestamp,
     ) -> Result<(), StoreError> {
         let expires_at = expires_at.map(Timestamp::unix);
-        self.write(|tx| match mode {
+        let (key, value) = (key.to_owned(), value.to_vec());
+        self.write(move |tx| match mode {
             PutMode::Replace => {
                 let sql = "INSERT INTO items (key, value, expires_at) VALUES (?1, ?2, ?3)
                            ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at";
@@ -449,6 +556,7 @@ impl Store for SqliteStore {
                 }
             }
         })
+        .await
     }
 
     async fn get_item(&self, key: &str, now: Timestamp) -> Result<Option<Vec<u8>>, StoreError> {
@@ -466,15 +574,18 @@ impl Store for SqliteStore {
         expires_at: Option<Timestamp>,
         now: Timestamp,
     ) -> Result<bool, StoreError> {
-        self.write(|tx| {
+        let (key, expected, value) = (key.to_owned(), expected.to_vec(), value.to_vec());
+        self.write(move |tx| {
             let sql = "UPDATE items SET value = ?3, expires_at = ?4
                        WHERE key = ?1 AND value = ?2 AND (expires_at IS NULL OR expires_at > ?5)";
             Ok(execute(tx, sql, params![key, expected, value, expires_at.map(Timestamp::unix), now.unix()])? == 1)
         })
+        .await
     }
 
     async fn delete_item(&self, key: &str) -> Result<bool, StoreError> {
-        self.write(|tx| Ok(execute(tx, "DELETE FROM items WHERE key = ?1", [key])? > 0))
+        let key = key.to_owned();
+        self.write(move |tx| Ok(execute(tx, "DELETE FROM items WHERE key = ?1", [key])? > 0)).await
     }
 }
 

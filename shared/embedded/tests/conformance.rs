@@ -42,7 +42,7 @@ async fn single_use_is_taken_once_across_two_handles_on_one_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn in_memory_store_passes_a_smoke_test() {
-    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_in_memory().unwrap());
+    let store: Arc<dyn Store> = Arc::new(SqliteStore::open_temporary().unwrap());
     squaremcp_store_conformance::customers_round_trip(Arc::clone(&store)).await;
     squaremcp_store_conformance::counter_respects_limit_exactly_under_concurrency(store).await;
 }

@@ -49,15 +49,28 @@ fn credential(owner: &CustomerId) -> CredentialRecord {
     }
 }
 
-fn pragma(store: &SqliteStore, name: &str) -> String {
-    store.lock().pragma_query_value(None, name, |row| row.get::<_, rusqlite::types::Value>(0)).map_or_else(
-        |e| e.to_string(),
-        |value| match value {
-            rusqlite::types::Value::Integer(n) => n.to_string(),
-            rusqlite::types::Value::Text(text) => text,
-            other => format!("{other:?}"),
-        },
-    )
+/// A pragma as the writer's connection sees it (some are per connection).
+async fn pragma(store: &SqliteStore, name: &'static str) -> String {
+    store
+        .write(move |connection| {
+            let value = connection.pragma_query_value(None, name, |row| row.get::<_, rusqlite::types::Value>(0));
+            Ok(value.map_or_else(
+                |e| e.to_string(),
+                |value| match value {
+                    rusqlite::types::Value::Integer(n) => n.to_string(),
+                    rusqlite::types::Value::Text(text) => text,
+                    other => format!("{other:?}"),
+                },
+            ))
+        })
+        .await
+        .unwrap()
+}
+
+/// Runs raw SQL on the writer, as another program could.
+async fn write_raw(store: &SqliteStore, sql: &'static str, parameter: &str) {
+    let parameter = parameter.to_owned();
+    store.write(move |connection| connection.execute(sql, [parameter]).map_err(super::db_error)).await.unwrap();
 }
 
 #[tokio::test]
@@ -67,10 +80,10 @@ async fn open_creates_the_file_and_schema_and_reopening_keeps_the_data() {
     let stored = customer();
     {
         let store = SqliteStore::open(&path).unwrap();
-        assert_eq!(pragma(&store, "journal_mode"), "wal");
-        assert_eq!(pragma(&store, "foreign_keys"), "1");
-        assert_eq!(pragma(&store, "busy_timeout"), "5000");
-        assert_eq!(pragma(&store, "user_version"), "3");
+        assert_eq!(pragma(&store, "journal_mode").await, "wal");
+        assert_eq!(pragma(&store, "foreign_keys").await, "1");
+        assert_eq!(pragma(&store, "busy_timeout").await, "5000");
+        assert_eq!(pragma(&store, "user_version").await, "3");
         store.insert_customer(&stored).await.unwrap();
     }
     let reopened = SqliteStore::open(&path).unwrap();
@@ -79,12 +92,12 @@ async fn open_creates_the_file_and_schema_and_reopening_keeps_the_data() {
 
 #[tokio::test]
 async fn sealed_secrets_are_stored_as_columns_with_their_key_version() {
-    let store = SqliteStore::open_in_memory().unwrap();
+    let store = SqliteStore::open_temporary().unwrap();
     let owner = customer();
     store.insert_customer(&owner).await.unwrap();
     store.put_credential(&credential(&owner.id)).await.unwrap();
     let columns: (i64, Vec<u8>, Vec<u8>) = store
-        .lock()
+        .reader()
         .query_row("SELECT key_version, nonce, ciphertext FROM credentials", [], |row| {
             Ok((row.get(0)?, row.get(1)?, row.get(2)?))
         })
@@ -94,7 +107,7 @@ async fn sealed_secrets_are_stored_as_columns_with_their_key_version() {
 
 #[tokio::test]
 async fn records_of_an_unknown_customer_are_refused() {
-    let store = SqliteStore::open_in_memory().unwrap();
+    let store = SqliteStore::open_temporary().unwrap();
     let stranger = CustomerId::generate();
     let key = ApiKey::generate();
     let record = ApiKeyRecord {
@@ -115,34 +128,24 @@ async fn records_of_an_unknown_customer_are_refused() {
 
 #[tokio::test]
 async fn undecodable_rows_are_reported_as_corrupt() {
-    let store = SqliteStore::open_in_memory().unwrap();
+    let store = SqliteStore::open_temporary().unwrap();
     let owner = customer();
-    store
-        .lock()
-        .execute(
-            "INSERT INTO customers (id, email, plan, created_at) VALUES (?1, 'not an email', 'free', 0)",
-            [owner.id.as_str()],
-        )
-        .unwrap();
+    let sql = "INSERT INTO customers (id, email, plan, created_at) VALUES (?1, 'not an email', 'free', 0)";
+    write_raw(&store, sql, owner.id.as_str()).await;
     let read = store.customer(&owner.id).await;
     assert!(matches!(&read, Err(StoreError::Corrupt(m)) if m.contains("email")), "{read:?}");
 
     let other = customer();
     store.insert_customer(&other).await.unwrap();
-    store
-        .lock()
-        .execute(
-            "INSERT INTO credentials VALUES (?1, 'myspace', 'default', 1, x'00', x'00', 0, 0)",
-            [other.id.as_str()],
-        )
-        .unwrap();
+    let sql = "INSERT INTO credentials VALUES (?1, 'myspace', 'default', 1, x'00', x'00', 0, 0)";
+    write_raw(&store, sql, other.id.as_str()).await;
     let read = store.credentials(&other.id, None).await;
     assert!(matches!(&read, Err(StoreError::Corrupt(m)) if m.contains("platform")), "{read:?}");
 }
 
 #[tokio::test]
 async fn a_page_of_zero_customers_is_read_as_a_page_of_one() {
-    let store = SqliteStore::open_in_memory().unwrap();
+    let store = SqliteStore::open_temporary().unwrap();
     store.insert_customer(&customer()).await.unwrap();
     store.insert_customer(&customer()).await.unwrap();
     let page = store.list_customers(None, 0).await.unwrap();
@@ -152,7 +155,56 @@ async fn a_page_of_zero_customers_is_read_as_a_page_of_one() {
 
 #[tokio::test]
 async fn counter_values_beyond_sqlite_integers_are_refused() {
-    let store = SqliteStore::open_in_memory().unwrap();
+    let store = SqliteStore::open_temporary().unwrap();
     assert!(matches!(store.add_to_counter("big", u64::MAX, None).await, Err(StoreError::Unavailable(_))));
     assert_eq!(store.add_to_counter("big", 7, Some(u64::MAX)).await.unwrap(), 7, "a huge limit is no limit");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn writes_committed_together_fail_alone() {
+    let store = std::sync::Arc::new(SqliteStore::open_temporary().unwrap());
+    let taken = customer();
+    store.insert_customer(&taken).await.unwrap();
+    let mut writes = tokio::task::JoinSet::new();
+    for n in 0..200 {
+        let store = store.clone();
+        // Every tenth write reuses an email and must fail; the others must all land.
+        let mut candidate = customer();
+        if n % 10 == 0 {
+            candidate.email = taken.email.clone();
+        }
+        writes.spawn(async move { (candidate.clone(), store.insert_customer(&candidate).await) });
+    }
+    let (mut landed, mut refused) = (0, 0);
+    while let Some(joined) = writes.join_next().await {
+        let (candidate, outcome) = joined.unwrap();
+        match outcome {
+            Ok(()) => {
+                assert_eq!(store.customer(&candidate.id).await.unwrap(), Some(candidate));
+                landed += 1;
+            }
+            Err(StoreError::Conflict(_)) => {
+                assert_eq!(candidate.email, taken.email);
+                assert_eq!(store.customer(&candidate.id).await.unwrap(), None);
+                refused += 1;
+            }
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!((landed, refused), (180, 20));
+    assert_eq!(store.list_customers(None, 1000).await.unwrap().items.len(), 181);
+}
+
+#[tokio::test]
+async fn a_temporary_database_leaves_no_file_behind() {
+    let store = SqliteStore::open_temporary().unwrap();
+    store.insert_customer(&customer()).await.unwrap();
+    let file = store._temporary.as_ref().map(|t| t.0.clone()).unwrap();
+    assert!(file.exists());
+    drop(store);
+    for suffix in ["", "-wal", "-shm"] {
+        let mut path = file.clone().into_os_string();
+        path.push(suffix);
+        assert!(!std::path::Path::new(&path).exists(), "{path:?} is left");
+    }
 }
