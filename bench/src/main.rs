@@ -81,9 +81,13 @@ fn parse_options() -> Result<Options, String> {
 
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() -> std::process::ExitCode {
-    let result = match parse_options() {
-        Ok(options) => run(&options).await,
-        Err(e) => Err(e),
+    let result = if std::env::args().nth(1).as_deref() == Some("paced") {
+        paced_only().await
+    } else {
+        match parse_options() {
+            Ok(options) => run(&options).await,
+            Err(e) => Err(e),
+        }
     };
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
@@ -92,6 +96,21 @@ async fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
+}
+
+/// `squaremcp-bench paced URL RATE SECONDS BODY [HEADER: VALUE]...`: one fixed-rate run against
+/// any server, for profiling a change without the whole bench (docs/performance.md).
+async fn paced_only() -> Result<(), String> {
+    let args: Vec<String> = std::env::args().skip(2).collect();
+    let usage = "usage: squaremcp-bench paced URL RATE SECONDS BODY [HEADER: VALUE]...";
+    let [url, rate, seconds, body, headers @ ..] = args.as_slice() else { return Err(usage.into()) };
+    let number = |text: &str| text.parse::<u32>().map_err(|_| format!("{text}: not a number; {usage}"));
+    let headers: Vec<(&str, &str)> =
+        headers.iter().filter_map(|h| h.split_once(':')).map(|(name, value)| (name.trim(), value.trim())).collect();
+    let target = open_loop::Target { url, body, headers: &headers };
+    let l = open_loop::run(&target, number(rate)?, number(seconds)?).await?;
+    println!("{} req/s: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms, {} failed", l.rate, l.p50_ms, l.p99_ms, l.max_ms, l.failures);
+    Ok(())
 }
 
 struct Row {

@@ -1,7 +1,8 @@
 //! Latency at a fixed request rate ("moderate load"). `wrk` keeps N requests in flight and
 //! sends the next as soon as one returns, so its latencies at saturation are mostly queueing.
-//! Here requests leave on a schedule whatever the answers do, and each latency is counted from
-//! the moment its request was due, so a stall shows in full for every request it delays.
+//! Here requests leave on a schedule whatever the answers do (a millisecond timer: each tick
+//! sends the requests due by then), so a server stall delays every request sent during it and
+//! shows in full. A latency runs from the moment its request is handed to the client.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -49,12 +50,13 @@ async fn paced(client: &reqwest::Client, request: &Arc<reqwest::Request>, rate: 
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
     while sent < total {
         tick.tick().await;
-        let due_by_now = ((started.elapsed().as_secs_f64() * f64::from(rate)) as u64).min(total);
+        // Request k is due at k / rate: at time t, requests 0..=floor(t * rate) are due.
+        let due_by_now = ((started.elapsed().as_secs_f64() * f64::from(rate)) as u64 + 1).min(total);
         while sent < due_by_now {
-            let due = started + Duration::from_secs_f64(sent as f64 / f64::from(rate));
             let (client, done) = (client.clone(), done.clone());
             let request = request.try_clone();
             tokio::spawn(async move {
+                let sent_at = Instant::now();
                 let outcome = match request {
                     Some(request) => match client.execute(request).await {
                         Ok(response) if response.status().is_success() => response.bytes().await.ok().map(|_| ()),
@@ -62,7 +64,7 @@ async fn paced(client: &reqwest::Client, request: &Arc<reqwest::Request>, rate: 
                     },
                     None => None,
                 };
-                let _ = done.send(outcome.map(|()| due.elapsed().as_secs_f64() * 1000.0));
+                let _ = done.send(outcome.map(|()| sent_at.elapsed().as_secs_f64() * 1000.0));
             });
             sent += 1;
         }
