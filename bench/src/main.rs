@@ -322,6 +322,13 @@ async fn cold_starts(options: &Options, upstream: &str, tools_file: &Path, scrat
                 .env("AWS_LAMBDA_FUNCTION_NAME", "mcp")
                 .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
                 .env("AWS_LAMBDA_FUNCTION_VERSION", "$LATEST")
+                // As deployed: DynamoDB, KMS and SQS clients are built at start; answering
+                // tools/list for the admin key sends them nothing, so no endpoint is needed.
+                .env("SQUAREMCP_STORE", "dynamodb")
+                .env("AWS_REGION", "us-east-1")
+                .env("AWS_ACCESS_KEY_ID", "bench")
+                .env("AWS_SECRET_ACCESS_KEY", "bench")
+                .env("AWS_ENDPOINT_URL", "http://127.0.0.1:9")
                 .env("SQUAREMCP_DATA_DIR", &data)
                 .env("SQUAREMCP_ADMIN_KEY", ADMIN_KEY)
                 .env("SQUAREMCP_JWT_SECRET", "bench-jwt-secret-0123456789abcdefghijklmnop")

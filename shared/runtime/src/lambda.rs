@@ -85,6 +85,7 @@ pub async fn invoice_event(
 /// What a function builds at a cold start, set up for the sample events in `events/`: the
 /// embedded backends in `data_dir`, the public URL `https://mcp.example.com`, the admin key
 /// `sample-admin-key` and a fixed JWT secret (see `events/README.md`). For tests and local runs.
+#[cfg(feature = "embedded")]
 pub fn sample_state(
     data_dir: &std::path::Path,
 ) -> Result<(std::sync::Arc<squaremcp_core::Gateway>, AppState), crate::StartError> {

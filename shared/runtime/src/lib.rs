@@ -16,7 +16,9 @@ use squaremcp_core::billing::InvoiceRun;
 use squaremcp_core::gateway::Billing;
 use squaremcp_core::mcp::{McpServer, ServerInfo};
 use squaremcp_core::{Clock, Gateway, Keyring, Mailer, NoMailer, Queue, Registry, Secret, Store, SystemClock};
+#[cfg(feature = "embedded")]
 use squaremcp_embedded::{KeyFileKeyring, MemoryQueue, SqliteStore};
+#[cfg(feature = "mail")]
 use squaremcp_mail::SmtpMailer;
 use squaremcp_http::{AppState, HttpConfig};
 use squaremcp_platforms::PlatformConfig;
@@ -45,9 +47,17 @@ pub enum StartError {
     Listen { addr: String, source: std::io::Error },
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    #[cfg(feature = "mail")]
     #[error(transparent)]
     Mail(squaremcp_mail::MailConfigError),
+    /// A Lambda links only the backends it uses; its configuration asked for another.
+    #[error("{0}")]
+    NotBuiltIn(&'static str),
 }
+
+#[cfg(not(feature = "embedded"))]
+const NO_EMBEDDED_STORE: &str =
+    "this binary is built without the embedded store (SQLite): set SQUAREMCP_STORE=dynamodb, or use `squaremcp`";
 
 /// The ports' adapters, chosen by configuration (`SQUAREMCP_STORE`), in this one place.
 #[derive(Clone)]
@@ -71,13 +81,17 @@ impl Backends {
     /// here, once; no request is sent (the data key is fetched on first use).
     pub async fn from_config(config: &Config) -> Result<Self, StartError> {
         match config.store {
+            #[cfg(feature = "embedded")]
             StoreKind::Sqlite => Self::embedded(config),
+            #[cfg(not(feature = "embedded"))]
+            StoreKind::Sqlite => Err(StartError::NotBuiltIn(NO_EMBEDDED_STORE)),
             StoreKind::DynamoDb => Ok(Self::aws(config, &AwsClients::from_env().await)),
         }
     }
 
     /// SQLite and a key file in the data directory, both created on first use, and in-process
     /// queues with the same redrive policy as the SQS ones.
+    #[cfg(feature = "embedded")]
     pub fn embedded(config: &Config) -> Result<Self, StartError> {
         std::fs::create_dir_all(&config.data_dir)
             .map_err(|source| StartError::DataDir { path: config.data_dir.display().to_string(), source })?;
@@ -123,10 +137,13 @@ pub enum Initialized {
 /// key file; or the table, KMS key and alias, queues and first data key.
 pub async fn initialize(config: &Config, retry_queue: &str, dead_letter_queue: &str) -> Result<Initialized, StartError> {
     match config.store {
+        #[cfg(feature = "embedded")]
         StoreKind::Sqlite => {
             Backends::embedded(config)?;
             Ok(Initialized::Embedded { data_dir: config.data_dir.clone() })
         }
+        #[cfg(not(feature = "embedded"))]
+        StoreKind::Sqlite => Err(StartError::NotBuiltIn(NO_EMBEDDED_STORE)),
         StoreKind::DynamoDb => {
             let plan = Plan {
                 table: config.aws.table.clone(),
@@ -144,7 +161,10 @@ pub async fn initialize(config: &Config, retry_queue: &str, dead_letter_queue: &
 /// Older records still open; `Gateway::rewrap_credentials` moves them to the new key.
 pub async fn rotate_data_key(config: &Config) -> Result<u32, StartError> {
     match config.store {
+        #[cfg(feature = "embedded")]
         StoreKind::Sqlite => Ok(KeyFileKeyring::rotate(&config.data_dir.join("keyring.json"))?),
+        #[cfg(not(feature = "embedded"))]
+        StoreKind::Sqlite => Err(StartError::NotBuiltIn(NO_EMBEDDED_STORE)),
         StoreKind::DynamoDb => {
             let clients = AwsClients::from_env().await;
             let keyring = KmsKeyring::new(clients.kms, clients.dynamodb, &config.aws.table);
@@ -192,7 +212,10 @@ pub fn gateway(config: &Config, backends: Backends) -> Arc<Gateway> {
 /// SMTP when `SQUAREMCP_SMTP_URL` is set; otherwise a mailer that refuses, so invoices wait.
 pub fn mailer(config: &Config) -> Result<Arc<dyn Mailer>, StartError> {
     Ok(match &config.smtp_url {
+        #[cfg(feature = "mail")]
         Some(url) => Arc::new(SmtpMailer::new(url.expose(), &config.mail_from).map_err(StartError::Mail)?),
+        #[cfg(not(feature = "mail"))]
+        Some(_) => return Err(StartError::NotBuiltIn("this binary is built without SMTP, so it cannot send invoices")),
         None => Arc::new(NoMailer),
     })
 }
@@ -282,4 +305,40 @@ pub async fn build_from_env() -> Result<(Config, AppState), StartError> {
     let gateway = gateway(&config, Backends::from_config(&config).await?);
     let state = app_state(&config, gateway)?;
     Ok((config, state))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use super::*;
+
+    /// The Lambdas are built without the embedded store: asking for it must say so plainly.
+    #[cfg(not(feature = "embedded"))]
+    #[tokio::test]
+    async fn a_build_without_the_embedded_store_refuses_sqlite_by_name() {
+        let config = Config::from_lookup(|name| (name == "SQUAREMCP_STORE").then(|| "sqlite".to_owned())).unwrap();
+        let refused = Backends::from_config(&config).await.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(refused.contains("SQUAREMCP_STORE=dynamodb"), "{refused}");
+    }
+
+    #[cfg(not(feature = "mail"))]
+    #[test]
+    fn a_build_without_smtp_refuses_an_smtp_url() {
+        let config = Config::from_lookup(|name| (name == "SQUAREMCP_SMTP_URL").then(|| "smtp://localhost:25".to_owned())).unwrap();
+        let refused = mailer(&config).err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(refused.contains("without SMTP"), "{refused}");
+    }
+
+    #[cfg(feature = "embedded")]
+    #[tokio::test]
+    async fn the_default_build_opens_the_embedded_store() {
+        let dir = std::env::temp_dir().join(format!("squaremcp-runtime-{}", squaremcp_core::random::hex_id::<6>()));
+        let data_dir = dir.display().to_string();
+        let config = Config::from_lookup(|name| (name == "SQUAREMCP_DATA_DIR").then(|| data_dir.clone())).unwrap();
+        let backends = Backends::from_config(&config).await;
+        assert!(backends.is_ok(), "{:?}", backends.err().map(|e| e.to_string()));
+        assert!(dir.join("squaremcp.db").exists());
+        drop(backends);
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
