@@ -13,7 +13,7 @@ mod writer;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -50,7 +50,7 @@ pub struct SqliteStore {
     /// Operations are short and never await while holding one, so blocking mutexes are right.
     readers: Vec<Mutex<Connection>>,
     /// When expired call records were last deleted (unix seconds).
-    last_sweep: Arc<AtomicI64>,
+    last_sweep: AtomicI64,
     _checkpointer: checkpoint::Checkpointer,
     _temporary: Option<TemporaryFile>,
 }
@@ -105,7 +105,7 @@ impl SqliteStore {
         Ok(Self {
             writer: Writer::start(connection)?,
             readers,
-            last_sweep: Arc::new(AtomicI64::new(i64::MIN)),
+            last_sweep: AtomicI64::new(i64::MIN),
             _checkpointer: checkpoint::Checkpointer::start(path, BUSY_TIMEOUT)?,
             _temporary: temporary,
         })
@@ -136,13 +136,13 @@ impl SqliteStore {
     {
         self.writer.write(operation).await
     }
-}
 
-/// True at most once a minute: time to delete expired call records.
-fn sweep_due(last_sweep: &AtomicI64, now: Timestamp) -> bool {
-    let last = last_sweep.load(Ordering::Relaxed);
-    now.unix().saturating_sub(last) >= SWEEP_EVERY_SECONDS
-        && last_sweep.compare_exchange(last, now.unix(), Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    /// True at most once a minute: time to delete expired call records.
+    fn sweep_due(&self, now: Timestamp) -> bool {
+        let last = self.last_sweep.load(Ordering::Relaxed);
+        now.unix().saturating_sub(last) >= SWEEP_EVERY_SECONDS
+            && self.last_sweep.compare_exchange(last, now.unix(), Ordering::Relaxed, Ordering::Relaxed).is_ok()
+    }
 }
 
 /// The file of [`SqliteStore::open_temporary`], removed with its log once the connections closed.
@@ -448,7 +448,7 @@ impl Store for SqliteStore {
     async fn record_call(&self, record: &CallRecord, counter: Option<(&str, i64)>) -> Result<(), StoreError> {
         let json = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         // Expired records go when new ones come (TTL, done lazily), using the expiry index.
-        let sweep = sweep_due(&self.last_sweep, record.at);
+        let sweep = self.sweep_due(record.at);
         let (customer, id, at, expires_at) = (record.customer_id.clone(), record.id.clone(), record.at, record.expires_at);
         let counter = counter.map(|(key, delta)| (key.to_owned(), delta));
         self.write(move |tx| {
