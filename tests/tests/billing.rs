@@ -75,7 +75,7 @@ async fn failed_calls_are_recorded_but_not_counted_and_overage_plans_never_refus
     }
     let usage = cli_json_with_env(data.path(), &["usage", "show", "--customer", &tiny.id], "", &env);
     assert_eq!(usage["calls_counted"], 0, "failed upstream calls do not count");
-    assert_eq!(usage["by_tool"]["telegram_get_me"], json!({"auth_rejected": 3}), "but they are recorded");
+    assert_eq!(usage["by_tool"]["telegram_get_me"], json!({"auth_revoked": 3}), "but they are recorded");
 
     for _ in 0..5 {
         assert_eq!(get_me(&http, &server.mcp_url(), &metered.key).await["isError"], false, "a plan with overage never refuses");

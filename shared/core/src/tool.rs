@@ -23,8 +23,8 @@ pub struct ToolDefinition {
     pub input_schema: Value,
     /// When set, results carry `structuredContent` conforming to it.
     pub output_schema: Option<Value>,
-    /// True when the tool only reads: clients may call it without asking.
-    pub read_only: bool,
+    /// What the tool does to the world, as MCP's tool annotations tell clients.
+    pub annotations: Annotations,
     /// Arguments whose values the call log may keep; every other value is redacted there.
     pub logged_arguments: Vec<&'static str>,
 }
@@ -59,7 +59,7 @@ impl ToolDefinition {
                 "additionalProperties": false,
             }),
             output_schema: None,
-            read_only: false,
+            annotations: Annotations::WRITE,
             logged_arguments: vec![ACCOUNT_ARGUMENT],
         }
     }
@@ -77,9 +77,36 @@ impl ToolDefinition {
     }
 
     pub fn read_only(mut self) -> Self {
-        self.read_only = true;
+        self.annotations = Annotations::READ;
         self
     }
+
+    pub fn with_annotations(mut self, annotations: Annotations) -> Self {
+        self.annotations = annotations;
+        self
+    }
+}
+
+/// MCP's behaviour hints (`readOnlyHint`, `destructiveHint`, `idempotentHint`, `openWorldHint`).
+/// Clients use them to decide whether to ask the person before a call, so they must be honest:
+/// a tool that deletes or consumes something is destructive, one that posts twice when called
+/// twice is not idempotent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Annotations {
+    pub read_only: bool,
+    pub destructive: bool,
+    pub idempotent: bool,
+    /// True when the tool reaches outside the gateway (every platform tool does).
+    pub open_world: bool,
+}
+
+impl Annotations {
+    /// Reads only: safe to call without asking, and to retry.
+    pub const READ: Self = Self { read_only: true, destructive: false, idempotent: true, open_world: true };
+    /// Creates something new (a message, a post): calling twice creates two.
+    pub const WRITE: Self = Self { read_only: false, destructive: false, idempotent: false, open_world: true };
+    /// Removes or consumes something that cannot be had back.
+    pub const DESTRUCTIVE: Self = Self { read_only: false, destructive: true, idempotent: false, open_world: true };
 }
 
 /// A successful result: a JSON object, sent as `structuredContent` and as text.
@@ -88,30 +115,48 @@ pub struct ToolOutput {
     pub structured: Value,
 }
 
+/// What went wrong, in the same words for every platform (the call log keeps [`FailureKind::as_str`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum FailureKind {
-    InvalidArguments,
+    /// The arguments, or what the platform made of them, are wrong: fix them and call again.
+    InvalidInput,
     /// No credentials, or a stored credential of the wrong shape.
     NotConfigured,
-    /// The platform rejected the credential.
-    AuthRejected,
+    /// The access token expired: it is refreshed (where the platform allows) and the call re-run.
+    AuthExpired,
+    /// The platform rejected the credential for good: the person must connect again.
+    AuthRevoked,
+    /// The credential works but lacks a permission, scope or role this call needs.
     PermissionMissing,
     NotFound,
+    /// Too many calls for now; `retry_after` says how long to wait when the platform said so.
     RateLimited,
+    /// A daily or monthly allowance at the platform is used up; waiting minutes will not help.
+    QuotaExhausted,
+    /// The platform failed or did not answer (5xx, timeout, connection): the same call may work later.
+    UpstreamTransient,
+    /// The platform answered something the gateway does not understand.
     Upstream,
+    /// The platform offers no way to do this for this account or app.
+    NotSupported,
+    /// The gateway refuses (plan, admin key, account state).
     Forbidden,
 }
 
 impl FailureKind {
     pub const fn as_str(self) -> &'static str {
         match self {
-            FailureKind::InvalidArguments => "invalid_arguments",
+            FailureKind::InvalidInput => "invalid_input",
             FailureKind::NotConfigured => "not_configured",
-            FailureKind::AuthRejected => "auth_rejected",
+            FailureKind::AuthExpired => "auth_expired",
+            FailureKind::AuthRevoked => "auth_revoked",
             FailureKind::PermissionMissing => "permission_missing",
             FailureKind::NotFound => "not_found",
             FailureKind::RateLimited => "rate_limited",
+            FailureKind::QuotaExhausted => "quota_exhausted",
+            FailureKind::UpstreamTransient => "upstream_transient",
             FailureKind::Upstream => "upstream_error",
+            FailureKind::NotSupported => "not_supported",
             FailureKind::Forbidden => "forbidden",
         }
     }
@@ -133,7 +178,12 @@ impl ToolFailure {
     }
 
     pub fn invalid_arguments(message: impl Into<String>) -> Self {
-        Self::new(FailureKind::InvalidArguments, message)
+        Self::new(FailureKind::InvalidInput, message)
+    }
+
+    /// A rate limit, with the wait the platform asked for when it gave one.
+    pub fn rate_limited(message: impl Into<String>, retry_after: Option<u64>) -> Self {
+        Self { retry_after, ..Self::new(FailureKind::RateLimited, message) }
     }
 }
 

@@ -1,5 +1,5 @@
-//! The platforms the gateway calls: one module per platform, each a [`PlatformModule`] with its
-//! credential check and its tools (JSON Schema, handler, HTTP client call).
+//! The platforms the gateway calls: one folder per platform, each a row of [`PLATFORMS`] (its API
+//! origin, credential document and tools), built with the [`kit`].
 //!
 //! Build a [`PlatformConfig`] once per cold start and hand [`modules`] to the tool registry.
 
@@ -10,61 +10,75 @@ use squaremcp_core::Platform;
 use squaremcp_core::tool::PlatformModule;
 
 mod arguments;
+pub mod discord;
+pub mod kit;
 pub mod telegram;
 
-/// What every platform module needs from the outside: one shared HTTP client (connection pool)
-/// and each platform's API base URL.
+use kit::{PlatformContext, PlatformEntry};
+
+/// The registration table: every implemented platform, in the order `tools/list` shows them.
+/// Adding a platform is one folder and one line here.
+pub static PLATFORMS: &[&PlatformEntry] = &[&telegram::ENTRY, &discord::ENTRY];
+
+/// The table's row for `platform`, if it is implemented.
+pub fn entry(platform: Platform) -> Option<&'static PlatformEntry> {
+    PLATFORMS.iter().copied().find(|entry| entry.platform == platform)
+}
+
+/// What every platform needs from the outside: one shared HTTP client (connection pool) and the
+/// operator's overrides of API origins.
 #[derive(Clone, Debug)]
 pub struct PlatformConfig {
     pub http: reqwest::Client,
-    /// Overrides only; [`PlatformConfig::base_url`] falls back to [`default_base_url`].
-    base_urls: BTreeMap<Platform, String>,
+    /// Resolved origins of the platforms the operator pointed elsewhere (a mock, a proxy).
+    origins: BTreeMap<Platform, String>,
 }
 
 impl PlatformConfig {
     /// Every platform at its real API address.
     pub fn new(http: reqwest::Client) -> Self {
-        Self { http, base_urls: BTreeMap::new() }
+        Self { http, origins: BTreeMap::new() }
     }
 
-    /// Points `platform` at another address (a mock, a proxy). A trailing `/` is dropped.
-    pub fn with_base_url(mut self, platform: Platform, base_url: impl Into<String>) -> Self {
-        let base_url = base_url.into().trim().trim_end_matches('/').to_owned();
-        self.base_urls.insert(platform, base_url);
-        self
+    /// Points `platform` at another scheme, host and port (see [`kit::origin`]); the path and
+    /// version stay the real API's. Refused with the reason when `url` is not a bare origin or
+    /// the platform has no HTTP API here.
+    pub fn with_base_url(mut self, platform: Platform, url: &str) -> Result<Self, String> {
+        let entry = entry(platform).ok_or_else(|| format!("{platform} has no HTTP API in this version"))?;
+        let origin = kit::origin(entry.origin, Some(url))?;
+        self.origins.insert(platform, origin);
+        Ok(self)
     }
 
     /// Applies the overrides `lookup` knows, by each platform's variable name
     /// ([`Platform::base_url_env`], e.g. `SQUAREMCP_TELEGRAM_BASE_URL`). Empty values are ignored.
     /// The binary passes `|name| std::env::var(name).ok()`; tests pass a map.
-    pub fn with_base_urls_from(mut self, lookup: impl Fn(&str) -> Option<String>) -> Self {
-        for platform in Platform::ALL {
-            if let Some(url) = lookup(&platform.base_url_env()).filter(|url| !url.trim().is_empty()) {
-                self = self.with_base_url(platform, url);
+    pub fn with_base_urls_from(mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
+        for entry in PLATFORMS {
+            let variable = entry.platform.base_url_env();
+            if let Some(url) = lookup(&variable).filter(|url| !url.trim().is_empty()) {
+                self = self.with_base_url(entry.platform, &url).map_err(|why| format!("{variable}: {why}"))?;
             }
         }
-        self
+        Ok(self)
     }
 
-    /// The override for `platform`, else its real address; `None` for a platform without an HTTP API
-    /// (or not implemented yet).
-    pub fn base_url(&self, platform: Platform) -> Option<&str> {
-        self.base_urls.get(&platform).map(String::as_str).or_else(|| default_base_url(platform))
-    }
-}
-
-/// The real API address of each implemented HTTP platform.
-pub fn default_base_url(platform: Platform) -> Option<&'static str> {
-    match platform {
-        Platform::Telegram => Some(telegram::DEFAULT_BASE_URL),
-        _ => None,
+    /// The origin `platform`'s tools call: the override, else the real one.
+    pub fn origin(&self, platform: Platform) -> Option<String> {
+        let entry = entry(platform)?;
+        Some(self.origins.get(&platform).cloned().unwrap_or_else(|| entry.origin.trim_end_matches('/').to_owned()))
     }
 }
 
-/// Every implemented platform, in the order the tool list shows them.
+/// Every implemented platform's module, in table order.
 pub fn modules(config: &PlatformConfig) -> Vec<Box<dyn PlatformModule>> {
-    let telegram_base = config.base_url(Platform::Telegram).unwrap_or(telegram::DEFAULT_BASE_URL);
-    vec![Box::new(telegram::TelegramModule::new(config.http.clone(), telegram_base))]
+    PLATFORMS
+        .iter()
+        .map(|entry| {
+            let origin = config.origin(entry.platform).unwrap_or_else(|| entry.origin.to_owned());
+            entry.module(&PlatformContext { http: config.http.clone(), origin })
+        })
+        .collect()
 }
 
 /// The connect timeout of [`http_client`].
@@ -94,32 +108,36 @@ mod tests {
     use super::*;
 
     #[test]
-    fn telegram_defaults_to_the_real_api() {
+    fn platforms_default_to_their_real_api() {
         let config = PlatformConfig::new(reqwest::Client::new());
-        assert_eq!(config.base_url(Platform::Telegram), Some("https://api.telegram.org"));
-        assert_eq!(config.base_url(Platform::Email), None);
+        assert_eq!(config.origin(Platform::Telegram).as_deref(), Some("https://api.telegram.org"));
+        assert_eq!(config.origin(Platform::Discord).as_deref(), Some("https://discord.com/api/v10"));
+        assert_eq!(config.origin(Platform::Email), None);
     }
 
     #[test]
-    fn overrides_come_from_the_platform_variable_and_lose_their_trailing_slash() {
-        let config = PlatformConfig::new(reqwest::Client::new()).with_base_urls_from(|name| match name {
-            "SQUAREMCP_TELEGRAM_BASE_URL" => Some("http://127.0.0.1:8081/ ".to_owned()),
-            "SQUAREMCP_DISCORD_BASE_URL" => Some("  ".to_owned()),
-            _ => None,
-        });
-        assert_eq!(config.base_url(Platform::Telegram), Some("http://127.0.0.1:8081"));
-        assert_eq!(config.base_url(Platform::Discord), None, "an empty variable is no override");
+    fn overrides_come_from_the_platform_variable_and_keep_the_real_path() {
+        let config = PlatformConfig::new(reqwest::Client::new())
+            .with_base_urls_from(|name| match name {
+                "SQUAREMCP_TELEGRAM_BASE_URL" => Some("http://127.0.0.1:8081/ ".to_owned()),
+                "SQUAREMCP_DISCORD_BASE_URL" => Some("http://127.0.0.1:8082".to_owned()),
+                "SQUAREMCP_EMAIL_BASE_URL" => Some("http://ignored".to_owned()),
+                _ => None,
+            })
+            .expect("valid overrides");
+        assert_eq!(config.origin(Platform::Telegram).as_deref(), Some("http://127.0.0.1:8081"));
+        assert_eq!(config.origin(Platform::Discord).as_deref(), Some("http://127.0.0.1:8082/api/v10"));
+        let refused = PlatformConfig::new(reqwest::Client::new())
+            .with_base_urls_from(|name| (name == "SQUAREMCP_DISCORD_BASE_URL").then(|| "ftp://x".to_owned()))
+            .expect_err("not http");
+        assert!(refused.starts_with("SQUAREMCP_DISCORD_BASE_URL: "), "{refused}");
     }
 
     #[test]
-    fn modules_lists_telegram_with_its_five_tools() {
+    fn modules_follow_the_table() {
         let modules = modules(&PlatformConfig::new(http_client()));
         let platforms: Vec<Platform> = modules.iter().map(|m| m.platform()).collect();
-        assert_eq!(platforms, [Platform::Telegram]);
-        let names: Vec<String> = modules[0].tools().iter().map(|t| t.definition().name.clone()).collect();
-        assert_eq!(
-            names,
-            ["telegram_get_me", "telegram_send_message", "telegram_send_photo", "telegram_get_updates", "telegram_get_chat"]
-        );
+        let table: Vec<Platform> = PLATFORMS.iter().map(|e| e.platform).collect();
+        assert_eq!(platforms, table);
     }
 }

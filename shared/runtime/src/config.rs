@@ -108,11 +108,11 @@ impl Config {
             None => "http://localhost:3456".to_owned(),
         };
         let mut base_urls = BTreeMap::new();
-        for platform in Platform::ALL {
-            let variable = platform.base_url_env();
-            if let Some(url) = get(&variable) {
-                let url = normalize_url(&url).ok_or_else(|| error(&variable, format!("`{url}` is not an http(s) URL")))?;
-                base_urls.insert(platform, url);
+        for entry in squaremcp_platforms::PLATFORMS {
+            let variable = entry.platform.base_url_env();
+            if let Some(url) = get(&variable).filter(|url| !url.trim().is_empty()) {
+                squaremcp_platforms::kit::origin(entry.origin, Some(&url)).map_err(|why| error(&variable, why))?;
+                base_urls.insert(entry.platform, url.trim().trim_end_matches('/').to_owned());
             }
         }
         let number = |variable: &str, default: usize| -> Result<usize, ConfigError> {
@@ -360,6 +360,7 @@ mod tests {
             ("SQUAREMCP_LISTEN", "localhost"),
             ("SQUAREMCP_PUBLIC_URL", "mcp.example.com"),
             ("SQUAREMCP_TELEGRAM_BASE_URL", "ftp://x"),
+            ("SQUAREMCP_DISCORD_BASE_URL", "http://127.0.0.1:9/api/v9"),
             ("SQUAREMCP_MAX_BODY_BYTES", "-1"),
             ("SQUAREMCP_LOG_FORMAT", "xml"),
             ("SQUAREMCP_NOW", "next tuesday"),

@@ -191,10 +191,17 @@ impl Clock for FixedClock {
 
 /// Every platform's tools, sharing one HTTP client (one connection pool per process).
 pub fn registry(config: &Config) -> Arc<Registry> {
-    let platforms = config
-        .platform_base_urls
-        .iter()
-        .fold(PlatformConfig::new(squaremcp_platforms::http_client()), |c, (platform, url)| c.with_base_url(*platform, url));
+    let mut platforms = PlatformConfig::new(squaremcp_platforms::http_client());
+    for (platform, url) in &config.platform_base_urls {
+        // Checked when the configuration was read; a refusal here would be a bug in that check.
+        platforms = match platforms.clone().with_base_url(*platform, url) {
+            Ok(updated) => updated,
+            Err(why) => {
+                tracing::error!(%platform, why, "ignoring an API address override");
+                platforms
+            }
+        };
+    }
     Arc::new(Registry::new(squaremcp_platforms::modules(&platforms)))
 }
 

@@ -234,10 +234,18 @@ impl McpServer {
                 "structuredContent": output.structured,
                 "isError": false,
             })),
-            Ok(Err(failure)) => Ok(json!({
-                "content": [{"type": "text", "text": failure.message}],
-                "isError": true,
-            })),
+            Ok(Err(failure)) => {
+                // The kind lets a program react (wait, reconnect) without parsing the message.
+                let mut error = json!({ "kind": failure.kind.as_str() });
+                if let Some(seconds) = failure.retry_after {
+                    error["retry_after"] = json!(seconds);
+                }
+                Ok(json!({
+                    "content": [{"type": "text", "text": failure.message}],
+                    "isError": true,
+                    "_meta": { "squaremcp/error": error },
+                }))
+            }
         }
     }
 }
@@ -269,10 +277,10 @@ fn render_tool(def: &ToolDefinition) -> Value {
         "inputSchema": def.input_schema,
         "annotations": {
             "title": def.title,
-            "readOnlyHint": def.read_only,
-            "destructiveHint": false,
-            "idempotentHint": def.read_only,
-            "openWorldHint": true,
+            "readOnlyHint": def.annotations.read_only,
+            "destructiveHint": def.annotations.destructive,
+            "idempotentHint": def.annotations.idempotent,
+            "openWorldHint": def.annotations.open_world,
         },
     });
     if let Some(schema) = &def.output_schema {

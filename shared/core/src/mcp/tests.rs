@@ -420,7 +420,7 @@ async fn every_customer_call_is_recorded_with_redacted_arguments() {
     f.server.handle(&admin, None, call(4, "telegram_echo0", json!({"text": canary})).to_string().as_bytes()).await;
     let calls = f.store.calls.lock().unwrap().clone();
     let outcomes: Vec<(&str, bool)> = calls.iter().map(|c| (c.outcome.as_str(), c.counted)).collect();
-    assert_eq!(outcomes, [("ok", true), ("upstream_error", false), ("invalid_arguments", false)], "the admin key is not recorded");
+    assert_eq!(outcomes, [("ok", true), ("upstream_error", false), ("invalid_input", false)], "the admin key is not recorded");
     for record in &calls {
         assert_eq!(record.tool, "telegram_echo0");
         assert_eq!(record.auth_method, "api_key");

@@ -98,12 +98,12 @@ fn refusal(method: &str, code: u16, envelope: Envelope) -> ToolFailure {
     let parameters = envelope.parameters.unwrap_or(ResponseParameters { retry_after: None, migrate_to_chat_id: None });
     match code {
         401 => ToolFailure::new(
-            FailureKind::AuthRejected,
+            FailureKind::AuthRevoked,
             "Telegram rejected the bot token (401 Unauthorized). Create a new token with @BotFather and store it again.",
         ),
         // Telegram answers 404 when the token is malformed (the bot id and secret don't parse).
         404 => ToolFailure::new(
-            FailureKind::AuthRejected,
+            FailureKind::AuthRevoked,
             format!(
                 "Telegram did not recognise the bot token (404 Not Found on {method}). \
                  Copy the whole token from @BotFather and store it again."

@@ -59,3 +59,17 @@ impl PlatformModule for TelegramModule {
         self.tools.clone()
     }
 }
+
+/// Telegram's row in the registration table.
+pub static ENTRY: crate::kit::PlatformEntry = crate::kit::PlatformEntry {
+    platform: Platform::Telegram,
+    origin: DEFAULT_BASE_URL,
+    credential_example: CREDENTIAL_EXAMPLE,
+    check_credential: |document| {
+        credential::BotToken::from_document(document)
+            .map(drop)
+            .map_err(|problem| crate::kit::CredentialError::Malformed { field: "bot_token", problem })
+    },
+    tools: |context| TelegramModule::new(context.http.clone(), &context.origin).tools(),
+    health_probe: Some("get_me"),
+};

@@ -20,7 +20,7 @@ const TOKEN: &str = "7012345678:AAFq3xZ-9kLmNoPqRsTuVwXyZ_0123456789ab";
 const SECRET_PART: &str = "AAFq3xZ-9kLmNoPqRsTuVwXyZ_0123456789ab";
 
 fn telegram(base_url: &str, http: reqwest::Client) -> Box<dyn PlatformModule> {
-    let config = PlatformConfig::new(http).with_base_url(Platform::Telegram, base_url);
+    let config = PlatformConfig::new(http).with_base_url(Platform::Telegram, base_url).expect("a mock origin");
     modules(&config).into_iter().find(|m| m.platform() == Platform::Telegram).expect("the Telegram module")
 }
 
@@ -152,7 +152,7 @@ async fn send_photo_refuses_a_plain_http_url_without_calling_telegram() {
     let failure = call_at(&mock.base_url, "telegram_send_photo", json!({"chat_id": 1, "photo": "http://example.com/a.png"}))
         .await
         .unwrap_err();
-    assert_failure(&failure, FailureKind::InvalidArguments, "https://");
+    assert_failure(&failure, FailureKind::InvalidInput, "https://");
     assert!(mock.requests().is_empty());
 }
 
@@ -206,7 +206,7 @@ fn send_hello() -> Value {
 #[tokio::test]
 async fn unauthorized_means_the_token_was_rejected() {
     let failure = failure_for(Reply::error(401, "Unauthorized"), "telegram_get_me", json!({})).await;
-    assert_failure(&failure, FailureKind::AuthRejected, "@BotFather");
+    assert_failure(&failure, FailureKind::AuthRevoked, "@BotFather");
     assert_eq!(
         failure.message,
         "Telegram rejected the bot token (401 Unauthorized). Create a new token with @BotFather and store it again."
@@ -216,7 +216,7 @@ async fn unauthorized_means_the_token_was_rejected() {
 #[tokio::test]
 async fn not_found_means_a_malformed_token() {
     let failure = failure_for(Reply::error(404, "Not Found"), "telegram_get_me", json!({})).await;
-    assert_failure(&failure, FailureKind::AuthRejected, "404 Not Found on getMe");
+    assert_failure(&failure, FailureKind::AuthRevoked, "404 Not Found on getMe");
 }
 
 #[tokio::test]
@@ -228,7 +228,7 @@ async fn forbidden_is_a_missing_permission_with_telegrams_reason() {
 #[tokio::test]
 async fn chat_not_found_is_an_invalid_argument_with_telegrams_reason() {
     let failure = failure_for(Reply::error(400, "Bad Request: chat not found"), "telegram_get_chat", json!({"chat_id": 42})).await;
-    assert_failure(&failure, FailureKind::InvalidArguments, "Bad Request: chat not found");
+    assert_failure(&failure, FailureKind::InvalidInput, "Bad Request: chat not found");
     assert_eq!(failure.retry_after, None);
 }
 
@@ -240,7 +240,7 @@ async fn a_migrated_group_names_the_new_chat_id() {
         json!({"migrate_to_chat_id": -1001234567890_i64}),
     );
     let failure = failure_for(reply, "telegram_send_message", json!({"chat_id": -4567890, "text": "hello"})).await;
-    assert_failure(&failure, FailureKind::InvalidArguments, "the group became a supergroup; use chat_id -1001234567890");
+    assert_failure(&failure, FailureKind::InvalidInput, "the group became a supergroup; use chat_id -1001234567890");
 }
 
 #[tokio::test]
@@ -391,7 +391,7 @@ async fn logs_name_the_method_but_never_the_token() {
 fn the_tools_declare_names_read_only_hints_and_object_output_schemas() {
     let module = telegram("http://unused.invalid", http_client());
     let declared: Vec<(String, bool)> =
-        module.tools().iter().map(|t| (t.definition().name.clone(), t.definition().read_only)).collect();
+        module.tools().iter().map(|t| (t.definition().name.clone(), t.definition().annotations.read_only)).collect();
     let expected = [
         ("telegram_get_me", true),
         ("telegram_send_message", false),

@@ -26,7 +26,7 @@ impl GetChat {
         )
         .with_output_schema(schemas::chat())
         .log_arguments(&["chat_id"])
-        .read_only();
+        .with_annotations(squaremcp_core::tool::Annotations::READ);
         Self { definition, api }
     }
 }

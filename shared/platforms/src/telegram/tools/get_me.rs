@@ -24,7 +24,7 @@ impl GetMe {
             &[],
         )
         .with_output_schema(schemas::user())
-        .read_only();
+        .with_annotations(squaremcp_core::tool::Annotations::READ);
         Self { definition, api }
     }
 }

@@ -1,0 +1,1 @@
+//! A local stand-in for the Telegram Bot API (`POST /bot<token>/<method>`).
