@@ -56,10 +56,21 @@ async fn every_sample_event_gets_the_expected_response() {
                 );
             }
             "get.json" => assert_eq!(status, 405, "{name}: {response}"),
+            "openapi.json" => {
+                assert_eq!(status, 200, "{name}: {response}");
+                let document = body(&response);
+                assert_eq!(document["openapi"], "3.1.0");
+                assert!(document["paths"]["/tools/telegram_get_me"]["post"].is_object(), "{document}");
+            }
+            "rest-tool.json" => {
+                // The admin key has no platform credentials of its own.
+                assert_eq!(status, 403, "{name}: {response}");
+                assert_eq!(body(&response)["error"]["kind"], "forbidden");
+            }
             other => panic!("events/mcp/{other} has no expectation here: add one"),
         }
         checked.push(name);
     }
     let _ = std::fs::remove_dir_all(&data_dir);
-    assert_eq!(checked.len(), 6, "{checked:?}");
+    assert_eq!(checked.len(), 8, "{checked:?}");
 }

@@ -9,6 +9,7 @@ pub mod credentials;
 pub mod customer;
 pub mod gateway;
 pub mod mcp;
+pub mod openapi;
 pub mod platform;
 pub mod ports;
 pub mod random;

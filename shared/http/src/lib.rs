@@ -11,6 +11,7 @@ mod mcp;
 mod oauth;
 mod pages;
 mod request_id;
+mod rest;
 
 use std::sync::Arc;
 
@@ -56,9 +57,10 @@ pub struct AppState {
     pub config: Arc<HttpConfig>,
 }
 
-/// `POST /mcp` (and 405 for `GET`/`DELETE`): the `mcp` route group.
+/// `POST /mcp` (and 405 for `GET`/`DELETE`), `GET /openapi.json` and `POST /tools/{name}`: the
+/// `mcp` route group.
 pub fn mcp_router(state: AppState) -> Router {
-    mcp::router().with_state(state)
+    mcp::router().merge(rest::router()).with_state(state)
 }
 
 /// Discovery, registration, authorization, token and revocation: the `oauth` route group.

@@ -142,7 +142,7 @@ fn render(status: u16, body: Option<String>, framing: Framing) -> Response {
 
 /// RFC 9728 §5.1: point clients at the protected resource metadata (absolute, path-inserted)
 /// with the scope to ask for; `error` only when a credential was presented (RFC 6750 §3.1).
-fn unauthorized(config: &HttpConfig, presented: bool) -> Response {
+pub(crate) fn unauthorized(config: &HttpConfig, presented: bool) -> Response {
     let metadata = config.resource_metadata_url();
     let scope = squaremcp_auth::SCOPE;
     let (challenge, description) = if presented {
@@ -171,7 +171,7 @@ fn unauthorized(config: &HttpConfig, presented: bool) -> Response {
 }
 
 /// MCP authorization §Runtime Insufficient Scope: 403 naming the scope to ask for.
-fn insufficient_scope(config: &HttpConfig) -> Response {
+pub(crate) fn insufficient_scope(config: &HttpConfig) -> Response {
     let challenge = format!(
         r#"Bearer error="insufficient_scope", scope="{}", resource_metadata="{}""#,
         squaremcp_auth::SCOPE,
@@ -184,6 +184,6 @@ fn insufficient_scope(config: &HttpConfig) -> Response {
     response
 }
 
-fn plain_error(status: StatusCode, message: &str) -> Response {
+pub(crate) fn plain_error(status: StatusCode, message: &str) -> Response {
     (status, [(CONTENT_TYPE, "application/json")], json!({"error": message}).to_string()).into_response()
 }
