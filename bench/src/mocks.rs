@@ -1,6 +1,6 @@
-//! In-process servers the harness needs: an instant Telegram upstream, a bare axum server
-//! answering a fixed body (the ceiling of an HTTP service here), and a Lambda Runtime API that
-//! hands out one event and times the answer.
+//! In-process servers the harness needs: an instant Telegram upstream (the shared mock), a bare
+//! axum server answering a fixed body (the ceiling of an HTTP service here), and a Lambda Runtime
+//! API that hands out one event and times the answer.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,6 +12,8 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
+use squaremcp_platform_mocks::Mock;
+use squaremcp_platform_mocks::telegram::Telegram;
 use tokio::net::TcpListener;
 use tokio::sync::mpsc;
 
@@ -22,18 +24,12 @@ pub async fn listen(router: Router) -> String {
     base
 }
 
-/// Telegram's `sendMessage` success, answered at once, counting requests.
+/// The shared Telegram mock, accepting [`crate::BOT_TOKEN`]: it counts requests but records none,
+/// so that a long run holds no growing list.
 pub async fn upstream() -> (String, Arc<AtomicU64>) {
-    let calls = Arc::new(AtomicU64::new(0));
-    let body: &'static str = r#"{"ok":true,"result":{"message_id":4242,"from":{"id":7000000001,"is_bot":true,"first_name":"Bench Bot","username":"bench_bot"},"chat":{"id":42,"first_name":"Ada","type":"private"},"date":1793512800,"text":"bench"}}"#;
-    let router = Router::new().route(
-        "/{token}/{method}",
-        post(move |State(calls): State<Arc<AtomicU64>>| async move {
-            calls.fetch_add(1, Ordering::Relaxed);
-            ([(header::CONTENT_TYPE, "application/json")], body)
-        }),
-    );
-    (listen(router.with_state(calls.clone())).await, calls)
+    let mock = Mock::start_unrecorded(Telegram::accepting(&[crate::BOT_TOKEN])).await;
+    // The server keeps running after the handle is dropped, until the runtime stops.
+    (mock.base_url().to_owned(), mock.counter())
 }
 
 /// `POST /mcp` answering a fixed JSON-RPC result: no parsing, no auth, no work.

@@ -1,5 +1,5 @@
 //! Helpers for end-to-end tests: run the real `squaremcp` binary (CLI and server) on a fresh
-//! data directory, and a mock Telegram Bot API that records what it was sent.
+//! data directory. The platforms are the shared mocks of `squaremcp-platform-mocks`.
 //!
 //! The binaries must be built first (`cargo build --workspace --bins`); `scripts/test` does.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
@@ -10,16 +10,9 @@ use std::io::Write as _;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use axum::Router;
-use axum::body::Bytes;
-use axum::extract::{Path as UrlPath, State};
-use axum::http::{HeaderMap, Method, StatusCode};
-use axum::response::IntoResponse;
-use axum::routing::any;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// A built binary of this workspace, next to the test executable's `deps/` folder.
 pub fn binary(name: &str) -> PathBuf {
@@ -220,91 +213,6 @@ impl Drop for Server {
             let _ = child.wait();
         }
     }
-}
-
-/// One request as the mock platform saw it.
-#[derive(Clone, Debug)]
-pub struct Recorded {
-    pub method: String,
-    pub path: String,
-    pub content_type: Option<String>,
-    pub body: Value,
-}
-
-/// A mock Telegram Bot API: `POST /bot<token>/<method>`. Tokens listed as valid get Telegram's
-/// real success shapes; any other token gets Telegram's real 401.
-pub struct MockTelegram {
-    pub base: String,
-    requests: Arc<Mutex<Vec<Recorded>>>,
-}
-
-#[derive(Clone)]
-struct MockState {
-    requests: Arc<Mutex<Vec<Recorded>>>,
-    valid_tokens: Arc<Vec<String>>,
-}
-
-impl MockTelegram {
-    pub async fn start(valid_tokens: &[&str]) -> Self {
-        let requests = Arc::new(Mutex::new(Vec::new()));
-        let state = MockState {
-            requests: requests.clone(),
-            valid_tokens: Arc::new(valid_tokens.iter().map(|t| (*t).to_owned()).collect()),
-        };
-        let app = Router::new().route("/{token}/{method}", any(answer)).with_state(state);
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let base = format!("http://{}", listener.local_addr().unwrap());
-        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
-        Self { base, requests }
-    }
-
-    pub fn requests(&self) -> Vec<Recorded> {
-        self.requests.lock().unwrap().clone()
-    }
-}
-
-async fn answer(
-    State(state): State<MockState>,
-    method: Method,
-    UrlPath((token_segment, api_method)): UrlPath<(String, String)>,
-    headers: HeaderMap,
-    body: Bytes,
-) -> impl IntoResponse {
-    let body_json: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
-    state.requests.lock().unwrap().push(Recorded {
-        method: method.to_string(),
-        path: format!("/{token_segment}/{api_method}"),
-        content_type: headers.get("content-type").and_then(|v| v.to_str().ok()).map(str::to_owned),
-        body: body_json.clone(),
-    });
-    let token = token_segment.strip_prefix("bot").unwrap_or("");
-    if !state.valid_tokens.iter().any(|t| t == token) {
-        return (StatusCode::UNAUTHORIZED, axum::Json(json!({"ok": false, "error_code": 401, "description": "Unauthorized"})));
-    }
-    let bot = json!({"id": 7_000_000_001_i64, "is_bot": true, "first_name": "Square Bot", "username": "square_test_bot"});
-    let result = match api_method.as_str() {
-        "getMe" => {
-            let mut me = bot.clone();
-            me["can_join_groups"] = json!(true);
-            me["can_read_all_group_messages"] = json!(false);
-            me["supports_inline_queries"] = json!(false);
-            me
-        }
-        "sendMessage" => json!({
-            "message_id": 4242,
-            "from": bot,
-            "chat": {"id": body_json["chat_id"], "first_name": "Ada", "type": "private"},
-            "date": 1_793_512_800,
-            "text": body_json["text"],
-        }),
-        _ => {
-            return (
-                StatusCode::NOT_FOUND,
-                axum::Json(json!({"ok": false, "error_code": 404, "description": "Not Found: method not found"})),
-            );
-        }
-    };
-    (StatusCode::OK, axum::Json(json!({"ok": true, "result": result})))
 }
 
 /// A customer who signs in with `password` (set with `customers create --password-stdin`).

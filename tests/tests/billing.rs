@@ -3,7 +3,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::{Value, json};
-use squaremcp_tests::{MockTelegram, Server, TempDir, cli, cli_json, cli_json_with_env};
+use squaremcp_platform_mocks::Mock;
+use squaremcp_platform_mocks::telegram::Telegram;
+use squaremcp_tests::{Server, TempDir, cli, cli_json, cli_json_with_env};
 use tokio::task::JoinSet;
 
 const TOKEN: &str = "333333333:AAHmeter_token_abcdefghijklmnopqrstuv";
@@ -25,13 +27,13 @@ async fn get_me(http: &reqwest::Client, url: &str, key: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exactly_the_limit_succeeds_under_200_concurrent_calls() {
-    let telegram = MockTelegram::start(&[TOKEN]).await;
+    let telegram = Mock::start(Telegram::accepting(&[TOKEN])).await;
     let data = TempDir::new("limit");
     let plans = plans_file(data.path());
     let env = [("SQUAREMCP_PLANS", plans.as_str())];
     let tenant = squaremcp_tests::create_tenant_on_plan_with_env(data.path(), "tiny@example.com", "tiny", &env);
     cli_json(data.path(), &["credentials", "set", "--customer", &tenant.id, "--platform", "telegram"], &json!({"bot_token": TOKEN}).to_string());
-    let server = Server::start(data.path(), &[("SQUAREMCP_TELEGRAM_BASE_URL", &telegram.base), ("SQUAREMCP_PLANS", &plans)]);
+    let server = Server::start(data.path(), &[("SQUAREMCP_TELEGRAM_BASE_URL", telegram.base_url()), ("SQUAREMCP_PLANS", &plans)]);
 
     let http = reqwest::Client::new();
     let mut calls = JoinSet::new();
@@ -58,7 +60,7 @@ async fn exactly_the_limit_succeeds_under_200_concurrent_calls() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn failed_calls_are_recorded_but_not_counted_and_overage_plans_never_refuse() {
-    let telegram = MockTelegram::start(&[TOKEN]).await;
+    let telegram = Mock::start(Telegram::accepting(&[TOKEN])).await;
     let data = TempDir::new("overage");
     let plans = plans_file(data.path());
     let env = [("SQUAREMCP_PLANS", plans.as_str())];
@@ -66,7 +68,7 @@ async fn failed_calls_are_recorded_but_not_counted_and_overage_plans_never_refus
     let metered = squaremcp_tests::create_tenant_on_plan_with_env(data.path(), "metered@example.com", "metered", &env);
     cli_json(data.path(), &["credentials", "set", "--customer", &tiny.id, "--platform", "telegram"], &json!({"bot_token": REVOKED_TOKEN}).to_string());
     cli_json(data.path(), &["credentials", "set", "--customer", &metered.id, "--platform", "telegram"], &json!({"bot_token": TOKEN}).to_string());
-    let server = Server::start(data.path(), &[("SQUAREMCP_TELEGRAM_BASE_URL", &telegram.base), ("SQUAREMCP_PLANS", &plans)]);
+    let server = Server::start(data.path(), &[("SQUAREMCP_TELEGRAM_BASE_URL", telegram.base_url()), ("SQUAREMCP_PLANS", &plans)]);
     let http = reqwest::Client::new();
 
     for _ in 0..3 {
@@ -96,14 +98,14 @@ async fn the_call_log_and_the_server_log_never_hold_a_secret() {
     let canary_token = "555555555:AAHcanaryTOKENcanaryTOKENcanaryTOKEN";
     let canary_password = "canary-password-7d1e";
     let canary_text = "canary-message-body-93b2";
-    let telegram = MockTelegram::start(&[canary_token]).await;
+    let telegram = Mock::start(Telegram::accepting(&[canary_token])).await;
     let data = TempDir::new("canary");
     let customer = cli_json(data.path(), &["customers", "create", "--email", "canary@example.com", "--plan", "pro", "--password-stdin"], &format!("{canary_password}\n"));
     let id = customer["id"].as_str().unwrap();
     let key = cli_json(data.path(), &["api-keys", "create", "--customer", id], "")["key"].as_str().unwrap().to_owned();
     cli_json(data.path(), &["credentials", "set", "--customer", id, "--platform", "telegram"], &json!({"bot_token": canary_token}).to_string());
     let log = data.path().join("server.log");
-    let server = Server::start_with_log(data.path(), &[("SQUAREMCP_TELEGRAM_BASE_URL", &telegram.base), ("SQUAREMCP_LOG", "debug")], Some(&log));
+    let server = Server::start_with_log(data.path(), &[("SQUAREMCP_TELEGRAM_BASE_URL", telegram.base_url()), ("SQUAREMCP_LOG", "debug")], Some(&log));
 
     let http = reqwest::Client::new();
     for arguments in [json!({"chat_id": 42, "text": canary_text}), json!({"chat_id": 42, "text": canary_text, "parse_mode": "HTML"}), json!({"chat_id": 42, "photo": format!("https://example.com/{canary_text}.png"), "caption": canary_text})] {

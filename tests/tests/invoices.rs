@@ -8,7 +8,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use squaremcp_tests::{MockTelegram, Server, SmtpSink, TempDir, binary, cli_json_with_env, cli_with_env};
+use squaremcp_platform_mocks::Mock;
+use squaremcp_platform_mocks::telegram::Telegram;
+use squaremcp_tests::{Server, SmtpSink, TempDir, binary, cli_json_with_env, cli_with_env};
 
 const TOKEN: &str = "666666666:AAHinvoice_token_abcdefghijklmnopqrst";
 const PLANS: &str = "[plans.free]\nmonthly_calls = 100\nprice_cents = 0\n\n[plans.pro]\nmonthly_calls = 2\nprice_cents = 1900\noverage_cents = 5\n\n[plans.business]\nmonthly_calls = 1000\nprice_cents = 9900\noverage_cents = 1\n";
@@ -52,10 +54,10 @@ fn recipients(messages: &[String]) -> Vec<String> {
 
 /// Tool calls counted in October, made through the real server with the clock set in October.
 async fn october_calls(setup: &Setup, customer: &str, calls: usize) {
-    let telegram = MockTelegram::start(&[TOKEN]).await;
+    let telegram = Mock::start(Telegram::accepting(&[TOKEN])).await;
     cli_json_with_env(setup.data.path(), &["credentials", "set", "--customer", customer, "--platform", "telegram"], &json!({"bot_token": TOKEN}).to_string(), &[]);
     let key = cli_json_with_env(setup.data.path(), &["api-keys", "create", "--customer", customer], "", &[])["key"].as_str().unwrap().to_owned();
-    let server = Server::start(setup.data.path(), &[("SQUAREMCP_TELEGRAM_BASE_URL", &telegram.base), ("SQUAREMCP_PLANS", &setup.plans), ("SQUAREMCP_NOW", DURING_OCTOBER)]);
+    let server = Server::start(setup.data.path(), &[("SQUAREMCP_TELEGRAM_BASE_URL", telegram.base_url()), ("SQUAREMCP_PLANS", &setup.plans), ("SQUAREMCP_NOW", DURING_OCTOBER)]);
     let http = reqwest::Client::new();
     for _ in 0..calls {
         let body = json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {"name": "telegram_get_me"}});

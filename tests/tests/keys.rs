@@ -4,7 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::{Value, json};
-use squaremcp_tests::{MockTelegram, Server, TempDir, cli, cli_json, create_tenant, on_dynamodb};
+use squaremcp_platform_mocks::Mock;
+use squaremcp_platform_mocks::telegram::Telegram;
+use squaremcp_tests::{Server, TempDir, cli, cli_json, create_tenant, on_dynamodb};
 
 const TOKEN: &str = "444444444:AAHrotation_token_abcdefghijklmnopqrs";
 
@@ -29,7 +31,7 @@ fn key_versions(data: &std::path::Path, customer: &str) -> Vec<u64> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn credentials_are_rewrapped_under_a_new_data_key_while_the_gateway_serves() {
-    let telegram = MockTelegram::start(&[TOKEN]).await;
+    let telegram = Mock::start(Telegram::accepting(&[TOKEN])).await;
     let data = TempDir::new("rotation");
     let init = cli_json(data.path(), &["init"], "");
     assert_eq!(init["store"], if on_dynamodb() { "dynamodb" } else { "sqlite" }, "{init}");
@@ -45,7 +47,7 @@ async fn credentials_are_rewrapped_under_a_new_data_key_while_the_gateway_serves
     }
     assert_eq!(key_versions(data.path(), &alice.id), [1, 1]);
 
-    let server = Server::start(data.path(), &[("SQUAREMCP_TELEGRAM_BASE_URL", &telegram.base)]);
+    let server = Server::start(data.path(), &[("SQUAREMCP_TELEGRAM_BASE_URL", telegram.base_url())]);
     let before = get_me(&server, &alice.key).await;
     assert_eq!(before["result"]["isError"], false, "{before}");
 

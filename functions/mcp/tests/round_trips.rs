@@ -12,7 +12,8 @@ use serde_json::{Value, json};
 use squaremcp_aws::{AwsClients, RequestCounter};
 use squaremcp_core::{AccountName, Platform, random};
 use squaremcp_runtime::{Backends, Config, app_state, gateway, lambda};
-use squaremcp_tests::MockTelegram;
+use squaremcp_platform_mocks::Mock;
+use squaremcp_platform_mocks::telegram::Telegram;
 
 const TOKEN: &str = "333333333:AAHround_trip_token_abcdefghijklmnopq";
 
@@ -32,9 +33,9 @@ fn config(table: &str, telegram: &str) -> Config {
 async fn a_warm_authenticated_tools_call_costs_three_dynamodb_requests() {
     let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB").unwrap_or_default();
     assert!(endpoint.starts_with("http://127.0.0.1"), "run through scripts/test: AWS_ENDPOINT_URL_DYNAMODB must point at DynamoDB Local");
-    let telegram = MockTelegram::start(&[TOKEN]).await;
+    let telegram = Mock::start(Telegram::accepting(&[TOKEN])).await;
     let table = format!("round-trips-{}", random::hex_id::<6>());
-    let config = config(&table, &telegram.base);
+    let config = config(&table, telegram.base_url());
     squaremcp_runtime::initialize(&config, "round-trips-retry", "round-trips-dlq").await.unwrap();
 
     // The administrator's side: a customer, a key and Telegram credentials.

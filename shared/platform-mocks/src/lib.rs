@@ -2,12 +2,14 @@
 //! unit tests, the end-to-end tests in `tests/` and the benchmark.
 //!
 //! Each mock follows the real API: its paths, how it reads the credential, its success shapes and
-//! its error envelopes (as the platform documents them). Every mock records each request it is
-//! sent, and can be told to fail the next calls ([`Fault`]): a rejected credential, a missing
+//! its error envelopes (as the platform documents them). Every mock counts the requests it is
+//! sent and records each one (unless started with [`Mock::start_unrecorded`], for the benchmark),
+//! and can be told to fail the next calls ([`Fault`]): a rejected credential, a missing
 //! permission, a rate limit with a wait, a server error, or a slow answer.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -137,6 +139,9 @@ pub trait PlatformMock: Send + Sync + 'static {
 
 struct Shared<P> {
     platform: P,
+    /// False for the benchmark: a recording would grow without bound.
+    record: bool,
+    count: Arc<AtomicU64>,
     requests: Mutex<Vec<RecordedRequest>>,
     faults: Mutex<VecDeque<Fault>>,
     standing: Mutex<Option<Fault>>,
@@ -151,8 +156,19 @@ pub struct Mock<P: PlatformMock> {
 impl<P: PlatformMock> Mock<P> {
     /// Starts `platform` on a free loopback port (inside the current tokio runtime).
     pub async fn start(platform: P) -> Self {
+        Self::serve(platform, true).await
+    }
+
+    /// Like [`Mock::start`], but only counts requests ([`Mock::request_count`]), for long runs.
+    pub async fn start_unrecorded(platform: P) -> Self {
+        Self::serve(platform, false).await
+    }
+
+    async fn serve(platform: P, record: bool) -> Self {
         let shared = Arc::new(Shared {
             platform,
+            record,
+            count: Arc::new(AtomicU64::new(0)),
             requests: Mutex::new(Vec::new()),
             faults: Mutex::new(VecDeque::new()),
             standing: Mutex::new(None),
@@ -173,7 +189,17 @@ impl<P: PlatformMock> Mock<P> {
         &self.shared.platform
     }
 
-    /// Every request so far, oldest first.
+    /// How many requests arrived so far (recorded or not).
+    pub fn request_count(&self) -> u64 {
+        self.shared.count.load(Ordering::SeqCst)
+    }
+
+    /// The counter behind [`Mock::request_count`], to read after the mock itself is dropped.
+    pub fn counter(&self) -> Arc<AtomicU64> {
+        self.shared.count.clone()
+    }
+
+    /// Every request so far, oldest first (none when started unrecorded).
     pub fn requests(&self) -> Vec<RecordedRequest> {
         self.shared.requests.lock().unwrap().clone()
     }
@@ -206,7 +232,10 @@ async fn handle<P: PlatformMock>(State(shared): State<Arc<Shared<P>>>, method: M
         headers,
         body,
     };
-    shared.requests.lock().unwrap().push(request.clone());
+    shared.count.fetch_add(1, Ordering::SeqCst);
+    if shared.record {
+        shared.requests.lock().unwrap().push(request.clone());
+    }
     let fault = shared.faults.lock().unwrap().pop_front().or_else(|| shared.standing.lock().unwrap().clone());
     let reply = match fault {
         None => shared.platform.answer(&request),
@@ -249,5 +278,33 @@ mod tests {
         let pairs = request.query_pairs();
         let expected = [("a", "1"), ("b", "x y"), ("c", "/ z"), ("d", "")];
         assert_eq!(pairs, expected.map(|(k, v)| (k.to_owned(), v.to_owned())));
+    }
+
+    struct Echo;
+
+    impl PlatformMock for Echo {
+        fn answer(&self, request: &RecordedRequest) -> Reply {
+            Reply::raw(200, "text/plain", &request.path)
+        }
+
+        fn fault(&self, _: &Fault, _: &RecordedRequest) -> Reply {
+            Reply::raw(500, "text/plain", "fault")
+        }
+    }
+
+    #[tokio::test]
+    async fn every_request_is_counted_and_an_unrecorded_mock_keeps_none() {
+        let http = reqwest::Client::new();
+        for (mock, kept) in [(Mock::start(Echo).await, 2), (Mock::start_unrecorded(Echo).await, 0)] {
+            let counter = mock.counter();
+            for _ in 0..2 {
+                let answer = http.get(format!("{}/ping", mock.base_url())).send().await.unwrap();
+                assert_eq!(answer.text().await.unwrap(), "/ping");
+            }
+            assert_eq!(mock.request_count(), 2);
+            assert_eq!(mock.requests().len(), kept);
+            drop(mock);
+            assert_eq!(counter.load(Ordering::SeqCst), 2, "the counter outlives the handle");
+        }
     }
 }

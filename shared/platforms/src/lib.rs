@@ -9,7 +9,6 @@ use std::time::Duration;
 use squaremcp_core::Platform;
 use squaremcp_core::tool::PlatformModule;
 
-mod arguments;
 pub mod discord;
 pub mod kit;
 pub mod telegram;

@@ -224,9 +224,9 @@ impl HttpToolSpec {
         Ok(request)
     }
 
-    fn shape(&self, result: Value) -> Result<Value, ToolFailure> {
+    fn shape(&self, platform: &str, result: Value) -> Result<Value, ToolFailure> {
         let unexpected = |what: &str| {
-            ToolFailure::new(FailureKind::Upstream, format!("The platform answered {} with an unexpected result ({what}).", self.operation))
+            ToolFailure::new(FailureKind::Upstream, format!("{platform} answered {} with an unexpected result ({what}).", self.operation))
         };
         match self.output {
             Output::Object if result.is_object() => Ok(result),
@@ -262,7 +262,7 @@ impl<D: Dialect> Tool for HttpTool<D> {
         let request = self.row.request(&arguments)?;
         let retry = self.definition.annotations.read_only;
         let result = self.api.send(&credential, &self.row.method, self.row.operation, &request, retry).await?;
-        let structured = self.row.shape(result)?;
+        let structured = self.row.shape(D::NAME, result)?;
         Ok(ToolOutput { structured })
     }
 }

@@ -1,14 +1,10 @@
-//! JSON Schemas shared by the Telegram tools: common arguments and the Bot API objects they return.
+//! JSON Schemas shared by the Telegram tools: common arguments and the Bot API objects they return
+//! (generic ones, like flags and integers, are the kit's).
 //! Input schemas use only the keywords the gateway's validator knows (see `squaremcp_core::schema`).
 //! Output schemas are loose on purpose: they promise the fields Telegram always sends and let
 //! everything else through, so a new Bot API field never breaks a call.
 
-use serde_json::{Map, Value, json};
-
-/// Builds a `properties` map from `(name, schema)` pairs.
-pub(super) fn properties<const N: usize>(pairs: [(&str, Value); N]) -> Map<String, Value> {
-    pairs.into_iter().map(|(name, schema)| (name.to_owned(), schema)).collect()
-}
+use serde_json::{Value, json};
 
 pub(super) fn chat_id() -> Value {
     json!({
@@ -25,14 +21,6 @@ pub(super) fn parse_mode(what: &str) -> Value {
         "enum": ["MarkdownV2", "HTML", "Markdown"],
         "description": format!("How Telegram formats the {what}. Leave it out for plain text. Markdown is the legacy mode; prefer MarkdownV2 or HTML.")
     })
-}
-
-pub(super) fn flag(description: &str) -> Value {
-    json!({ "type": "boolean", "description": description })
-}
-
-pub(super) fn integer(description: &str) -> Value {
-    json!({ "type": "integer", "description": description })
 }
 
 /// Telegram's `User`, as returned by getMe and inside messages.
