@@ -5,7 +5,9 @@
 use std::process::Command;
 
 use serde_json::{Value, json};
-use squaremcp_tests::{MockTelegram, Server, TempDir, cli, cli_json, create_tenant, node_dir};
+use squaremcp_platform_mocks::Mock;
+use squaremcp_platform_mocks::telegram::Telegram;
+use squaremcp_tests::{Server, TempDir, cli, cli_json, create_tenant, node_dir};
 
 const ALICE_TOKEN: &str = "111111111:AAHalice_token_abcdefghijklmnopqrstuvw";
 const BOB_TOKEN: &str = "222222222:AAHbob_token_abcdefghijklmnopqrstuvwxy";
@@ -31,9 +33,9 @@ fn call(name: &str, arguments: Value) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typescript_sdk_and_inspector_use_the_gateway_with_an_api_key() {
-    let telegram = MockTelegram::start(&[ALICE_TOKEN]).await;
+    let telegram = Mock::start(Telegram::accepting(&[ALICE_TOKEN])).await;
     let data = TempDir::new("sdk");
-    let server = Server::start(data.path(), &[("SQUAREMCP_TELEGRAM_BASE_URL", &telegram.base)]);
+    let server = Server::start(data.path(), &[("SQUAREMCP_TELEGRAM_BASE_URL", telegram.base_url())]);
     // The CLI works on the data directory while the server runs.
     let alice = create_tenant(data.path(), "alice@example.com");
     set_telegram(data.path(), &alice.id, ALICE_TOKEN);
@@ -63,8 +65,8 @@ async fn typescript_sdk_and_inspector_use_the_gateway_with_an_api_key() {
     assert_eq!(seen.len(), 1, "{seen:?}");
     assert_eq!(seen[0].method, "POST");
     assert_eq!(seen[0].path, format!("/bot{ALICE_TOKEN}/sendMessage"));
-    assert_eq!(seen[0].content_type.as_deref(), Some("application/json"));
-    assert_eq!(seen[0].body, json!({"chat_id": 42, "text": "hello from the SDK"}));
+    assert_eq!(seen[0].header("content-type"), Some("application/json"));
+    assert_eq!(seen[0].json(), json!({"chat_id": 42, "text": "hello from the SDK"}));
 
     // MCP Inspector's CLI lists the same tools. It runs from its own folder because it finds
     // its package.json relative to the working directory.
@@ -96,14 +98,14 @@ async fn typescript_sdk_and_inspector_use_the_gateway_with_an_api_key() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_never_use_each_others_credentials() {
-    let telegram = MockTelegram::start(&[ALICE_TOKEN, BOB_TOKEN]).await;
+    let telegram = Mock::start(Telegram::accepting(&[ALICE_TOKEN, BOB_TOKEN])).await;
     let data = TempDir::new("isolation");
     let alice = create_tenant(data.path(), "alice@example.com");
     let bob = create_tenant(data.path(), "bob@example.com");
     let carol = create_tenant(data.path(), "carol@example.com");
     set_telegram(data.path(), &alice.id, ALICE_TOKEN);
     set_telegram(data.path(), &bob.id, BOB_TOKEN);
-    let server = Server::start(data.path(), &[("SQUAREMCP_TELEGRAM_BASE_URL", &telegram.base)]);
+    let server = Server::start(data.path(), &[("SQUAREMCP_TELEGRAM_BASE_URL", telegram.base_url())]);
 
     for (tenant, token) in [(&alice, ALICE_TOKEN), (&bob, BOB_TOKEN)] {
         let (status, body) = post(&server, Some(&tenant.key), &call("telegram_get_me", json!({}))).await;
@@ -224,7 +226,7 @@ fn the_cli_rejects_bad_input_with_clear_messages() {
         (vec!["credentials", "set", "--customer", &alice.id, "--platform", "telegram"], "", "pipe the telegram credentials"),
         (vec!["credentials", "set", "--customer", &alice.id, "--platform", "telegram"], "{\"bot_token\": ", "not valid JSON"),
         (vec!["credentials", "set", "--customer", &alice.id, "--platform", "telegram"], "{\"bot_token\": \"nope\"}", "invalid telegram credentials"),
-        (vec!["credentials", "set", "--customer", &alice.id, "--platform", "discord"], "{\"bot_token\": \"x\"}", "not available"),
+        (vec!["credentials", "set", "--customer", &alice.id, "--platform", "snapchat"], "{\"token\": \"x\"}", "not available"),
         (vec!["credentials", "delete", "--customer", &alice.id, "--platform", "telegram"], "", "has no telegram credentials"),
         (vec!["api-keys", "revoke", "--customer", &alice.id, "--key", "sqm_secret"], "", "invalid API key id"),
     ];
