@@ -2,7 +2,8 @@
 //! sends the next as soon as one returns, so its latencies at saturation are mostly queueing.
 //! Here requests leave on a schedule whatever the answers do (a millisecond timer: each tick
 //! sends the requests due by then), so a server stall delays every request sent during it and
-//! shows in full. A latency runs from the moment its request is handed to the client.
+//! shows in full. A latency runs from the moment its request is handed to the client. A request
+//! that fails or times out is counted, not timed, and the run goes on.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -14,7 +15,27 @@ pub struct Latencies {
     pub p50_ms: f64,
     pub p99_ms: f64,
     pub max_ms: f64,
-    pub failures: usize,
+    /// Answers timed (the measured seconds only).
+    pub answered: usize,
+    /// Answers with a status outside 2xx.
+    pub non_2xx: usize,
+    /// No answer: connection errors, and requests still unanswered after `TIMEOUT`.
+    pub errors: usize,
+}
+
+impl Latencies {
+    pub fn failures(&self) -> usize {
+        self.non_2xx + self.errors
+    }
+}
+
+/// As `wrk`'s: long enough for any server here to answer, short enough that a run finishes.
+const TIMEOUT: Duration = Duration::from_secs(crate::wrk::TIMEOUT_SECONDS as u64);
+
+enum Outcome {
+    Answered(f64),
+    Non2xx,
+    Error,
 }
 
 pub struct Target<'a> {
@@ -25,25 +46,26 @@ pub struct Target<'a> {
 
 /// `rate` requests a second for `seconds`, after one unmeasured second that opens the connections.
 pub async fn run(target: &Target<'_>, rate: u32, seconds: u32) -> Result<Latencies, String> {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(256).build().map_err(|e| e.to_string())?;
+    let client = reqwest::Client::builder().pool_max_idle_per_host(256).timeout(TIMEOUT).build().map_err(|e| e.to_string())?;
     let mut request = client.post(target.url).header("content-type", "application/json").header("accept", "application/json");
     for (name, value) in target.headers {
         request = request.header(*name, *value);
     }
     let request = Arc::new(request.body(target.body.to_owned()).build().map_err(|e| e.to_string())?);
     let _ = paced(&client, &request, rate, 1).await;
-    let (mut latencies, failures) = paced(&client, &request, rate, seconds).await;
+    let (mut latencies, non_2xx, errors) = paced(&client, &request, rate, seconds).await;
     if latencies.is_empty() {
-        return Err(format!("no request to {} succeeded", target.url));
+        return Err(format!("no request to {} succeeded ({non_2xx} non-2xx, {errors} errors or timeouts)", target.url));
     }
     latencies.sort_by(f64::total_cmp);
     let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    Ok(Latencies { rate, p50_ms: at(0.50), p99_ms: at(0.99), max_ms: at(1.0), failures })
+    Ok(Latencies { rate, p50_ms: at(0.50), p99_ms: at(0.99), max_ms: at(1.0), answered: latencies.len(), non_2xx, errors })
 }
 
-async fn paced(client: &reqwest::Client, request: &Arc<reqwest::Request>, rate: u32, seconds: u32) -> (Vec<f64>, usize) {
+/// The latencies of the answered requests, then the counts of non-2xx answers and of errors.
+async fn paced(client: &reqwest::Client, request: &Arc<reqwest::Request>, rate: u32, seconds: u32) -> (Vec<f64>, usize, usize) {
     let total = u64::from(rate) * u64::from(seconds);
-    let (done, mut results) = mpsc::unbounded_channel::<Option<f64>>();
+    let (done, mut results) = mpsc::unbounded_channel::<Outcome>();
     let started = Instant::now();
     let mut sent = 0u64;
     let mut tick = tokio::time::interval(Duration::from_millis(1));
@@ -59,23 +81,28 @@ async fn paced(client: &reqwest::Client, request: &Arc<reqwest::Request>, rate: 
                 let sent_at = Instant::now();
                 let outcome = match request {
                     Some(request) => match client.execute(request).await {
-                        Ok(response) if response.status().is_success() => response.bytes().await.ok().map(|_| ()),
-                        _ => None,
+                        Ok(response) if response.status().is_success() => match response.bytes().await {
+                            Ok(_) => Outcome::Answered(sent_at.elapsed().as_secs_f64() * 1000.0),
+                            Err(_) => Outcome::Error,
+                        },
+                        Ok(_) => Outcome::Non2xx,
+                        Err(_) => Outcome::Error,
                     },
-                    None => None,
+                    None => Outcome::Error,
                 };
-                let _ = done.send(outcome.map(|()| sent_at.elapsed().as_secs_f64() * 1000.0));
+                let _ = done.send(outcome);
             });
             sent += 1;
         }
     }
     drop(done);
-    let (mut latencies, mut failures) = (Vec::with_capacity(total as usize), 0);
+    let (mut latencies, mut non_2xx, mut errors) = (Vec::with_capacity(total as usize), 0, 0);
     while let Some(result) = results.recv().await {
         match result {
-            Some(ms) => latencies.push(ms),
-            None => failures += 1,
+            Outcome::Answered(ms) => latencies.push(ms),
+            Outcome::Non2xx => non_2xx += 1,
+            Outcome::Error => errors += 1,
         }
     }
-    (latencies, failures)
+    (latencies, non_2xx, errors)
 }
