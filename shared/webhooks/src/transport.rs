@@ -1,0 +1,101 @@
+//! The POST to a customer's endpoint: through the SSRF guard (the URL's host is checked before
+//! each attempt, and every name the HTTP client resolves goes through the same guard, so a DNS
+//! answer cannot swap in a private address), 10 s timeout, no redirects (a 3xx is a failure).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use squaremcp_platforms::kit::NetworkPolicy;
+
+use crate::endpoint::check_url;
+
+/// How long one delivery attempt may take, connection included.
+pub const TIMEOUT: Duration = Duration::from_secs(10);
+
+/// The outcome of one POST.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Response {
+    /// `None` when no HTTP answer came (refused, timeout, guard).
+    pub status: Option<u16>,
+    pub latency_ms: u64,
+    /// Why it failed, for the attempt log: never the response body, never a header value.
+    pub error: Option<String>,
+}
+
+impl Response {
+    pub fn delivered(&self) -> bool {
+        self.status.is_some_and(|s| (200..300).contains(&s))
+    }
+}
+
+#[async_trait]
+pub trait Transport: Send + Sync {
+    async fn post(&self, url: &str, headers: &[(&str, String)], body: &str) -> Response;
+}
+
+/// reqwest, with the guard as its resolver.
+pub struct HttpTransport {
+    client: reqwest::Client,
+    network: NetworkPolicy,
+}
+
+struct GuardedResolver(NetworkPolicy);
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.0.clone();
+        let host = name.as_str().to_owned();
+        Box::pin(async move {
+            let address: SocketAddr = policy.resolve(&host, 0).await.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
+            Ok(Box::new(std::iter::once(address)) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+impl HttpTransport {
+    pub fn new(network: NetworkPolicy) -> Result<Self, reqwest::Error> {
+        let client = reqwest::Client::builder()
+            .timeout(TIMEOUT)
+            .connect_timeout(TIMEOUT)
+            .redirect(reqwest::redirect::Policy::none())
+            .user_agent(concat!("SquareMCP-Webhooks/", env!("CARGO_PKG_VERSION")))
+            .dns_resolver(Arc::new(GuardedResolver(network.clone())))
+            .build()?;
+        Ok(Self { client, network })
+    }
+}
+
+#[async_trait]
+impl Transport for HttpTransport {
+    async fn post(&self, url: &str, headers: &[(&str, String)], body: &str) -> Response {
+        let started = Instant::now();
+        let elapsed = |started: Instant| u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        if let Err(e) = check_url(&self.network, url).await {
+            return Response { status: None, latency_ms: elapsed(started), error: Some(e.to_string()) };
+        }
+        let mut request = self.client.post(url).header("content-type", "application/json").body(body.to_owned());
+        for (name, value) in headers {
+            request = request.header(*name, value.as_str());
+        }
+        match request.send().await {
+            Ok(response) => {
+                let status = response.status().as_u16();
+                let latency_ms = elapsed(started);
+                let error = (!(200..300).contains(&status)).then(|| format!("the endpoint answered HTTP {status}"));
+                Response { status: Some(status), latency_ms, error }
+            }
+            Err(e) => {
+                let why = if e.is_timeout() {
+                    format!("no answer within {} s", TIMEOUT.as_secs())
+                } else if e.is_connect() {
+                    "could not connect".to_owned()
+                } else {
+                    "the request failed".to_owned()
+                };
+                Response { status: None, latency_ms: elapsed(started), error: Some(why) }
+            }
+        }
+    }
+}
