@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use serde_json::{Value, json};
 use squaremcp_core::billing::run::invoice_key;
+use squaremcp_core::connections::Probe;
 use squaremcp_core::billing::{self, Invoice, InvoiceRun, Month, RunError, RunReport, money};
 use squaremcp_core::customer::InvalidInput;
 use squaremcp_core::gateway::GatewayError;
@@ -19,7 +20,7 @@ use squaremcp_runtime::{Backends, Config, Initialized, StartError, StoreKind};
 use crate::args::{
     ApiKeysCommand, AuditCommand, Command, CredentialsCommand, CustomersCommand, InvoicesCommand, UsageCommand,
 };
-use crate::output::{Printer, credential_json, customer_json, key_json};
+use crate::output::{Printer, connection_json, credential_json, customer_json, key_json};
 use crate::progress::Progress;
 
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +37,10 @@ pub enum CliError {
     Usage(String),
     #[error(transparent)]
     Invoices(#[from] RunError),
+    #[error(transparent)]
+    Endpoint(#[from] squaremcp_webhooks::EndpointError),
+    #[error(transparent)]
+    Delivery(#[from] squaremcp_webhooks::DeliveryError),
 }
 
 /// Global options that override the environment.
@@ -67,8 +72,15 @@ pub async fn serve(options: Options) -> Result<(), CliError> {
     let config = config(options)?;
     squaremcp_runtime::init_logging(&config.log_filter, config.log_format);
     let backends = Backends::from_config(&config).await?;
+    let deliverer = squaremcp_runtime::deliverer(&config, &backends)?;
     let gateway = squaremcp_runtime::gateway(&config, backends.clone());
-    let state = squaremcp_runtime::app_state(&config, gateway)?;
+    let events = deliverer.clone().map(|d| d as Arc<dyn squaremcp_core::events::EventSink>);
+    let state = squaremcp_runtime::app_state_with_events(&config, gateway, events)?;
+    match deliverer {
+        // Outbound webhooks: first attempts and retries from the retry queue, in-process.
+        Some(deliverer) => squaremcp_webhooks::worker::spawn(deliverer, 4),
+        None => tracing::info!("outbound webhooks are off: no retry queue is configured"),
+    }
     let listener = squaremcp_runtime::bind(config.listen).await?;
     if config.smtp_url.is_some() {
         let interval = std::time::Duration::from_secs(config.invoice_check_seconds as u64);
@@ -120,6 +132,7 @@ pub async fn run(command: Command, options: Options, json: bool) -> Result<(), C
         Command::Credentials(c) => credentials(&gateway, c, out).await,
         Command::Usage(UsageCommand::Show { customer, month }) => usage(&gateway, &customer.customer, month, out).await,
         Command::Audit(AuditCommand::Tail { customer, limit }) => audit(&gateway, &customer.customer, limit, out).await,
+        Command::Webhooks(c) => crate::webhooks::run(&config, &backends, &gateway, c, out).await,
     }
 }
 
@@ -242,6 +255,22 @@ async fn credentials(gateway: &Arc<Gateway>, command: CredentialsCommand, out: P
                     .join("\n")
             });
         }
+        CredentialsCommand::Check { customer, platform } => {
+            let customer = CustomerId::parse(&customer.customer)?;
+            let platform = platform.map(|p| p.parse::<Platform>()).transpose()?;
+            gateway.require_customer(&customer).await?;
+            let connections = gateway.connections(&customer, platform, Probe::All).await?;
+            out.print(&Value::Array(connections.iter().map(connection_json).collect()), || {
+                if connections.is_empty() {
+                    return format!("{customer} has no connections{}.", platform.map(|p| format!(" on {p}")).unwrap_or_default());
+                }
+                let mut lines = vec![format!("{:<10}  {:<20}  {:<15}  {}", "PLATFORM", "ACCOUNT", "HEALTH", "DETAIL")];
+                lines.extend(connections.iter().map(|c| {
+                    format!("{:<10}  {:<20}  {:<15}  {}", c.platform.as_str(), c.account.as_str(), c.health.name(), c.health.describe())
+                }));
+                lines.join("\n")
+            });
+        }
         CredentialsCommand::RotateKey | CredentialsCommand::Rewrap => {
             return Err(CliError::Usage("this command runs before the gateway is built".into()));
         }
@@ -249,7 +278,8 @@ async fn credentials(gateway: &Arc<Gateway>, command: CredentialsCommand, out: P
             let customer = CustomerId::parse(&customer.customer)?;
             let platform: Platform = platform.parse()?;
             let account = AccountName::parse(&account)?;
-            if !gateway.store().delete_credential(&customer, platform, &account).await? {
+            // Through the gateway, which also releases the number's webhook routing (WhatsApp).
+            if !gateway.delete_credential(&customer, platform, &account).await? {
                 return Err(CliError::Usage(format!("{customer} has no {platform} credentials named {account:?}", account = account.as_str())));
             }
             out.print(&json!({"platform": platform, "account": account.as_str(), "deleted": true}), || {

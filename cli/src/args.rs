@@ -57,6 +57,9 @@ pub enum Command {
     /// Monthly invoices: compute, store once and email.
     #[command(subcommand)]
     Invoices(InvoicesCommand),
+    /// Outbound webhooks: a customer's endpoints and secrets, the delivery log, dead letters.
+    #[command(subcommand)]
+    Webhooks(crate::webhooks::WebhooksCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -186,6 +189,15 @@ pub enum CredentialsCommand {
         platform: String,
         #[arg(long, default_value = "default")]
         account: String,
+    },
+    /// Check the health of a customer's connections now (each platform's health probe) and
+    /// show ok, expiring, needs_reconnect, failing (with the reason) or unchecked.
+    Check {
+        #[command(flatten)]
+        customer: CustomerArg,
+        /// Only this platform's connections.
+        #[arg(long)]
+        platform: Option<String>,
     },
     /// Make a new data key the one new credentials are sealed with. Old records still open;
     /// run `credentials rewrap` next to move them to the new key.

@@ -4,6 +4,7 @@ mod admin;
 mod args;
 mod output;
 mod progress;
+mod webhooks;
 
 use std::process::ExitCode;
 

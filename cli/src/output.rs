@@ -2,6 +2,7 @@
 //! except the new API key that `api-keys create` shows once.
 
 use serde_json::{Value, json};
+use squaremcp_core::connections::Connection;
 use squaremcp_core::{ApiKeyRecord, CredentialRecord, Customer};
 
 #[derive(Clone, Copy)]
@@ -57,5 +58,17 @@ pub fn credential_json(record: &CredentialRecord) -> Value {
         "key_version": record.sealed.key_version,
         "created_at": record.created_at.to_rfc3339(),
         "updated_at": record.updated_at.to_rfc3339(),
+    })
+}
+
+pub fn connection_json(connection: &Connection) -> Value {
+    let mut health = serde_json::to_value(&connection.health).unwrap_or_else(|_| json!({"state": connection.health.name()}));
+    health["checked_at"] = json!(connection.checked_at.map(|t| t.to_rfc3339()));
+    json!({
+        "platform": connection.platform,
+        "account": connection.account,
+        "health": health,
+        "created_at": connection.created_at.to_rfc3339(),
+        "updated_at": connection.updated_at.to_rfc3339(),
     })
 }

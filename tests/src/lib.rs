@@ -4,6 +4,7 @@
 //! The binaries must be built first (`cargo build --workspace --bins`); `scripts/test` does.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::missing_panics_doc)]
 
+pub mod dovecot;
 pub mod oauth;
 
 use std::io::Write as _;
@@ -12,7 +13,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 /// A built binary of this workspace, next to the test executable's `deps/` folder.
 pub fn binary(name: &str) -> PathBuf {
@@ -174,6 +175,33 @@ impl Server {
         format!("{}/mcp", self.base)
     }
 
+    /// One JSON-RPC request to `/mcp` with an API key; its JSON answer (the status must be 200).
+    pub async fn rpc(&self, key: &str, method: &str, params: Value) -> Value {
+        let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
+        let response = reqwest::Client::new()
+            .post(self.mcp_url())
+            .header("accept", "application/json, text/event-stream")
+            .header("x-api-key", key)
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), 200);
+        response.json().await.unwrap()
+    }
+
+    /// `tools/call`; the call's `result`.
+    pub async fn call_tool(&self, key: &str, name: &str, arguments: Value) -> Value {
+        self.rpc(key, "tools/call", json!({"name": name, "arguments": arguments})).await["result"].clone()
+    }
+
+    /// A `tools/call` that must succeed; its `structuredContent`.
+    pub async fn call_tool_ok(&self, key: &str, name: &str, arguments: Value) -> Value {
+        let result = self.call_tool(key, name, arguments).await;
+        assert_eq!(result["isError"], false, "{name}: {result}");
+        result["structuredContent"].clone()
+    }
+
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         let addr = self.base.trim_start_matches("http://");
@@ -250,6 +278,19 @@ pub struct SmtpSink {
 
 impl SmtpSink {
     pub fn start(delay_ms: u64) -> Self {
+        Self::start_with(delay_ms, &[])
+    }
+
+    /// Like [`SmtpSink::start`], also requiring SMTP AUTH from `users` (`(login, password)`) and
+    /// relaying every accepted message over LMTP to `lmtp_port` (see `tests/smtp_sink.py`).
+    pub fn start_relaying(lmtp_port: u16, users: &[(&str, &str)]) -> Self {
+        let lines: String = users.iter().map(|(user, password)| format!("{user}:{password}\n")).collect();
+        let file = std::env::temp_dir().join(format!("squaremcp-smtp-users-{}-{:016x}", std::process::id(), rand_u64()));
+        std::fs::write(&file, lines).unwrap();
+        Self::start_with(0, &[lmtp_port.to_string(), file.display().to_string()])
+    }
+
+    fn start_with(delay_ms: u64, extra: &[String]) -> Self {
         let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
         let python = root.join(".tools/smtp/bin/python");
         assert!(python.exists(), "aiosmtpd is not installed: run scripts/test (it creates .tools/smtp)");
@@ -258,6 +299,7 @@ impl SmtpSink {
         let mut child = Command::new(python)
             .arg(root.join("tests/smtp_sink.py"))
             .args([port.to_string(), dir.path().display().to_string(), delay_ms.to_string()])
+            .args(extra)
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()

@@ -10,19 +10,8 @@ use squaremcp_tests::{Server, TempDir, cli, cli_json, create_tenant};
 
 const TOKEN: &str = "MTIzNDU2Nzg5MDEyMzQ1Njc4OQ.GhIjKl.e2e-discord_token_0123456789abcdefghijk";
 
-/// One JSON-RPC request to `/mcp` with the API key; the JSON answer.
 async fn rpc(server: &Server, key: &str, method: &str, params: Value) -> Value {
-    let body = json!({"jsonrpc": "2.0", "id": 1, "method": method, "params": params});
-    let response = reqwest::Client::new()
-        .post(server.mcp_url())
-        .header("accept", "application/json, text/event-stream")
-        .header("x-api-key", key)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    response.json().await.unwrap()
+    server.rpc(key, method, params).await
 }
 
 /// `tools/call`; the call's `result`.

@@ -277,7 +277,10 @@ async fn registration_works_for_every_auth_method_and_real_redirect_uris() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_flow_and_every_refusal() {
     let data = TempDir::new("oauth-flow");
-    create_customer_with_password(data.path(), EMAIL, PASSWORD);
+    let customer = create_customer_with_password(data.path(), EMAIL, PASSWORD);
+    // tools/list shows a customer the tools of the platforms they connected.
+    let document = json!({"bot_token": "123456789:AAHoauth_flow_token_abcdefghijklmnop"}).to_string();
+    cli_json(data.path(), &["credentials", "set", "--customer", &customer, "--platform", "telegram"], &document);
     let server = Server::start(data.path(), &[]);
     let redirect = "http://127.0.0.1:45678/callback";
     let mut flow = Flow::start(&server, redirect).await;

@@ -8,13 +8,16 @@ use std::path::Path;
 use std::process::Command;
 
 use serde_json::Value;
-use squaremcp_tests::{Server, TempDir, create_customer_with_password, node_dir};
+use squaremcp_tests::{Server, TempDir, cli_json, create_customer_with_password, node_dir};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_sdk_client_connects_through_the_browser_login_and_consent() {
     assert!(Path::new("/usr/bin/chromium").exists(), "Debian chromium is missing: run scripts/test, which installs it");
     let data = TempDir::new("oauth-browser");
-    create_customer_with_password(data.path(), "grace@example.com", "analytical engine");
+    let grace = create_customer_with_password(data.path(), "grace@example.com", "analytical engine");
+    // A customer sees the tools of the platforms they connected.
+    let document = serde_json::json!({"bot_token": "123456789:AAHgrace_token_abcdefghijklmnopqrstu"}).to_string();
+    cli_json(data.path(), &["credentials", "set", "--customer", &grace, "--platform", "telegram"], &document);
     let server = Server::start(data.path(), &[]);
     let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/artifacts/oauth");
     let _ = std::fs::remove_dir_all(&artifacts);

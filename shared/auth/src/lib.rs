@@ -7,6 +7,7 @@
 //! primitives (documents, single-use items, counters), keyed under `oauth:`, `login:` and
 //! `ratelimit:`.
 
+mod account;
 mod authorize;
 mod clients;
 mod crypto;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 
 use squaremcp_core::{Gateway, Secret, Timestamp};
 
+pub use account::GrantSummary;
 pub use authorize::{AuthorizationRequest, AuthorizeError, AuthorizeParams, ConsentError, PendingConsent};
 pub use clients::{Client, ClientAuthMethod, ClientCredentials, Registered};
 pub use error::{AuthError, OAuthError};

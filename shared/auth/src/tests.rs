@@ -456,3 +456,39 @@ async fn login_failures_are_generic_and_rate_limited() {
     assert!(!h.auth.check_login_csrf(&h.auth.new_csrf_nonce(), &token));
     assert!(!h.auth.check_login_csrf("", &h.auth.login_csrf("")));
 }
+
+#[tokio::test]
+async fn the_account_page_lists_grants_and_revoking_one_stops_its_tokens_at_once() {
+    let h = Harness::new().await;
+    let (client_id, _) = h.register("none").await;
+    let code = h.code(&client_id).await;
+    let tokens = h.exchange(&client_id, &code, Some(VERIFIER)).await.unwrap();
+    let grants = h.auth.grants(&h.customer).await.unwrap();
+    assert_eq!(grants.len(), 1);
+    assert_eq!((grants[0].client_name.as_str(), grants[0].client_id.as_str()), ("Test client", client_id.as_str()));
+    // Another customer cannot revoke it, nor can a made-up id.
+    let stranger = CustomerId::generate();
+    assert!(!h.auth.revoke_grant(&stranger, &grants[0].grant_id).await.unwrap());
+    assert!(!h.auth.revoke_grant(&h.customer, "not-an-id").await.unwrap());
+    assert!(h.auth.grants(&stranger).await.unwrap().is_empty());
+    // A use an hour later is noted.
+    h.advance(3600);
+    let refreshed = h.refresh(&client_id, tokens.refresh_token.expose()).await.unwrap();
+    let noted = h.auth.grants(&h.customer).await.unwrap();
+    assert!(noted[0].last_used_at > noted[0].created_at, "{noted:?}");
+    assert!(h.auth.revoke_grant(&h.customer, &grants[0].grant_id).await.unwrap());
+    assert!(h.auth.grants(&h.customer).await.unwrap().is_empty());
+    assert!(h.refresh(&client_id, refreshed.refresh_token.expose()).await.is_err(), "the refresh token stops at once");
+    assert!(matches!(h.auth.authenticate_bearer(refreshed.access_token.expose()).await.unwrap(), BearerCheck::Invalid));
+}
+
+#[tokio::test]
+async fn account_forms_need_the_csrf_token_of_this_session_and_purpose() {
+    let h = Harness::new().await;
+    let (one, two) = (h.session().await, h.session().await);
+    let token = h.auth.session_csrf(&one, "account");
+    assert!(h.auth.check_session_csrf(&one, "account", &token));
+    assert!(!h.auth.check_session_csrf(&two, "account", &token), "another login");
+    assert!(!h.auth.check_session_csrf(&one, "connect", &token), "another purpose");
+    assert!(!h.auth.check_session_csrf(&one, "account", ""));
+}

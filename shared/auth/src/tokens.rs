@@ -83,8 +83,13 @@ struct Family {
     retired: Vec<String>,
 }
 
-fn family_key(id: &str) -> String {
+pub(crate) fn family_key(id: &str) -> String {
     format!("oauth:family:{id}")
+}
+
+/// The customer a stored family belongs to, for the account page.
+pub(crate) fn family_customer(bytes: &[u8]) -> Option<CustomerId> {
+    decode_family(bytes).ok().map(|family| family.customer_id)
 }
 
 /// `sqr_<family: 32 hex>_<secret>`: the family is found without an index; only the hash of
@@ -183,6 +188,7 @@ impl Auth {
         let family_expires = Some(now.plus_seconds(self.settings.refresh_token_ttl));
         store.put_item(&family_key(&grant.family_id), &encode_family(&family)?, family_expires, PutMode::CreateOnly, now).await?;
         self.mark_used(client).await?;
+        self.index_grant(&family.customer_id, &grant.family_id, &client.client_id, client.display_name()).await;
         tracing::info!(customer = family.customer_id.as_str(), client_id = client.client_id, "issued tokens for a code");
         self.respond(&grant.family_id, &family, refresh_token)
     }
@@ -244,6 +250,7 @@ impl Auth {
             next.retired.drain(..excess);
             let expires = Some(now.plus_seconds(self.settings.refresh_token_ttl));
             if store.swap_item(&key, &bytes, &encode_family(&next)?, expires, now).await? {
+                self.touch_grant(&next.customer_id, family_id).await;
                 return self.respond(family_id, &next, refresh_token);
             }
             // Another refresh changed the family in between: read it again.

@@ -10,7 +10,8 @@ use sha2::{Digest, Sha256};
 
 use crate::billing::{self, Month, Plan, PlanCatalog};
 use crate::customer::InvalidInput;
-use crate::tool::{ACCOUNT_ARGUMENT, FailureKind};
+use crate::routing::{self, ClaimError, RouteOwner};
+use crate::tool::{ACCOUNT_ARGUMENT, FailureKind, PlatformModule};
 use crate::{
     AccountName, ApiKey, ApiKeyId, ApiKeyRecord, AuthMethod, CallRecord, Clock, CredentialRecord, Customer,
     CustomerId, Email, Keyring, KeyringError, Platform, PlanName, Principal, Registry, Secret, SecretBinding, Store,
@@ -31,6 +32,12 @@ pub enum GatewayError {
     UnsupportedPlatform(Platform),
     #[error("invalid {platform} credentials: {why}")]
     InvalidCredential { platform: Platform, why: String },
+    /// Inbound webhooks are routed by this resource, so one customer alone may connect it.
+    #[error(
+        "this {platform} credential connects {key}, which {holder} has already connected: inbound {platform} webhooks \
+         are routed by it, so it can belong to one customer only (delete that credential first)"
+    )]
+    RouteTaken { platform: Platform, key: String, holder: String },
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
@@ -83,6 +90,8 @@ pub struct Gateway {
     admin_key_digest: Option<[u8; 32]>,
     billing: Billing,
     plan_cache: Mutex<HashMap<CustomerId, (PlanName, Instant)>>,
+    /// Renews OAuth access tokens (`connections.rs`); `None`: no platform app is configured.
+    refresher: Option<Arc<dyn crate::connections::TokenRefresher>>,
 }
 
 impl Gateway {
@@ -102,6 +111,7 @@ impl Gateway {
             admin_key_digest,
             billing: Billing::default(),
             plan_cache: Mutex::new(HashMap::new()),
+            refresher: None,
         }
     }
 
@@ -110,12 +120,31 @@ impl Gateway {
         self
     }
 
+    /// Lets the gateway renew OAuth access tokens before they expire and after `auth_expired`.
+    pub fn with_refresher(mut self, refresher: Arc<dyn crate::connections::TokenRefresher>) -> Self {
+        self.refresher = Some(refresher);
+        self
+    }
+
+    pub(crate) fn refresher(&self) -> Option<&dyn crate::connections::TokenRefresher> {
+        self.refresher.as_deref()
+    }
+
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
 
     pub fn store(&self) -> &dyn Store {
         self.store.as_ref()
+    }
+
+    /// The store and clock, shared with what runs beside the gateway (inbound webhooks).
+    pub fn store_and_clock(&self) -> (Arc<dyn Store>, Arc<dyn Clock>) {
+        (self.store.clone(), self.clock.clone())
+    }
+
+    pub(crate) fn keyring(&self) -> &dyn Keyring {
+        self.keyring.as_ref()
     }
 
     pub fn plans(&self) -> &PlanCatalog {
@@ -134,12 +163,12 @@ impl Gateway {
             return Ok(Some((Principal::Superadmin, AuthMethod::AdminKey)));
         }
         let Ok(key) = ApiKey::parse(presented) else { return Ok(None) };
-        Ok(self
-            .store
-            .api_key_by_hash(&key.hash())
-            .await?
-            .filter(ApiKeyRecord::is_active)
-            .map(|record| (Principal::Customer { id: record.customer_id }, AuthMethod::ApiKey)))
+        let record = self.store.api_key_by_hash(&key.hash()).await?.filter(ApiKeyRecord::is_active);
+        if let Some(record) = &record {
+            // At most one write an hour per key and process (`account.rs`).
+            self.note_key_use(record).await;
+        }
+        Ok(record.map(|record| (Principal::Customer { id: record.customer_id }, AuthMethod::ApiKey)))
     }
 
     /// Runs a tool for the caller. `Err` only for an unknown tool; every other failure is a
@@ -223,8 +252,8 @@ impl Gateway {
             },
             _ => None,
         };
-        let credential = match self.credential_for(customer, definition.platform, account.as_ref()).await {
-            Ok(credential) => credential,
+        let (record, credential) = match self.credential_for(customer, definition.platform, account.as_ref()).await {
+            Ok(found) => found,
             Err(failure) => return (Err(failure), Metering::NotCounted),
         };
         let plan = match self.plan_of(customer).await {
@@ -255,7 +284,9 @@ impl Gateway {
                 }
             },
         };
-        (tool.call(&credential, arguments).await, metering)
+        // Refreshes an expiring OAuth token first, re-runs once after `auth_expired`, and keeps
+        // the connection's health current after a failure (`connections.rs`).
+        (self.call_with_credential(tool, &record, credential, arguments).await, metering)
     }
 
     /// The customer's plan, from a cache renewed once a minute.
@@ -290,7 +321,7 @@ impl Gateway {
         customer: &CustomerId,
         platform: Platform,
         account: Option<&AccountName>,
-    ) -> Result<Secret<Value>, ToolFailure> {
+    ) -> Result<(CredentialRecord, Secret<Value>), ToolFailure> {
         let records = self.store.credentials(customer, Some(platform)).await.map_err(|e| {
             tracing::error!(customer = customer.as_str(), error = %e, "credential lookup failed");
             ToolFailure::new(FailureKind::Upstream, "The gateway could not read your stored credentials. Try again shortly.")
@@ -311,7 +342,8 @@ impl Gateway {
                     return Err(ToolFailure::new(
                         FailureKind::NotConfigured,
                         format!(
-                            "No {platform} credentials are connected to this account. An administrator can add them with \
+                            "No {platform} credentials are connected to this account. Connect {platform} on your account page \
+                             (/account), or an administrator can add them with \
                              `squaremcp credentials set --customer {customer} --platform {platform}` and the JSON {example} on stdin."
                         ),
                     ));
@@ -325,6 +357,7 @@ impl Gateway {
                 })?,
             },
         };
+        let record = record.clone();
         let plaintext = self.keyring.open(&record.binding(), &record.sealed).await.map_err(|e| {
             tracing::error!(customer = customer.as_str(), %platform, error = %e, "credential could not be opened");
             ToolFailure::new(
@@ -332,9 +365,10 @@ impl Gateway {
                 format!("The stored {platform} credentials could not be decrypted. Store them again."),
             )
         })?;
-        serde_json::from_slice(plaintext.expose()).map(Secret::new).map_err(|_| {
+        let document = serde_json::from_slice(plaintext.expose()).map(Secret::new).map_err(|_| {
             ToolFailure::new(FailureKind::NotConfigured, format!("The stored {platform} credentials are not valid JSON. Store them again."))
-        })
+        })?;
+        Ok((record, document))
     }
 
     // Administration (the CLI, later the admin API).
@@ -418,17 +452,76 @@ impl Gateway {
         let binding = SecretBinding { customer_id: customer.clone(), platform };
         let sealed = self.keyring.seal(&binding, plaintext.expose()).await?;
         let now = self.clock.now();
-        let created_at = self
-            .store
-            .credentials(customer, Some(platform))
-            .await?
-            .into_iter()
-            .find(|r| r.account == account)
-            .map_or(now, |r| r.created_at);
+        let previous = self.store.credentials(customer, Some(platform)).await?.into_iter().find(|r| r.account == account);
+        let created_at = previous.as_ref().map_or(now, |r| r.created_at);
+        // Inbound webhooks are routed by a resource named in the credential (WhatsApp's phone
+        // number): it is claimed first, so that a second customer is refused before anything
+        // is stored, and the previous document's claim is released once the new one is stored.
+        let owner = RouteOwner { customer_id: customer.clone(), account: account.clone() };
+        let route = module.routing_key().and_then(|key_of| key_of(document));
+        let previous_route = match &previous {
+            Some(record) => self.routing_key_of(module, record).await,
+            None => None,
+        };
+        if let Some(key) = &route {
+            routing::claim(self.store.as_ref(), platform, key, &owner, now).await.map_err(|e| match e {
+                ClaimError::Taken(holder) => GatewayError::RouteTaken {
+                    platform,
+                    key: key.clone(),
+                    holder: if holder.customer_id == *customer {
+                        format!("this customer's account `{}`", holder.account)
+                    } else {
+                        "another customer".to_owned()
+                    },
+                },
+                ClaimError::Store(e) => GatewayError::Store(e),
+            })?;
+        }
         let record =
             CredentialRecord { customer_id: customer.clone(), platform, account, sealed, created_at, updated_at: now };
-        self.store.put_credential(&record).await?;
+        if let Err(e) = self.store.put_credential(&record).await {
+            if let Some(key) = route.as_ref().filter(|key| previous_route.as_ref() != Some(*key)) {
+                let _ = routing::release(self.store.as_ref(), platform, key, &owner, now).await;
+            }
+            return Err(e.into());
+        }
+        if let Some(old) = previous_route.filter(|old| route.as_ref() != Some(old)) {
+            routing::release(self.store.as_ref(), platform, &old, &owner, now).await?;
+        }
         Ok(record)
+    }
+
+    /// Deletes a stored credential and releases its routing claim (see [`routing`]). `false`
+    /// when there was none.
+    pub async fn delete_credential(&self, customer: &CustomerId, platform: Platform, account: &AccountName) -> Result<bool, GatewayError> {
+        let record = self.store.credentials(customer, Some(platform)).await?.into_iter().find(|r| &r.account == account);
+        let Some(record) = record else { return Ok(false) };
+        let route = match self.registry.module(platform) {
+            Some(module) => self.routing_key_of(module, &record).await,
+            None => None,
+        };
+        let deleted = self.store.delete_credential(customer, platform, account).await?;
+        if let Some(key) = route {
+            let owner = RouteOwner { customer_id: customer.clone(), account: account.clone() };
+            routing::release(self.store.as_ref(), platform, &key, &owner, self.clock.now()).await?;
+        }
+        Ok(deleted)
+    }
+
+    /// The routing key of a stored credential, opened for the purpose; `None` when the platform
+    /// routes nothing by it or the record cannot be opened (logged: its claim then stays).
+    async fn routing_key_of(&self, module: &dyn PlatformModule, record: &CredentialRecord) -> Option<String> {
+        // Platforms that route nothing by credential: no decryption.
+        let key_of = module.routing_key()?;
+        let plaintext = match self.keyring.open(&record.binding(), &record.sealed).await {
+            Ok(plaintext) => plaintext,
+            Err(e) => {
+                tracing::warn!(customer = record.customer_id.as_str(), platform = %record.platform, error = %e, "a replaced credential could not be opened to release its routing claim");
+                return None;
+            }
+        };
+        let document: Value = serde_json::from_slice(plaintext.expose()).ok()?;
+        key_of(&document)
     }
 }
 

@@ -1,12 +1,15 @@
 //! The SquareMCP domain. Nothing here knows about AWS, axum or Lambda: adapters implement the
 //! ports in [`ports`], and the HTTP edge maps the errors defined here.
 
+pub mod account;
 pub mod api_key;
 pub mod auth;
 pub mod billing;
 pub mod calls;
+pub mod connections;
 pub mod credentials;
 pub mod customer;
+pub mod events;
 pub mod gateway;
 pub mod mcp;
 pub mod openapi;
@@ -14,6 +17,7 @@ pub mod platform;
 pub mod ports;
 pub mod random;
 pub mod rewrap;
+pub mod routing;
 pub mod schema;
 pub mod secret;
 pub mod timestamp;

@@ -187,6 +187,23 @@ impl ToolFailure {
     }
 }
 
+tokio::task_local! {
+    static CALLER: crate::CustomerId;
+}
+
+/// The customer on whose behalf the running tool call works, for the few tools that keep
+/// per-customer state outside the credential (Obsidian's vault directory,
+/// `<root>/<customer id>/<vault>`). Set by the gateway around every [`Tool::call`] it makes
+/// ([`with_caller`]); `None` outside such a call (a tool called directly, as in platform tests).
+pub fn caller() -> Option<crate::CustomerId> {
+    CALLER.try_with(Clone::clone).ok()
+}
+
+/// Runs `call` (a [`Tool::call`]) with [`caller`] answering `customer`.
+pub async fn with_caller<F: std::future::Future>(customer: crate::CustomerId, call: F) -> F::Output {
+    CALLER.scope(customer, call).await
+}
+
 #[async_trait]
 pub trait Tool: Send + Sync {
     fn definition(&self) -> &ToolDefinition;
@@ -201,6 +218,18 @@ pub trait PlatformModule: Send + Sync {
     /// The credential document's shape, for help texts, e.g. `{"bot_token": "123456:ABC..."}`.
     fn credential_example(&self) -> &'static str;
     fn tools(&self) -> Vec<Arc<dyn Tool>>;
+    /// A read-only tool (short name, e.g. `get_me`) that proves a credential works, for
+    /// connection health. `None`: the platform offers no cheap probe.
+    fn health_probe(&self) -> Option<&'static str> {
+        None
+    }
+    /// For platforms whose inbound webhooks name an upstream resource rather than a customer
+    /// (WhatsApp's `phone_number_id`): reads that resource's id from a credential document.
+    /// One customer alone may connect it; the gateway keeps the routing index
+    /// ([`crate::routing`]) in step. `None` (the default): nothing is routed by credential.
+    fn routing_key(&self) -> Option<crate::routing::RoutingKey> {
+        None
+    }
 }
 
 /// Every tool of every platform, in a fixed order, found by name in O(1).

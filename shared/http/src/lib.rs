@@ -2,8 +2,10 @@
 //! one by one by the Lambda functions. Status codes and headers are decided here, once; the
 //! protocol itself lives in `squaremcp_core::mcp`, sign-in in `squaremcp_auth`.
 
+mod account;
 mod auth;
 mod client_ip;
+mod connect;
 mod cookies;
 mod cors;
 mod login;
@@ -12,6 +14,7 @@ mod oauth;
 mod pages;
 mod request_id;
 mod rest;
+mod webhooks;
 
 use std::sync::Arc;
 
@@ -55,6 +58,10 @@ pub struct AppState {
     pub mcp: Arc<McpServer>,
     pub auth: Arc<Auth>,
     pub config: Arc<HttpConfig>,
+    /// The inbound WhatsApp webhook (app secret, verify token, where notifications go).
+    pub whatsapp: Arc<squaremcp_platforms::whatsapp::webhook::WhatsappWebhook>,
+    /// The configured OAuth apps: the Connect flows of the account page.
+    pub oauth: Arc<squaremcp_platforms::kit::oauth::OAuthClients>,
 }
 
 /// `POST /mcp` (and 405 for `GET`/`DELETE`), `GET /openapi.json` and `POST /tools/{name}`: the
@@ -68,14 +75,21 @@ pub fn oauth_router(state: AppState) -> Router {
     oauth::router().with_state(state)
 }
 
-/// `GET/POST /login`, `POST /logout`: the `login` route group.
+/// `GET/POST /login`, `POST /logout`, and the account page (`/account…`): the `login` route
+/// group, on the host of the session cookie.
 pub fn login_router(state: AppState) -> Router {
-    login::router().with_state(state)
+    login::router().merge(account::router()).merge(connect::router()).with_state(state)
+}
+
+/// `GET/POST /webhooks/whatsapp`: the `webhooks` route group (platforms calling in).
+pub fn webhooks_router(state: AppState) -> Router {
+    webhooks::router().with_state(state)
 }
 
 /// Every route group on one router, for the container and local target.
 pub fn gateway_router(state: AppState) -> Router {
     mcp_router(state.clone())
+        .merge(webhooks_router(state.clone()))
         .merge(oauth_router(state.clone()))
         .merge(login_router(state))
         .route("/healthz", get(|| async { "ok" }))

@@ -34,6 +34,35 @@ input:focus-visible,button:focus-visible{outline:3px solid var(--accent);outline
 dl{margin:0 0 1rem;display:grid;grid-template-columns:auto 1fr;gap:.35rem 1rem}\
 dt{color:var(--muted)}\
 dd{margin:0;font-weight:600;overflow-wrap:anywhere}\
+main.wide{max-width:54rem}\
+.top{display:flex;justify-content:space-between;align-items:center;gap:1rem;flex-wrap:wrap}\
+.top form button{width:auto;padding:.4rem .8rem;font-size:.9rem}\
+section{margin:1.75rem 0 0;padding-top:1.25rem;border-top:1px solid var(--line)}\
+h2{font-size:1.1rem;margin:0 0 .75rem}\
+.table{overflow-x:auto}\
+table{width:100%;border-collapse:collapse;font-size:.95rem;margin:0 0 1rem}\
+th,td{text-align:left;padding:.5rem;border-bottom:1px solid var(--line);vertical-align:middle}\
+th{color:var(--muted);font-weight:600}\
+td form{margin:0}\
+button.small{width:auto;padding:.35rem .75rem;font-size:.9rem}\
+form.inline{display:flex;gap:.5rem;align-items:flex-end;flex-wrap:wrap;margin:.5rem 0 1rem}\
+form.inline label{margin:0 0 .35rem}\
+form.inline>div{flex:1;min-width:12rem}\
+form.inline>button{margin:0}\
+input[type=text]{width:100%;padding:.6rem .8rem;font:inherit;color:inherit;background:transparent;border:1px solid var(--line);border-radius:8px}\
+.badge{display:inline-block;padding:.05rem .55rem;border-radius:999px;font-size:.85rem;font-weight:600;border:1px solid currentColor;white-space:nowrap}\
+.badge.ok{color:#1a7f37}.badge.warn{color:#9a6700}.badge.bad{color:var(--error)}.badge.none{color:var(--muted)}\
+@media (prefers-color-scheme:dark){.badge.ok{color:#6fdd8b}.badge.warn{color:#e3b341}}\
+.notice{border:1px solid var(--accent);border-radius:8px;padding:.75rem .9rem;margin:0 0 1rem}\
+code.secret{display:block;margin:.5rem 0;padding:.6rem;border:1px dashed var(--line);border-radius:8px;overflow-wrap:anywhere;font-size:.95rem}\
+meter{width:100%;height:1rem}\
+.connect{display:flex;gap:.5rem;flex-wrap:wrap;margin:.5rem 0 1rem}\
+a.button{display:inline-block;font-weight:600;padding:.55rem 1rem;border-radius:8px;background:var(--accent);color:var(--accent-text);text-decoration:none}\
+a.button:focus-visible{outline:3px solid var(--accent);outline-offset:2px}\
+h3{font-size:1rem;margin:1rem 0 .25rem}\
+@media (max-width:40rem){.table thead{display:none}.table tr{display:block;padding:.6rem 0;border-bottom:1px solid var(--line)}.table td{display:block;border:0;padding:.15rem 0}}\
+details{margin:.5rem 0 1rem}\
+summary{cursor:pointer;font-weight:600}\
 ";
 
 /// `'sha256-…'` of the style sheet, for the CSP.
@@ -61,12 +90,18 @@ pub fn escape(text: &str) -> String {
 /// A page with the security headers every page gets. `form_targets` are the origins a form on
 /// the page may end up at after redirects (CSP `form-action`), besides this one.
 pub fn page(status: StatusCode, title: &str, body: &str, form_targets: &[&str]) -> Response {
+    page_with_class(status, title, body, form_targets, "")
+}
+
+/// [`page`] with a class on `<main>` (`wide` for the account page).
+pub fn page_with_class(status: StatusCode, title: &str, body: &str, form_targets: &[&str], main_class: &str) -> Response {
+    let class = if main_class.is_empty() { String::new() } else { format!(" class=\"{}\"", escape(main_class)) };
     let html = format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
          <meta name=\"robots\" content=\"noindex\">\
          <title>{} · SquareMCP</title><style>{CSS}</style></head>\
-         <body><main><p class=\"brand\"><span aria-hidden=\"true\"></span>SquareMCP</p>{body}</main></body></html>\n",
+         <body><main{class}><p class=\"brand\"><span aria-hidden=\"true\"></span>SquareMCP</p>{body}</main></body></html>\n",
         escape(title)
     );
     let mut form_action = String::from("'self'");
@@ -174,6 +209,7 @@ pub fn signed_in(email: &str) -> Response {
     let body = format!(
         "<h1>You are signed in</h1><p>Signed in as <strong>{}</strong>. You can close this window, \
          or return to the application you were connecting.</p>\
+         <p><a href=\"/account\">Your account</a>: usage, connections, API keys and connected applications.</p>\
          <form method=\"post\" action=\"/logout\"><button type=\"submit\" class=\"secondary\">Sign out</button></form>",
         escape(email)
     );

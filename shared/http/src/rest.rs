@@ -13,7 +13,7 @@ use http::header::{CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::{Value, json};
 use squaremcp_core::gateway::UnknownTool;
-use squaremcp_core::{CallContext, openapi};
+use squaremcp_core::{CallContext, Principal, openapi};
 
 use crate::AppState;
 use crate::auth::{AuthOutcome, Authenticated, authenticate};
@@ -43,14 +43,27 @@ async fn caller(state: &AppState, headers: &HeaderMap, request_id: &str) -> Resu
     }
 }
 
+/// Like `tools/list`: a customer sees the tools of the platforms they connected, the admin key all.
 async fn openapi_document(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let request_id = request_id(&headers);
-    if let Err(refusal) = caller(&state, &headers, &request_id).await {
-        return refusal;
-    }
-    let registry = state.mcp.gateway().registry();
-    let document = openapi::document(registry.tools().iter().map(|t| t.definition()), &state.config.public_url);
-    json_response(StatusCode::OK, &document)
+    let auth = match caller(&state, &headers, &request_id).await {
+        Ok(auth) => auth,
+        Err(refusal) => return refusal,
+    };
+    let gateway = state.mcp.gateway();
+    let connected = match &auth.principal {
+        Principal::Superadmin => None,
+        Principal::Customer { id } => match gateway.connected_platforms(id).await {
+            Ok(platforms) => Some(platforms),
+            Err(e) => {
+                tracing::error!(request_id, customer = id.as_str(), error = %e, "openapi: connections unavailable");
+                return plain_error(StatusCode::SERVICE_UNAVAILABLE, "The gateway could not read your connections; retry shortly");
+            }
+        },
+    };
+    let tools = gateway.registry().tools().iter().map(|t| t.definition());
+    let visible = tools.filter(|definition| connected.as_ref().is_none_or(|platforms| platforms.contains(&definition.platform)));
+    json_response(StatusCode::OK, &openapi::document(visible, &state.config.public_url))
 }
 
 async fn call_tool(State(state): State<AppState>, Path(name): Path<String>, headers: HeaderMap, body: Body) -> Response {

@@ -22,6 +22,8 @@ use serde_json::Value;
 
 pub mod discord;
 pub mod telegram;
+pub mod whatsapp;
+pub mod x;
 
 /// One request as the mock saw it.
 #[derive(Clone, Debug)]

@@ -10,14 +10,31 @@ use squaremcp_core::Platform;
 use squaremcp_core::tool::PlatformModule;
 
 pub mod discord;
+pub mod email;
 pub mod kit;
+pub mod obsidian;
 pub mod telegram;
+pub mod twitter;
+pub mod whatsapp;
 
-use kit::{PlatformContext, PlatformEntry};
+use kit::{NetworkPolicy, PlatformContext, PlatformEntry};
 
 /// The registration table: every implemented platform, in the order `tools/list` shows them.
 /// Adding a platform is one folder and one line here.
-pub static PLATFORMS: &[&PlatformEntry] = &[&telegram::ENTRY, &discord::ENTRY];
+pub static PLATFORMS: &[&PlatformEntry] = &[&telegram::ENTRY, &discord::ENTRY, &email::ENTRY, &obsidian::ENTRY, &whatsapp::ENTRY, &twitter::ENTRY];
+
+/// The OAuth apps of the platforms customers connect with their own account ("Connect X" on
+/// `/account`), from the table. An app is offered only once the operator configures its client id
+/// and secret ([`kit::oauth::OAuthClients`]).
+pub fn oauth_apps() -> Vec<&'static kit::oauth::OAuthApp> {
+    PLATFORMS.iter().filter_map(|entry| entry.oauth).collect()
+}
+
+/// How a platform's inbound webhooks are routed to a customer (see `squaremcp_core::routing`),
+/// for the platforms that declare it in the table.
+pub fn routing_key(platform: Platform) -> Option<squaremcp_core::routing::RoutingKey> {
+    entry(platform)?.routing_key
+}
 
 /// The table's row for `platform`, if it is implemented.
 pub fn entry(platform: Platform) -> Option<&'static PlatformEntry> {
@@ -31,19 +48,60 @@ pub struct PlatformConfig {
     pub http: reqwest::Client,
     /// Resolved origins of the platforms the operator pointed elsewhere (a mock, a proxy).
     origins: BTreeMap<Platform, String>,
+    /// What the operator allows for addresses customers supply (a mail server).
+    pub network: NetworkPolicy,
+    /// The Graph API version in WhatsApp's paths ([`kit::DEFAULT_GRAPH_API_VERSION`] unless set).
+    pub graph_api_version: String,
+    /// The gateway's store and clock, for tools that answer from its records.
+    pub records: Option<kit::Records>,
+    /// Where directory vaults live (`SQUAREMCP_OBSIDIAN_ROOT`) and the `ob` command.
+    pub obsidian: obsidian::ObsidianSettings,
 }
 
 impl PlatformConfig {
     /// Every platform at its real API address.
     pub fn new(http: reqwest::Client) -> Self {
-        Self { http, origins: BTreeMap::new() }
+        Self {
+            http,
+            origins: BTreeMap::new(),
+            network: NetworkPolicy::default(),
+            graph_api_version: kit::DEFAULT_GRAPH_API_VERSION.to_owned(),
+            records: None,
+            obsidian: obsidian::ObsidianSettings::default(),
+        }
+    }
+
+    /// Where directory vaults live and how their sync is inspected (Obsidian).
+    pub fn with_obsidian(mut self, settings: obsidian::ObsidianSettings) -> Self {
+        self.obsidian = settings;
+        self
+    }
+
+    /// The Graph API version (`SQUAREMCP_GRAPH_API_VERSION`), checked ([`kit::graph_api_version`]).
+    pub fn with_graph_api_version(mut self, version: &str) -> Result<Self, String> {
+        self.graph_api_version = kit::graph_api_version(version)?;
+        Ok(self)
+    }
+
+    /// The gateway's store and clock, for tools that answer from its records.
+    pub fn with_records(mut self, records: kit::Records) -> Self {
+        self.records = Some(records);
+        self
+    }
+
+    /// Replaces the policy for customer-supplied addresses (private hosts, extra TLS roots).
+    pub fn with_network(mut self, network: NetworkPolicy) -> Self {
+        self.network = network;
+        self
     }
 
     /// Points `platform` at another scheme, host and port (see [`kit::origin`]); the path and
     /// version stay the real API's. Refused with the reason when `url` is not a bare origin or
     /// the platform has no HTTP API here.
     pub fn with_base_url(mut self, platform: Platform, url: &str) -> Result<Self, String> {
-        let entry = entry(platform).ok_or_else(|| format!("{platform} has no HTTP API in this version"))?;
+        let entry = entry(platform)
+            .filter(|entry| entry.http_origin().is_some())
+            .ok_or_else(|| format!("{platform} has no HTTP API in this version"))?;
         let origin = kit::origin(entry.origin, Some(url))?;
         self.origins.insert(platform, origin);
         Ok(self)
@@ -53,7 +111,7 @@ impl PlatformConfig {
     /// ([`Platform::base_url_env`], e.g. `SQUAREMCP_TELEGRAM_BASE_URL`). Empty values are ignored.
     /// The binary passes `|name| std::env::var(name).ok()`; tests pass a map.
     pub fn with_base_urls_from(mut self, lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
-        for entry in PLATFORMS {
+        for entry in PLATFORMS.iter().filter(|entry| entry.http_origin().is_some()) {
             let variable = entry.platform.base_url_env();
             if let Some(url) = lookup(&variable).filter(|url| !url.trim().is_empty()) {
                 self = self.with_base_url(entry.platform, &url).map_err(|why| format!("{variable}: {why}"))?;
@@ -62,9 +120,10 @@ impl PlatformConfig {
         Ok(self)
     }
 
-    /// The origin `platform`'s tools call: the override, else the real one.
+    /// The origin `platform`'s tools call: the override, else the real one; `None` for a
+    /// platform that is not an HTTP API.
     pub fn origin(&self, platform: Platform) -> Option<String> {
-        let entry = entry(platform)?;
+        let entry = entry(platform).filter(|entry| entry.http_origin().is_some())?;
         Some(self.origins.get(&platform).cloned().unwrap_or_else(|| entry.origin.trim_end_matches('/').to_owned()))
     }
 }
@@ -75,7 +134,14 @@ pub fn modules(config: &PlatformConfig) -> Vec<Box<dyn PlatformModule>> {
         .iter()
         .map(|entry| {
             let origin = config.origin(entry.platform).unwrap_or_else(|| entry.origin.to_owned());
-            entry.module(&PlatformContext { http: config.http.clone(), origin })
+            entry.module(&PlatformContext {
+                http: config.http.clone(),
+                origin,
+                network: config.network.clone(),
+                graph_api_version: config.graph_api_version.clone(),
+                records: config.records.clone(),
+                obsidian: config.obsidian.clone(),
+            })
         })
         .collect()
 }

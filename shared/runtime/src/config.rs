@@ -87,6 +87,23 @@ pub struct Config {
     pub session_ttl: i64,
     /// Seconds a just-rotated refresh token stays usable (concurrent refreshes).
     pub refresh_grace: i64,
+    /// Customer-supplied hosts (mail servers): whether private addresses and plaintext are
+    /// allowed (`SQUAREMCP_ALLOW_PRIVATE_HOSTS`), and extra trusted roots (`SQUAREMCP_EXTRA_CA_FILE`).
+    pub network: squaremcp_platforms::kit::NetworkPolicy,
+    /// The Graph API version in WhatsApp's paths, e.g. `v26.0`.
+    pub graph_api_version: String,
+    /// Where directory vaults live (`SQUAREMCP_OBSIDIAN_ROOT`) and the Obsidian Headless Sync
+    /// command for `obsidian_sync_status` (`SQUAREMCP_OBSIDIAN_OB`).
+    pub obsidian: squaremcp_platforms::obsidian::ObsidianSettings,
+    /// The Meta app's secret: the key of `X-Hub-Signature-256` on WhatsApp webhooks.
+    pub whatsapp_app_secret: Option<Secret<String>>,
+    /// What Meta must present in the webhook subscription handshake (`hub.verify_token`).
+    pub whatsapp_verify_token: Option<Secret<String>>,
+    /// The delays between outbound webhook attempts (`SQUAREMCP_WEBHOOK_RETRY_SCHEDULE`).
+    pub webhook_retry_schedule: squaremcp_webhooks::RetrySchedule,
+    /// The OAuth apps of the platforms customers connect themselves
+    /// (`SQUAREMCP_<PLATFORM>_CLIENT_ID`, `_CLIENT_SECRET`, `_AUTHORIZE_BASE_URL`, `_TOKEN_BASE_URL`).
+    pub oauth_apps: squaremcp_platforms::kit::oauth::OAuthSettings,
 }
 
 impl Config {
@@ -162,6 +179,20 @@ impl Config {
                 None => Ok(default),
             }
         };
+        let graph_api_version = match get("SQUAREMCP_GRAPH_API_VERSION") {
+            Some(text) => squaremcp_platforms::kit::graph_api_version(&text).map_err(|why| error("SQUAREMCP_GRAPH_API_VERSION", why))?,
+            None => squaremcp_platforms::kit::DEFAULT_GRAPH_API_VERSION.to_owned(),
+        };
+        let allow_private_hosts = match get("SQUAREMCP_ALLOW_PRIVATE_HOSTS").as_deref() {
+            None | Some("0" | "false") => false,
+            Some("1" | "true") => true,
+            Some(other) => return Err(error("SQUAREMCP_ALLOW_PRIVATE_HOSTS", format!("`{other}` is neither 1 nor 0"))),
+        };
+        let mut network = squaremcp_platforms::kit::NetworkPolicy::new(allow_private_hosts);
+        if let Some(path) = get("SQUAREMCP_EXTRA_CA_FILE") {
+            let pem = std::fs::read(&path).map_err(|e| error("SQUAREMCP_EXTRA_CA_FILE", format!("cannot read `{path}`: {e}")))?;
+            network = network.with_extra_roots_pem(&pem).map_err(|why| error("SQUAREMCP_EXTRA_CA_FILE", format!("`{path}` {why}")))?;
+        }
         let log_format = match get("SQUAREMCP_LOG_FORMAT").as_deref() {
             Some("json") => LogFormat::Json,
             Some("text") => LogFormat::Text,
@@ -213,6 +244,11 @@ impl Config {
             log_filter: get("SQUAREMCP_LOG").unwrap_or_else(|| "info".to_owned()),
             log_format,
             platform_base_urls: base_urls,
+            oauth_apps: squaremcp_platforms::kit::oauth::OAuthSettings::from_lookup(&squaremcp_platforms::oauth_apps(), |name| get(name))
+                .map_err(|why| match why.split_once(": ") {
+                    Some((variable, reason)) => error(variable, reason.to_owned()),
+                    None => error("SQUAREMCP_<PLATFORM>_CLIENT_ID", why),
+                })?,
             plans: Arc::new(match get("SQUAREMCP_PLANS") {
                 Some(path) => {
                     let text = std::fs::read_to_string(&path)
@@ -243,6 +279,20 @@ impl Config {
                     .filter(|n| (0..=300).contains(n))
                     .ok_or_else(|| error("SQUAREMCP_REFRESH_GRACE", format!("`{text}` is not a number of seconds between 0 and 300")))?,
                 None => 60,
+            },
+            network,
+            graph_api_version,
+            obsidian: squaremcp_platforms::obsidian::ObsidianSettings {
+                root: get("SQUAREMCP_OBSIDIAN_ROOT").map(PathBuf::from),
+                ob_command: get("SQUAREMCP_OBSIDIAN_OB").map(PathBuf::from),
+                ..squaremcp_platforms::obsidian::ObsidianSettings::default()
+            },
+            whatsapp_app_secret: get("SQUAREMCP_WHATSAPP_APP_SECRET").map(Secret::new),
+            whatsapp_verify_token: get("SQUAREMCP_WHATSAPP_VERIFY_TOKEN").map(Secret::new),
+            webhook_retry_schedule: match get("SQUAREMCP_WEBHOOK_RETRY_SCHEDULE") {
+                Some(text) => squaremcp_webhooks::RetrySchedule::parse(&text)
+                    .map_err(|why| error("SQUAREMCP_WEBHOOK_RETRY_SCHEDULE", why))?,
+                None => squaremcp_webhooks::RetrySchedule::default(),
             },
         })
     }
@@ -291,6 +341,26 @@ mod tests {
         assert_eq!(c.aws.table, "squaremcp");
         assert_eq!(c.aws.kms_key_id, "alias/squaremcp");
         assert_eq!((c.aws.retry_queue_url, c.aws.dead_letter_queue_url), (None, None));
+        assert!(!c.network.allows_private_hosts() && c.network.extra_roots().is_empty());
+    }
+
+    #[test]
+    fn obsidian_vault_root_and_ob_command_are_read() {
+        let c = config(&[]).unwrap();
+        assert!(c.obsidian.root.is_none() && c.obsidian.ob_command.is_none());
+        let c = config(&[("SQUAREMCP_OBSIDIAN_ROOT", "/srv/vaults"), ("SQUAREMCP_OBSIDIAN_OB", "/usr/local/bin/ob")]).unwrap();
+        assert_eq!(c.obsidian.root.as_deref(), Some(std::path::Path::new("/srv/vaults")));
+        assert_eq!(c.obsidian.ob_command.as_deref(), Some(std::path::Path::new("/usr/local/bin/ob")));
+    }
+
+    #[test]
+    fn private_hosts_are_allowed_only_when_asked_and_an_empty_ca_file_is_refused() {
+        assert!(config(&[("SQUAREMCP_ALLOW_PRIVATE_HOSTS", "1")]).unwrap().network.allows_private_hosts());
+        let empty = std::env::temp_dir().join(format!("squaremcp-empty-ca-{}.pem", std::process::id()));
+        std::fs::write(&empty, "").unwrap();
+        let e = config(&[("SQUAREMCP_EXTRA_CA_FILE", empty.to_str().unwrap())]).expect_err("no certificate");
+        assert_eq!(e.variable, "SQUAREMCP_EXTRA_CA_FILE");
+        let _ = std::fs::remove_file(empty);
     }
 
     #[test]
@@ -374,6 +444,9 @@ mod tests {
             ("SQUAREMCP_TABLE", "no spaces"),
             ("SQUAREMCP_RETRY_QUEUE_URL", "queue"),
             ("SQUAREMCP_DEAD_LETTER_QUEUE_URL", "https://sqs.example/dlq"),
+            ("SQUAREMCP_ALLOW_PRIVATE_HOSTS", "yes"),
+            ("SQUAREMCP_EXTRA_CA_FILE", "/nonexistent/ca.pem"),
+            ("SQUAREMCP_EMAIL_BASE_URL", "http://127.0.0.1:1"),
         ] {
             let e = config(&[(variable, value)]).expect_err(variable);
             assert_eq!(e.variable, variable);

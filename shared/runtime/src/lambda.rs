@@ -84,7 +84,8 @@ pub async fn invoice_event(
 
 /// What a function builds at a cold start, set up for the sample events in `events/`: the
 /// embedded backends in `data_dir`, the public URL `https://mcp.example.com`, the admin key
-/// `sample-admin-key` and a fixed JWT secret (see `events/README.md`). For tests and local runs.
+/// `sample-admin-key`, a fixed JWT secret, and the WhatsApp app secret `sample-app-secret` and
+/// verify token `sample-verify-token` (see `events/README.md`). For tests and local runs.
 #[cfg(feature = "embedded")]
 pub fn sample_state(
     data_dir: &std::path::Path,
@@ -95,9 +96,57 @@ pub fn sample_state(
         "SQUAREMCP_PUBLIC_URL" => Some("https://mcp.example.com".to_owned()),
         "SQUAREMCP_ADMIN_KEY" => Some("sample-admin-key".to_owned()),
         "SQUAREMCP_JWT_SECRET" => Some("sample-jwt-secret-of-at-least-32-bytes!!".to_owned()),
+        "SQUAREMCP_WHATSAPP_APP_SECRET" => Some("sample-app-secret".to_owned()),
+        "SQUAREMCP_WHATSAPP_VERIFY_TOKEN" => Some("sample-verify-token".to_owned()),
         _ => None,
     })?;
     let gateway = crate::gateway(&config, crate::Backends::embedded(&config)?);
     let state = crate::app_state(&config, gateway.clone())?;
     Ok((gateway, state))
+}
+
+/// The `delivery-retry` function: each SQS batch from the retry queue, one delivery job per
+/// record, answered with the records to retry (`batchItemFailures`; the event source mapping
+/// has `ReportBatchItemFailures`), so that one failing record does not bring its batch back.
+pub async fn run_delivery_retry() -> Result<(), Error> {
+    use lambda_http::lambda_runtime::{run, service_fn};
+
+    let config = crate::Config::from_env()?;
+    crate::init_logging(&config.log_filter, config.log_format);
+    let backends = crate::Backends::from_config(&config).await?;
+    let deliverer = crate::deliverer(&config, &backends)?
+        .ok_or("delivery-retry needs SQUAREMCP_RETRY_QUEUE_URL and SQUAREMCP_DEAD_LETTER_QUEUE_URL")?;
+    let deliverer = deliverer.as_ref();
+    run(service_fn(move |event: lambda_http::lambda_runtime::LambdaEvent<serde_json::Value>| async move {
+        Ok::<_, Error>(delivery_batch(deliverer, &event.payload).await)
+    }))
+    .await
+}
+
+/// One SQS batch: every record processed concurrently; the SqsBatchResponse names the records
+/// whose processing failed (and records that are not SQS messages, which cannot be processed).
+pub async fn delivery_batch(deliverer: &squaremcp_webhooks::Deliverer, event: &serde_json::Value) -> serde_json::Value {
+    use serde_json::{Value, json};
+
+    let records = event.get("Records").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+    let outcomes = futures_util::future::join_all(records.iter().map(|record| async move {
+        let id = record.get("messageId").and_then(Value::as_str)?;
+        let Some(body) = record.get("body").and_then(Value::as_str) else {
+            tracing::error!(message_id = id, "an SQS record without a body");
+            return Some(id);
+        };
+        match deliverer.process(body).await {
+            Ok(processed) => {
+                tracing::debug!(message_id = id, ?processed, "delivery job");
+                None
+            }
+            Err(e) => {
+                tracing::warn!(message_id = id, error = %e, "a delivery job could not be processed; SQS will redeliver it");
+                Some(id)
+            }
+        }
+    }))
+    .await;
+    let failures: Vec<Value> = outcomes.into_iter().flatten().map(|id| json!({"itemIdentifier": id})).collect();
+    json!({"batchItemFailures": failures})
 }

@@ -22,6 +22,8 @@ use squaremcp_embedded::{KeyFileKeyring, MemoryQueue, SqliteStore};
 use squaremcp_mail::SmtpMailer;
 use squaremcp_http::{AppState, HttpConfig};
 use squaremcp_platforms::PlatformConfig;
+use squaremcp_platforms::whatsapp::webhook::WhatsappWebhook;
+use squaremcp_webhooks::Deliverer;
 
 pub use config::{AwsSettings, Config, ConfigError, LogFormat, StoreKind};
 pub use logging::init_logging;
@@ -50,6 +52,8 @@ pub enum StartError {
     #[cfg(feature = "mail")]
     #[error(transparent)]
     Mail(squaremcp_mail::MailConfigError),
+    #[error("the webhook HTTP client could not start: {0}")]
+    WebhookClient(String),
     /// A Lambda links only the backends it uses; its configuration asked for another.
     #[error("{0}")]
     NotBuiltIn(&'static str),
@@ -189,9 +193,23 @@ impl Clock for FixedClock {
     }
 }
 
-/// Every platform's tools, sharing one HTTP client (one connection pool per process).
-pub fn registry(config: &Config) -> Arc<Registry> {
-    let mut platforms = PlatformConfig::new(squaremcp_platforms::http_client());
+/// Every platform's tools, sharing one HTTP client (one connection pool per process), with the
+/// store and clock for the tools that answer from the gateway's records.
+pub fn registry(config: &Config, records: Option<squaremcp_platforms::kit::Records>) -> Arc<Registry> {
+    let mut platforms = PlatformConfig::new(squaremcp_platforms::http_client())
+        .with_network(config.network.clone())
+        .with_obsidian(config.obsidian.clone());
+    // Checked when the configuration was read.
+    platforms = match platforms.clone().with_graph_api_version(&config.graph_api_version) {
+        Ok(updated) => updated,
+        Err(why) => {
+            tracing::error!(why, "ignoring SQUAREMCP_GRAPH_API_VERSION");
+            platforms
+        }
+    };
+    if let Some(records) = records {
+        platforms = platforms.with_records(records);
+    }
     for (platform, url) in &config.platform_base_urls {
         // Checked when the configuration was read; a refusal here would be a bug in that check.
         platforms = match platforms.clone().with_base_url(*platform, url) {
@@ -211,9 +229,22 @@ pub fn gateway(config: &Config, backends: Backends) -> Arc<Gateway> {
         retention_seconds: i64::try_from(config.call_log_retention_days).unwrap_or(i64::MAX / 86_400) * 86_400,
     };
     Arc::new(
-        Gateway::new(backends.store, backends.keyring, backends.clock, registry(config), config.admin_key.clone())
-            .with_billing(billing),
+        Gateway::new(
+            backends.store.clone(),
+            backends.keyring,
+            backends.clock.clone(),
+            registry(config, Some(squaremcp_platforms::kit::Records { store: backends.store, clock: backends.clock })),
+            config.admin_key.clone(),
+        )
+            .with_billing(billing)
+            .with_refresher(oauth_clients(config)),
     )
+}
+
+/// The OAuth apps of the platforms customers connect themselves: the gateway refreshes their
+/// tokens with them and the account page runs the Connect flows.
+pub fn oauth_clients(config: &Config) -> Arc<squaremcp_platforms::kit::oauth::OAuthClients> {
+    Arc::new(squaremcp_platforms::kit::oauth::OAuthClients::new(squaremcp_platforms::http_client(), &config.oauth_apps))
 }
 
 /// SMTP when `SQUAREMCP_SMTP_URL` is set; otherwise a mailer that refuses, so invoices wait.
@@ -283,8 +314,35 @@ pub fn auth(config: &Config, gateway: Arc<Gateway>) -> Result<Arc<Auth>, StartEr
     Ok(Arc::new(Auth::new(gateway, settings, &jwt_secret(config)?)?))
 }
 
+/// Outbound webhooks on these backends: publishing events, delivering them, retries through
+/// the retry queue, the dead-letter queue. `None` when no queues are configured.
+pub fn deliverer(config: &Config, backends: &Backends) -> Result<Option<Arc<Deliverer>>, StartError> {
+    let Some(queues) = &backends.queues else { return Ok(None) };
+    let transport = squaremcp_webhooks::HttpTransport::new(config.network.clone())
+        .map_err(|e| StartError::WebhookClient(e.to_string()))?;
+    Ok(Some(Arc::new(Deliverer {
+        store: backends.store.clone(),
+        keyring: backends.keyring.clone(),
+        clock: backends.clock.clone(),
+        network: config.network.clone(),
+        transport: Arc::new(transport),
+        retry_queue: queues.retry.clone(),
+        dead_letter_queue: queues.dead_letter.clone(),
+        schedule: config.webhook_retry_schedule.clone(),
+    })))
+}
+
 /// Everything a router needs, built once.
 pub fn app_state(config: &Config, gateway: Arc<Gateway>) -> Result<AppState, StartError> {
+    app_state_with_events(config, gateway, None)
+}
+
+/// [`app_state`], with inbound webhooks handing their events to `events` (outbound webhooks).
+pub fn app_state_with_events(
+    config: &Config,
+    gateway: Arc<Gateway>,
+    events: Option<Arc<dyn squaremcp_core::events::EventSink>>,
+) -> Result<AppState, StartError> {
     let auth = auth(config, gateway.clone())?;
     let info = ServerInfo {
         name: "squaremcp".to_owned(),
@@ -294,7 +352,15 @@ pub fn app_state(config: &Config, gateway: Arc<Gateway>) -> Result<AppState, Sta
                        pass `account`."
             .to_owned(),
     };
+    let (store, clock) = gateway.store_and_clock();
+    let mut whatsapp =
+        WhatsappWebhook::new(store, clock, config.whatsapp_app_secret.clone(), config.whatsapp_verify_token.clone());
+    if let Some(events) = events {
+        whatsapp = whatsapp.with_events(events);
+    }
     Ok(AppState {
+        oauth: oauth_clients(config),
+        whatsapp: Arc::new(whatsapp),
         mcp: Arc::new(McpServer::new(gateway, info, config.tools_page_size)),
         auth,
         config: Arc::new(HttpConfig {
@@ -309,8 +375,10 @@ pub fn app_state(config: &Config, gateway: Arc<Gateway>) -> Result<AppState, Sta
 /// Configuration, the configured backends and the app state, from the environment.
 pub async fn build_from_env() -> Result<(Config, AppState), StartError> {
     let config = Config::from_env()?;
-    let gateway = gateway(&config, Backends::from_config(&config).await?);
-    let state = app_state(&config, gateway)?;
+    let backends = Backends::from_config(&config).await?;
+    let events = deliverer(&config, &backends)?.map(|d| d as Arc<dyn squaremcp_core::events::EventSink>);
+    let gateway = gateway(&config, backends);
+    let state = app_state_with_events(&config, gateway, events)?;
     Ok((config, state))
 }
 

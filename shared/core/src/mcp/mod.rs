@@ -5,12 +5,13 @@
 
 mod cursor;
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
 
 use serde_json::{Map, Value, json};
 
 use crate::gateway::{CallContext, UnknownTool};
-use crate::{Gateway, ToolDefinition};
+use crate::{Gateway, Platform, Principal, ToolDefinition};
 
 /// Newest first. `initialize` echoes a supported version and otherwise offers the newest.
 pub const SUPPORTED_VERSIONS: [&str; 3] = ["2025-11-25", "2025-06-18", "2025-03-26"];
@@ -24,6 +25,12 @@ pub const PARSE_ERROR: i64 = -32700;
 pub const INVALID_REQUEST: i64 = -32600;
 pub const METHOD_NOT_FOUND: i64 = -32601;
 pub const INVALID_PARAMS: i64 = -32602;
+pub const INTERNAL_ERROR: i64 = -32603;
+/// Distinct sets of connected platforms whose `tools/list` pages are kept serialized.
+const FILTERED_CACHE_ENTRIES: usize = 256;
+
+/// `tools/list` result pages, serialized.
+type Pages = Arc<Vec<Arc<str>>>;
 
 /// What to send back: a status and, unless the status is 202, a serialized JSON body.
 #[derive(Clone, Debug, PartialEq)]
@@ -57,30 +64,53 @@ pub struct McpServer {
     gateway: Arc<Gateway>,
     info: ServerInfo,
     /// Every `tools/list` result page, serialized once at start: the list never changes while
-    /// the process runs, so a request only copies bytes.
-    tool_pages: Vec<Arc<str>>,
+    /// the process runs, so a request only copies bytes. The admin key sees these.
+    tool_pages: Pages,
+    /// Every tool rendered, with its platform, for the per-customer lists.
+    rendered: Vec<(Platform, Value)>,
+    /// A customer sees the tools of the platforms they connected: the pages per set of
+    /// platforms, serialized on first use.
+    filtered_pages: Mutex<HashMap<Vec<Platform>, Pages>>,
     page_size: usize,
 }
 
 impl McpServer {
     pub fn new(gateway: Arc<Gateway>, info: ServerInfo, page_size: usize) -> Self {
         let page_size = page_size.max(1);
-        let tools: Vec<Value> = gateway.registry().tools().iter().map(|t| render_tool(t.definition())).collect();
-        let mut tool_pages = Vec::new();
-        let mut start = 0;
-        loop {
-            let end = (start + page_size).min(tools.len());
-            let mut page = json!({"tools": &tools[start..end]});
-            if end < tools.len() {
-                page["nextCursor"] = json!(cursor::encode(end));
-            }
-            tool_pages.push(Arc::from(page.to_string()));
-            if end >= tools.len() {
-                break;
-            }
-            start = end;
+        let rendered: Vec<(Platform, Value)> =
+            gateway.registry().tools().iter().map(|t| (t.definition().platform, render_tool(t.definition()))).collect();
+        let tools: Vec<&Value> = rendered.iter().map(|(_, tool)| tool).collect();
+        let tool_pages = Arc::new(paginate(&tools, page_size));
+        Self { gateway, info, tool_pages, rendered, filtered_pages: Mutex::new(HashMap::new()), page_size }
+    }
+
+    /// The pages a caller sees: every tool for the admin key, the tools of the connected
+    /// platforms (one store query) for a customer.
+    async fn pages_for(&self, context: &CallContext) -> Result<Pages, (i64, String)> {
+        let Principal::Customer { id } = &context.principal else { return Ok(self.tool_pages.clone()) };
+        let connected: Vec<Platform> = self
+            .gateway
+            .connected_platforms(id)
+            .await
+            .map_err(|e| {
+                tracing::error!(customer = id.as_str(), error = %e, "tools/list: connections unavailable");
+                (INTERNAL_ERROR, "The gateway could not read your connections. Try again shortly.".to_owned())
+            })?
+            .into_iter()
+            .collect();
+        if let Some(pages) = self.filtered_pages.lock().ok().and_then(|cache| cache.get(&connected).cloned()) {
+            return Ok(pages);
         }
-        Self { gateway, info, tool_pages, page_size }
+        let tools: Vec<&Value> =
+            self.rendered.iter().filter(|(platform, _)| connected.contains(platform)).map(|(_, tool)| tool).collect();
+        let pages = Arc::new(paginate(&tools, self.page_size));
+        if let Ok(mut cache) = self.filtered_pages.lock() {
+            if cache.len() >= FILTERED_CACHE_ENTRIES {
+                cache.clear();
+            }
+            cache.insert(connected, pages.clone());
+        }
+        Ok(pages)
     }
 
     pub fn gateway(&self) -> &Gateway {
@@ -186,7 +216,10 @@ impl McpServer {
         match method {
             "initialize" => Ok(Rendered::Value(self.initialize(&params))),
             "ping" => Ok(Rendered::Value(json!({}))),
-            "tools/list" => self.list_tools(&params).map(Rendered::Serialized),
+            "tools/list" => {
+                let pages = self.pages_for(context).await?;
+                self.list_tools(&pages, &params).map(Rendered::Serialized)
+            }
             "tools/call" => self.call_tool(context, params).await.map(Rendered::Value),
             other => Err((METHOD_NOT_FOUND, format!("Method not found: {other}"))),
         }
@@ -203,18 +236,18 @@ impl McpServer {
         })
     }
 
-    fn list_tools(&self, params: &Map<String, Value>) -> Result<Arc<str>, (i64, String)> {
+    fn list_tools(&self, pages: &[Arc<str>], params: &Map<String, Value>) -> Result<Arc<str>, (i64, String)> {
         let page = match params.get("cursor") {
             None | Some(Value::Null) => 0,
             // Only cursors this server issued: offsets at page boundaries past the first page.
             Some(Value::String(c)) => cursor::decode(c)
                 .filter(|&offset| offset > 0 && offset.is_multiple_of(self.page_size))
                 .map(|offset| offset / self.page_size)
-                .filter(|&page| page < self.tool_pages.len())
+                .filter(|&page| page < pages.len())
                 .ok_or((INVALID_PARAMS, "Invalid params: unknown cursor".to_owned()))?,
             Some(_) => return Err((INVALID_PARAMS, "Invalid params: `cursor` must be a string".to_owned())),
         };
-        Ok(self.tool_pages[page].clone())
+        pages.get(page).cloned().ok_or((INVALID_PARAMS, "Invalid params: unknown cursor".to_owned()))
     }
 
     async fn call_tool(&self, context: &CallContext, mut params: Map<String, Value>) -> Result<Value, (i64, String)> {
@@ -267,6 +300,25 @@ enum Rendered {
     Value(Value),
     /// A result serialized ahead of time.
     Serialized(Arc<str>),
+}
+
+/// `tools/list` result pages of `page_size` tools, each naming the next; at least one page.
+fn paginate(tools: &[&Value], page_size: usize) -> Vec<Arc<str>> {
+    let mut pages = Vec::new();
+    let mut start = 0;
+    loop {
+        let end = (start + page_size).min(tools.len());
+        let mut page = json!({"tools": &tools[start..end]});
+        if end < tools.len() {
+            page["nextCursor"] = json!(cursor::encode(end));
+        }
+        pages.push(Arc::from(page.to_string()));
+        if end >= tools.len() {
+            break;
+        }
+        start = end;
+    }
+    pages
 }
 
 fn render_tool(def: &ToolDefinition) -> Value {

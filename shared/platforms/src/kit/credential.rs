@@ -71,6 +71,26 @@ impl<'a> Fields<'a> {
             Some(_) => Err(CredentialError::Malformed { field, problem: "must be a string".to_owned() }),
         }
     }
+
+    /// An optional whole number between `min` and `max`.
+    pub fn optional_integer(&self, field: &'static str, min: u64, max: u64) -> Result<Option<u64>, CredentialError> {
+        match self.fields.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value) => match value.as_u64() {
+                Some(number) if (min..=max).contains(&number) => Ok(Some(number)),
+                _ => Err(CredentialError::Malformed { field, problem: format!("must be a whole number from {min} to {max}") }),
+            },
+        }
+    }
+
+    /// An optional nested object whose keys are all in `known`.
+    pub fn optional_object(&self, field: &'static str, known: &[&str], example: &'static str) -> Result<Option<Fields<'a>>, CredentialError> {
+        match self.fields.get(field) {
+            None | Some(Value::Null) => Ok(None),
+            Some(value @ Value::Object(_)) => Fields::of(value, known, example).map(Some),
+            Some(_) => Err(CredentialError::Malformed { field, problem: format!("must be an object like {example}") }),
+        }
+    }
 }
 
 #[cfg(test)]

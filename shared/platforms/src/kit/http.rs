@@ -43,6 +43,14 @@ pub trait Dialect: Send + Sync + 'static {
         format!("{origin}{}", request.path)
     }
 
+    /// Values for `{name}` placeholders of the endpoint's path that come from the credential or
+    /// the platform's configuration rather than from the arguments (WhatsApp's
+    /// `{phone_number_id}` and the Graph API `{version}`). Filled before the arguments, and
+    /// percent-encoded the same way; the default supplies none.
+    fn path_values(&self, _credential: &Self::Credential) -> Vec<(&'static str, String)> {
+        Vec::new()
+    }
+
     /// Adds the credential (and any fixed headers) to the request.
     fn authorize(&self, request: reqwest::RequestBuilder, credential: &Self::Credential) -> reqwest::RequestBuilder;
 
@@ -64,6 +72,11 @@ impl<D: Dialect> HttpApi<D> {
     pub fn new(http: reqwest::Client, origin: String, dialect: D) -> Self {
         let dead = D::REMEMBER_DEAD_CREDENTIALS.then(DeadCredentials::default);
         Self { http, origin, dialect, dead }
+    }
+
+    /// The dialect's own path values for this credential ([`Dialect::path_values`]).
+    pub fn path_values(&self, credential: &D::Credential) -> Vec<(&'static str, String)> {
+        self.dialect.path_values(credential)
     }
 
     /// Parses the stored document into the platform's credential type.
@@ -184,12 +197,14 @@ pub struct HttpToolSpec {
     pub operation: &'static str,
     /// Body fields every call sends, unless an argument sets the same key.
     pub fixed_body: Vec<(&'static str, Value)>,
+    /// Query parameters every call sends, unless an argument sets the same one.
+    pub fixed_query: Vec<(&'static str, &'static str)>,
     pub output: Output,
 }
 
 impl HttpToolSpec {
     pub fn new(spec: ToolSpec, method: Method, path: &'static str) -> Self {
-        Self { spec, method, path, operation: path, fixed_body: Vec::new(), output: Output::Object }
+        Self { spec, method, path, operation: path, fixed_body: Vec::new(), fixed_query: Vec::new(), output: Output::Object }
     }
 
     pub fn get(spec: ToolSpec, path: &'static str) -> Self {
@@ -215,11 +230,28 @@ impl HttpToolSpec {
         self
     }
 
+    /// A query parameter every call sends (e.g. Graph's `fields`), unless an argument sets it.
+    pub fn fixed_query(mut self, key: &'static str, value: &'static str) -> Self {
+        self.fixed_query.push((key, value));
+        self
+    }
+
     /// The request for these arguments: fixed fields first, then the arguments over them.
     pub fn request(&self, arguments: &Map<String, Value>) -> Result<UpstreamRequest, ToolFailure> {
-        let mut request = self.spec.request(self.path, arguments)?;
+        self.request_with(&[], arguments)
+    }
+
+    /// Like [`Self::request`], with `{name}` placeholders of the path first filled from
+    /// `path_values` (see [`Dialect::path_values`]).
+    pub fn request_with(&self, path_values: &[(&'static str, String)], arguments: &Map<String, Value>) -> Result<UpstreamRequest, ToolFailure> {
+        let mut request = self.spec.request_with(self.path, path_values, arguments)?;
         for (key, value) in &self.fixed_body {
             request.body.entry(*key).or_insert_with(|| value.clone());
+        }
+        for (key, value) in &self.fixed_query {
+            if !request.query.iter().any(|(given, _)| given == key) {
+                request.query.push((key, (*value).to_owned()));
+            }
         }
         Ok(request)
     }
@@ -259,7 +291,7 @@ impl<D: Dialect> Tool for HttpTool<D> {
 
     async fn call(&self, credential: &Secret<Value>, arguments: Map<String, Value>) -> Result<ToolOutput, ToolFailure> {
         let credential = self.api.credential(credential)?;
-        let request = self.row.request(&arguments)?;
+        let request = self.row.request_with(&self.api.path_values(&credential), &arguments)?;
         let retry = self.definition.annotations.read_only;
         let result = self.api.send(&credential, &self.row.method, self.row.operation, &request, retry).await?;
         let structured = self.row.shape(D::NAME, result)?;

@@ -5,6 +5,7 @@
 //! - [`http`]: the generic handler for plain HTTP tools ([`HttpToolSpec`] rows run by [`HttpTool`]
 //!   through a platform's [`Dialect`]).
 //! - [`credential`]: typed credential documents with errors that name fields, never values.
+//! - [`net`]: customer-supplied hosts resolved once and checked (the SSRF guard), and TLS trust.
 //! - [`PlatformEntry`]: one row of the registration table in the crate root.
 
 use std::sync::Arc;
@@ -15,10 +16,13 @@ use squaremcp_core::tool::{PlatformModule, Tool};
 
 pub mod credential;
 pub mod http;
+pub mod net;
+pub mod oauth;
 pub mod spec;
 
 pub use credential::{CredentialDocument, CredentialError, Fields};
 pub use http::{Answer, Dialect, HttpApi, HttpTool, HttpToolSpec, Output};
+pub use net::{GuardError, NetworkPolicy};
 pub use spec::{Arg, Place, ToolSpec, UpstreamRequest};
 
 /// What a platform's tools are built with, once per cold start.
@@ -27,14 +31,67 @@ pub struct PlatformContext {
     /// The shared HTTP client (one connection pool per process).
     pub http: reqwest::Client,
     /// The API origin, path and version included: the real one, or the operator's override of
-    /// its scheme and host.
+    /// its scheme and host. Empty for a platform without an HTTP API ([`PlatformEntry::NO_ORIGIN`]).
     pub origin: String,
+    /// What the operator allows for addresses customers supply (mail servers, endpoints).
+    pub network: NetworkPolicy,
+    /// The Graph API version Meta's platforms (WhatsApp) put in their paths, e.g. `v26.0`
+    /// (`SQUAREMCP_GRAPH_API_VERSION`).
+    pub graph_api_version: String,
+    /// The gateway's own records, for tools that answer from them rather than from the platform
+    /// (WhatsApp's message statuses arrive by webhook only). `None` where no store is at hand
+    /// (declaration-only uses); such tools then say so.
+    pub records: Option<Records>,
+    /// Where directory vaults live and how their sync is inspected (Obsidian).
+    pub obsidian: crate::obsidian::ObsidianSettings,
+}
+
+impl PlatformContext {
+    /// The default [`NetworkPolicy`]: private hosts refused, only the platform's TLS roots.
+    pub fn new(http: reqwest::Client, origin: String) -> Self {
+        Self {
+            http,
+            origin,
+            network: NetworkPolicy::default(),
+            graph_api_version: DEFAULT_GRAPH_API_VERSION.to_owned(),
+            records: None,
+            obsidian: crate::obsidian::ObsidianSettings::default(),
+        }
+    }
+}
+
+/// The Graph API version used unless the operator sets `SQUAREMCP_GRAPH_API_VERSION`.
+pub const DEFAULT_GRAPH_API_VERSION: &str = "v26.0";
+
+/// Checks a Graph API version: `v` and a version number like `26.0`.
+pub fn graph_api_version(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let ok = text.strip_prefix('v').and_then(|number| number.split_once('.')).is_some_and(|(major, minor)| {
+        !major.is_empty() && !minor.is_empty() && major.len() <= 3 && minor.len() <= 3
+            && major.bytes().chain(minor.bytes()).all(|b| b.is_ascii_digit())
+    });
+    if ok { Ok(text.to_owned()) } else { Err(format!("`{text}` is not a Graph API version like {DEFAULT_GRAPH_API_VERSION}")) }
+}
+
+/// The gateway's store and clock, handed to the few tools that read the gateway's own records.
+#[derive(Clone)]
+pub struct Records {
+    pub store: Arc<dyn squaremcp_core::Store>,
+    pub clock: Arc<dyn squaremcp_core::Clock>,
+}
+
+impl std::fmt::Debug for Records {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Records")
+    }
 }
 
 /// One row of the registration table: everything the gateway knows about a platform.
 pub struct PlatformEntry {
     pub platform: Platform,
-    /// The real API origin with its path and version, e.g. `https://discord.com/api/v10`.
+    /// The real API origin with its path and version, e.g. `https://discord.com/api/v10`;
+    /// [`PlatformEntry::NO_ORIGIN`] for a platform that is not an HTTP API (email): it has no
+    /// base URL to override.
     pub origin: &'static str,
     /// The credential document's shape, for help texts and error messages.
     pub credential_example: &'static str,
@@ -44,9 +101,23 @@ pub struct PlatformEntry {
     pub tools: fn(&PlatformContext) -> Vec<Arc<dyn Tool>>,
     /// A read-only tool (short name) that proves a credential works, for connection health.
     pub health_probe: Option<&'static str>,
+    /// The OAuth app customers connect with ("Connect …" on `/account`), for platforms that sign
+    /// in with OAuth; offered once the operator configures its client id and secret.
+    pub oauth: Option<&'static oauth::OAuthApp>,
+    /// For platforms that call in (webhooks): how to read, from a credential document, the
+    /// resource that routes an inbound event to its customer (WhatsApp's phone number id).
+    pub routing_key: Option<squaremcp_core::routing::RoutingKey>,
 }
 
 impl PlatformEntry {
+    /// The `origin` of a platform that is not an HTTP API.
+    pub const NO_ORIGIN: &'static str = "";
+
+    /// The HTTP origin, unless the platform has none.
+    pub fn http_origin(&self) -> Option<&'static str> {
+        (!self.origin.is_empty()).then_some(self.origin)
+    }
+
     /// Builds the platform's module with its tools.
     pub fn module(&'static self, context: &PlatformContext) -> Box<dyn PlatformModule> {
         Box::new(KitModule { entry: self, tools: (self.tools)(context) })
@@ -74,12 +145,23 @@ impl PlatformModule for KitModule {
     fn tools(&self) -> Vec<Arc<dyn Tool>> {
         self.tools.clone()
     }
+
+    fn health_probe(&self) -> Option<&'static str> {
+        self.entry.health_probe
+    }
+
+    fn routing_key(&self) -> Option<squaremcp_core::routing::RoutingKey> {
+        self.entry.routing_key
+    }
 }
 
 /// The origin to call: `default` itself, or `override_url`'s scheme, host and port with
 /// `default`'s path (the API version stays the real one). The override must be a bare
 /// `http(s)://host[:port]`; anything else is refused with the reason.
 pub fn origin(default: &str, override_url: Option<&str>) -> Result<String, String> {
+    if default.is_empty() && override_url.is_some_and(|u| !u.trim().is_empty()) {
+        return Err("this platform is not an HTTP API: there is no base URL to override".to_owned());
+    }
     let default_trimmed = default.trim_end_matches('/');
     let Some(given) = override_url.map(str::trim).filter(|u| !u.is_empty()) else {
         return Ok(default_trimmed.to_owned());
@@ -127,6 +209,16 @@ mod tests {
         ] {
             let why = origin("https://discord.com/api/v10", Some(given)).expect_err(given);
             assert!(why.contains(reason), "{given}: {why}");
+        }
+        let why = origin(PlatformEntry::NO_ORIGIN, Some("http://127.0.0.1:1")).expect_err("no HTTP API");
+        assert!(why.contains("not an HTTP API"), "{why}");
+    }
+
+    #[test]
+    fn graph_api_versions_are_checked() {
+        assert_eq!(graph_api_version(" v25.0 "), Ok("v25.0".to_owned()));
+        for bad in ["26.0", "v26", "v26.0/x", "vx.0", "v.0", "latest"] {
+            assert!(graph_api_version(bad).is_err(), "{bad}");
         }
     }
 }

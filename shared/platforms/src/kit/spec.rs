@@ -125,7 +125,22 @@ impl ToolSpec {
     /// Places the given arguments into a request for `path` (a template like
     /// `/channels/{channel_id}/messages`). Absent optional arguments are not sent at all.
     pub fn request(&self, path: &str, arguments: &Map<String, Value>) -> Result<UpstreamRequest, ToolFailure> {
-        let mut request = UpstreamRequest { path: path.to_owned(), ..UpstreamRequest::default() };
+        self.request_with(path, &[], arguments)
+    }
+
+    /// Like [`Self::request`], with some `{name}` placeholders filled from `path_values` first
+    /// (values the platform supplies from its credential or configuration, not the caller).
+    pub fn request_with(
+        &self,
+        path: &str,
+        path_values: &[(&'static str, String)],
+        arguments: &Map<String, Value>,
+    ) -> Result<UpstreamRequest, ToolFailure> {
+        let mut path = path.to_owned();
+        for (name, value) in path_values {
+            path = path.replace(&format!("{{{name}}}"), &percent_encode(value));
+        }
+        let mut request = UpstreamRequest { path, ..UpstreamRequest::default() };
         for arg in &self.args {
             let Some(given) = arguments.get(arg.name) else { continue };
             let value = match arg.convert {
@@ -133,9 +148,7 @@ impl ToolSpec {
                 None => normalized(given),
             };
             match arg.place {
-                Place::Body => {
-                    request.body.insert(arg.upstream.to_owned(), value);
-                }
+                Place::Body => insert_nested(&mut request.body, arg.upstream, value),
                 Place::Query => request.query.push((arg.upstream, plain_text(&value))),
                 Place::Header(header) => request.headers.push((header, plain_text(&value))),
                 Place::Path => {
@@ -150,6 +163,25 @@ impl ToolSpec {
             return Err(ToolFailure::invalid_arguments(format!("`{name}` is required")));
         }
         Ok(request)
+    }
+}
+
+/// Inserts `value` at `key`; a dotted key (`text.body`) nests it in objects, created as needed
+/// and shared by arguments with the same prefix (`text.preview_url`).
+fn insert_nested(body: &mut Map<String, Value>, key: &str, value: Value) {
+    match key.split_once('.') {
+        None => {
+            body.insert(key.to_owned(), value);
+        }
+        Some((head, rest)) => {
+            let inner = body.entry(head.to_owned()).or_insert_with(|| Value::Object(Map::new()));
+            if !inner.is_object() {
+                *inner = Value::Object(Map::new());
+            }
+            if let Value::Object(inner) = inner {
+                insert_nested(inner, rest, value);
+            }
+        }
     }
 }
 
@@ -272,6 +304,30 @@ mod tests {
         let failure = spec().request("/channels/{channel_id}/messages", &arguments(json!({"content": "a"}))).expect_err("no id");
         assert_eq!(failure.kind, squaremcp_core::FailureKind::InvalidInput);
         assert_eq!(failure.message, "`channel_id` is required");
+    }
+
+    #[test]
+    fn dotted_names_nest_body_fields_and_share_their_parent() {
+        let spec = ToolSpec::new("t", "T", "T.", Annotations::WRITE)
+            .arg(Arg::new("text", string("Text.")).renamed("text.body"))
+            .arg(Arg::new("preview", flag("Preview.")).renamed("text.preview_url"))
+            .arg(Arg::new("language", string("Language.")).renamed("template.language.code"));
+        let given = arguments(json!({"text": "hi", "preview": true, "language": "en_US"}));
+        let request = spec.request("/", &given).expect("a request");
+        assert_eq!(
+            Value::Object(request.body),
+            json!({"text": {"body": "hi", "preview_url": true}, "template": {"language": {"code": "en_US"}}})
+        );
+    }
+
+    #[test]
+    fn path_values_fill_placeholders_before_the_arguments_and_are_encoded() {
+        let spec = ToolSpec::new("t", "T", "T.", Annotations::READ).arg(Arg::new("id", string("Id.")).required().in_path());
+        let values = [("version", "v26.0".to_owned()), ("owner", "12/34".to_owned())];
+        let request = spec.request_with("/{version}/{owner}/items/{id}", &values, &arguments(json!({"id": "7"}))).expect("a request");
+        assert_eq!(request.path, "/v26.0/12%2F34/items/7", "a supplied value cannot add segments either");
+        let missing = spec.request_with("/{version}/{owner}", &values[..1], &arguments(json!({"id": "7"}))).expect_err("no owner");
+        assert_eq!(missing.message, "`owner` is required");
     }
 
     #[test]

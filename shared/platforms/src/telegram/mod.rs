@@ -35,4 +35,6 @@ pub static ENTRY: PlatformEntry = PlatformEntry {
     check_credential: |document| BotToken::parse(document).map(drop),
     tools: tools::build,
     health_probe: Some("get_me"),
+    oauth: None,
+    routing_key: None,
 };

@@ -2,7 +2,7 @@
 //! appear in a log or a result).
 
 use squaremcp_core::Platform;
-use squaremcp_platform_mocks::{Fault, Mock, PlatformMock, discord, telegram};
+use squaremcp_platform_mocks::{Fault, Mock, PlatformMock, discord, telegram, whatsapp, x};
 use squaremcp_platforms::kit::{PlatformEntry, origin};
 use serde_json::{Value, json};
 
@@ -13,6 +13,12 @@ pub struct Fixture {
 }
 
 impl Fixture {
+    /// Why the HTTP behaviour checks (a mock's answers, injected faults, an echoed credential) do
+    /// not apply to this platform, when it is not an HTTP API; `None` for every HTTP platform.
+    pub fn not_http(&self) -> Option<&'static str> {
+        self.mock.not_http()
+    }
+
     pub fn origin(&self, entry: &PlatformEntry) -> String {
         origin(entry.origin, Some(self.mock.base_url())).expect("a mock origin")
     }
@@ -39,6 +45,39 @@ pub async fn start(platform: Platform) -> Fixture {
             let mock = Mock::start(discord::Discord::accepting(&[token])).await;
             Fixture { mock: Box::new(mock), credential: json!({ "bot_token": token }), canaries: vec![token.to_owned()] }
         }
+        Platform::Whatsapp => {
+            let token = "EAAGCANARYwhatsapp0123456789abcdefghijklmnopqrstuvwxyz";
+            let mock = Mock::start(whatsapp::Whatsapp::accepting(&[token])).await;
+            let credential = json!({ "access_token": token, "phone_number_id": whatsapp::PHONE_NUMBER_ID, "waba_id": whatsapp::WABA_ID });
+            Fixture { mock: Box::new(mock), credential, canaries: vec![token.to_owned()] }
+        }
+        Platform::Email => {
+            // Hosts on loopback: with the default network policy every tool must refuse them
+            // before anything is sent, and the canary password must never show.
+            let password = "CANARYemail-app-password-0123456789";
+            let credential = json!({ "address": "canary@example.test", "password": password, "imap_host": "127.0.0.1",
+                "imap_security": "none", "smtp_host": "127.0.0.1", "smtp_security": "none" });
+            let why = "IMAP and SMTP, not HTTP: the end-to-end tests (tests/tests/email.rs) run every tool against a real \
+                       Dovecot and SMTP server; here each tool must refuse a loopback server under the default policy";
+            Fixture { mock: Box::new(NotHttp(why)), credential, canaries: vec![password.to_owned()] }
+        }
+        Platform::Obsidian => {
+            // An S3 vault whose endpoint is on loopback: with the default network policy every
+            // tool must refuse it before anything is sent, and the canary key must never show.
+            let secret = "CANARYobsidian-s3-secret-0123456789abcdef";
+            let credential = json!({ "bucket": "notes", "prefix": "vault/", "region": "us-east-1", "endpoint": "http://127.0.0.1:9",
+                "access_key_id": "AKIACANARYOBSIDIAN", "secret_access_key": secret });
+            let why = "a vault of files, not an HTTP API: shared/platforms/tests/obsidian and tests/tests/obsidian.rs run every \
+                       tool on a directory vault and on the emulator's S3; here each tool must refuse a loopback endpoint under \
+                       the default policy";
+            Fixture { mock: Box::new(NotHttp(why)), credential, canaries: vec![secret.to_owned()] }
+        }
+        Platform::Twitter => {
+            let token = "CANARYx-access-0123456789abcdefghijklmnop";
+            let mock = Mock::start(x::X::accepting(&[token])).await;
+            let credential = json!({ "access_token": token, "refresh_token": "CANARYx-refresh-0123456789", "expires_at": 4_102_444_800_i64 });
+            Fixture { mock: Box::new(mock), credential, canaries: vec![token.to_owned(), "CANARYx-refresh-0123456789".to_owned()] }
+        }
         other => panic!("{other} is registered but has no contract fixture: add its mock and credential here"),
     }
 }
@@ -47,6 +86,27 @@ trait Control: Send + Sync {
     fn base_url(&self) -> &str;
     fn fail_always(&self, fault: Fault);
     fn recover(&self);
+    /// The explicit flag for a platform that is not an HTTP API: why the mock checks skip it.
+    fn not_http(&self) -> Option<&'static str> {
+        None
+    }
+}
+
+/// The stand-in for a platform without an HTTP API (email): no mock to control, and the reason.
+struct NotHttp(&'static str);
+
+impl Control for NotHttp {
+    fn base_url(&self) -> &str {
+        ""
+    }
+
+    fn fail_always(&self, _fault: Fault) {}
+
+    fn recover(&self) {}
+
+    fn not_http(&self) -> Option<&'static str> {
+        Some(self.0)
+    }
 }
 
 impl<P: PlatformMock> Control for Mock<P> {
