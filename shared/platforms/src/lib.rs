@@ -155,17 +155,24 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// redirects, so that a URL carrying a token (Telegram puts it in the path) is never sent anywhere
 /// else and a credential header never follows a redirect to another host.
 ///
+/// Built once per process and shared (a clone is a handle to the same pool): building one reads
+/// every system root certificate, which is a visible share of a Lambda cold start.
+///
 /// # Panics
-/// Only when the TLS backend cannot start, which no request could survive either; it is built
-/// once per cold start.
+/// Only when the TLS backend cannot start, which no request could survive either.
 pub fn http_client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .connect_timeout(CONNECT_TIMEOUT)
-        .timeout(REQUEST_TIMEOUT)
-        .user_agent(concat!("SquareMCP/", env!("CARGO_PKG_VERSION")))
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .expect("the HTTP client's TLS backend failed to start")
+    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    CLIENT
+        .get_or_init(|| {
+            reqwest::Client::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .timeout(REQUEST_TIMEOUT)
+                .user_agent(concat!("SquareMCP/", env!("CARGO_PKG_VERSION")))
+                .redirect(reqwest::redirect::Policy::none())
+                .build()
+                .expect("the HTTP client's TLS backend failed to start")
+        })
+        .clone()
 }
 
 #[cfg(test)]

@@ -52,8 +52,6 @@ pub enum StartError {
     #[cfg(feature = "mail")]
     #[error(transparent)]
     Mail(squaremcp_mail::MailConfigError),
-    #[error("the webhook HTTP client could not start: {0}")]
-    WebhookClient(String),
     /// A Lambda links only the backends it uses; its configuration asked for another.
     #[error("{0}")]
     NotBuiltIn(&'static str),
@@ -318,8 +316,7 @@ pub fn auth(config: &Config, gateway: Arc<Gateway>) -> Result<Arc<Auth>, StartEr
 /// the retry queue, the dead-letter queue. `None` when no queues are configured.
 pub fn deliverer(config: &Config, backends: &Backends) -> Result<Option<Arc<Deliverer>>, StartError> {
     let Some(queues) = &backends.queues else { return Ok(None) };
-    let transport = squaremcp_webhooks::HttpTransport::new(config.network.clone())
-        .map_err(|e| StartError::WebhookClient(e.to_string()))?;
+    let transport = squaremcp_webhooks::HttpTransport::new(config.network.clone());
     Ok(Some(Arc::new(Deliverer {
         store: backends.store.clone(),
         keyring: backends.keyring.clone(),

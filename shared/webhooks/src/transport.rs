@@ -35,9 +35,11 @@ pub trait Transport: Send + Sync {
     async fn post(&self, url: &str, headers: &[(&str, String)], body: &str) -> Response;
 }
 
-/// reqwest, with the guard as its resolver.
+/// reqwest, with the guard as its resolver. The client is built at the first delivery, not at
+/// start: building one reads every system root certificate, and most Lambda invocations (every
+/// `mcp` call) deliver nothing.
 pub struct HttpTransport {
-    client: reqwest::Client,
+    client: std::sync::OnceLock<Result<reqwest::Client, String>>,
     network: NetworkPolicy,
 }
 
@@ -55,15 +57,22 @@ impl reqwest::dns::Resolve for GuardedResolver {
 }
 
 impl HttpTransport {
-    pub fn new(network: NetworkPolicy) -> Result<Self, reqwest::Error> {
-        let client = reqwest::Client::builder()
-            .timeout(TIMEOUT)
-            .connect_timeout(TIMEOUT)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("SquareMCP-Webhooks/", env!("CARGO_PKG_VERSION")))
-            .dns_resolver(Arc::new(GuardedResolver(network.clone())))
-            .build()?;
-        Ok(Self { client, network })
+    pub fn new(network: NetworkPolicy) -> Self {
+        Self { client: std::sync::OnceLock::new(), network }
+    }
+
+    fn client(&self) -> Result<&reqwest::Client, &str> {
+        let built = self.client.get_or_init(|| {
+            reqwest::Client::builder()
+                .timeout(TIMEOUT)
+                .connect_timeout(TIMEOUT)
+                .redirect(reqwest::redirect::Policy::none())
+                .user_agent(concat!("SquareMCP-Webhooks/", env!("CARGO_PKG_VERSION")))
+                .dns_resolver(Arc::new(GuardedResolver(self.network.clone())))
+                .build()
+                .map_err(|e| format!("the HTTP client could not start: {e}"))
+        });
+        built.as_ref().map_err(String::as_str)
     }
 }
 
@@ -75,7 +84,11 @@ impl Transport for HttpTransport {
         if let Err(e) = check_url(&self.network, url).await {
             return Response { status: None, latency_ms: elapsed(started), error: Some(e.to_string()) };
         }
-        let mut request = self.client.post(url).header("content-type", "application/json").body(body.to_owned());
+        let client = match self.client() {
+            Ok(client) => client,
+            Err(why) => return Response { status: None, latency_ms: elapsed(started), error: Some(why.to_owned()) },
+        };
+        let mut request = client.post(url).header("content-type", "application/json").body(body.to_owned());
         for (name, value) in headers {
             request = request.header(*name, value.as_str());
         }
