@@ -159,6 +159,7 @@ async fn the_http_edge_answers_bad_requests_clearly() {
     let response = http.post(server.mcp_url()).bearer_auth(&alice.key).json(&init).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert!(response.headers().get("mcp-session-id").is_none());
+    assert!(response.headers().get("strict-transport-security").is_none(), "no HSTS on a plain-HTTP public URL");
 
     // GET and DELETE: 405 before auth.
     for method in [reqwest::Method::GET, reqwest::Method::DELETE] {

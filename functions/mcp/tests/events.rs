@@ -30,6 +30,8 @@ async fn every_sample_event_gets_the_expected_response() {
         match name.as_str() {
             "initialize.json" => {
                 assert_eq!(status, 200, "{name}: {response}");
+                // The sample public URL is https: browsers are told to stay on it.
+                assert_eq!(response["headers"]["strict-transport-security"], "max-age=31536000", "{name}: {response}");
                 assert_eq!(body(&response)["result"]["protocolVersion"], "2025-11-25");
                 assert_eq!(body(&response)["result"]["serverInfo"]["name"], "squaremcp");
             }

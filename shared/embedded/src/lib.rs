@@ -7,4 +7,4 @@ mod sqlite;
 
 pub use keyring::KeyFileKeyring;
 pub use queue::MemoryQueue;
-pub use sqlite::SqliteStore;
+pub use sqlite::{SqliteStore, private_directory};

@@ -83,8 +83,9 @@ impl SqliteStore {
     fn open_file(path: &Path, temporary: Option<TemporaryFile>) -> Result<Self, StoreError> {
         let cannot_open = |why: String| StoreError::Unavailable(format!("cannot open {}: {why}", path.display()));
         if let Some(directory) = path.parent().filter(|p| !p.as_os_str().is_empty()) {
-            std::fs::create_dir_all(directory).map_err(|e| cannot_open(e.to_string()))?;
+            private_directory(directory).map_err(|e| cannot_open(e.to_string()))?;
         }
+        create_private_file(path).map_err(|e| cannot_open(e.to_string()))?;
         let mut connection = Connection::open(path).map_err(|e| cannot_open(e.to_string()))?;
         connection.busy_timeout(BUSY_TIMEOUT).map_err(db_error)?;
         enable_write_ahead_log(&connection)?;
@@ -586,6 +587,26 @@ impl Store for SqliteStore {
     async fn delete_item(&self, key: &str) -> Result<bool, StoreError> {
         let key = key.to_owned();
         self.write(move |tx| Ok(execute(tx, "DELETE FROM items WHERE key = ?1", [key])? > 0)).await
+    }
+}
+
+
+/// Creates `directory` (and its parents) readable by this user only, when missing: it holds
+/// customers' call records and, beside the database, the keyring. An existing directory keeps
+/// the mode its owner gave it.
+pub fn private_directory(directory: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(directory)
+}
+
+/// Creates an empty database file with mode 0600 when missing, so that SQLite (which gives its
+/// `-wal` and `-shm` files the database's mode) never creates it world-readable under the umask.
+fn create_private_file(path: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    match std::fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

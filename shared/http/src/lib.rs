@@ -48,6 +48,11 @@ impl HttpConfig {
         "https://chatgpt.com",
     ];
 
+    /// Served over HTTPS (directly or behind a proxy that terminates TLS).
+    pub fn is_https(&self) -> bool {
+        self.public_url.starts_with("https://")
+    }
+
     pub fn resource_metadata_url(&self) -> String {
         format!("{}/.well-known/oauth-protected-resource/mcp", self.public_url)
     }
@@ -67,23 +72,27 @@ pub struct AppState {
 /// `POST /mcp` (and 405 for `GET`/`DELETE`), `GET /openapi.json` and `POST /tools/{name}`: the
 /// `mcp` route group.
 pub fn mcp_router(state: AppState) -> Router {
-    mcp::router().merge(rest::router()).with_state(state)
+    let https = state.config.is_https();
+    with_hsts(mcp::router().merge(rest::router()).with_state(state), https)
 }
 
 /// Discovery, registration, authorization, token and revocation: the `oauth` route group.
 pub fn oauth_router(state: AppState) -> Router {
-    oauth::router().with_state(state)
+    let https = state.config.is_https();
+    with_hsts(oauth::router().with_state(state), https)
 }
 
 /// `GET/POST /login`, `POST /logout`, and the account page (`/account…`): the `login` route
 /// group, on the host of the session cookie.
 pub fn login_router(state: AppState) -> Router {
-    login::router().merge(account::router()).merge(connect::router()).with_state(state)
+    let https = state.config.is_https();
+    with_hsts(login::router().merge(account::router()).merge(connect::router()).with_state(state), https)
 }
 
 /// `GET/POST /webhooks/whatsapp`: the `webhooks` route group (platforms calling in).
 pub fn webhooks_router(state: AppState) -> Router {
-    webhooks::router().with_state(state)
+    let https = state.config.is_https();
+    with_hsts(webhooks::router().with_state(state), https)
 }
 
 /// Every route group on one router, for the container and local target.
@@ -93,4 +102,20 @@ pub fn gateway_router(state: AppState) -> Router {
         .merge(oauth_router(state.clone()))
         .merge(login_router(state))
         .route("/healthz", get(|| async { "ok" }))
+}
+
+/// `Strict-Transport-Security` on every answer when the public URL is https, so that a browser
+/// never sends the session cookie or a login form over plain HTTP to this host again. Not on
+/// plain-HTTP deployments (local use), where it would be ignored or, behind a later TLS proxy,
+/// pin a host that does not serve HTTPS yet.
+fn with_hsts(router: Router, https: bool) -> Router {
+    if !https {
+        return router;
+    }
+    router.layer(axum::middleware::map_response(|mut response: axum::response::Response| async move {
+        response
+            .headers_mut()
+            .insert(http::header::STRICT_TRANSPORT_SECURITY, http::HeaderValue::from_static("max-age=31536000"));
+        response
+    }))
 }

@@ -95,7 +95,7 @@ impl Backends {
     /// queues with the same redrive policy as the SQS ones.
     #[cfg(feature = "embedded")]
     pub fn embedded(config: &Config) -> Result<Self, StartError> {
-        std::fs::create_dir_all(&config.data_dir)
+        squaremcp_embedded::private_directory(&config.data_dir)
             .map_err(|source| StartError::DataDir { path: config.data_dir.display().to_string(), source })?;
         let store = SqliteStore::open(&config.data_dir.join("squaremcp.db"))?;
         let keyring = KeyFileKeyring::open_or_create(&config.data_dir.join("keyring.json"))?;

@@ -208,3 +208,16 @@ async fn a_temporary_database_leaves_no_file_behind() {
         assert!(!std::path::Path::new(&path).exists(), "{path:?} is left");
     }
 }
+
+#[tokio::test]
+async fn a_new_store_is_private_to_its_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let scratch = ScratchDir::new();
+    let directory = scratch.0.join("data");
+    let store = SqliteStore::open(&directory.join("squaremcp.db")).unwrap();
+    store.insert_customer(&customer()).await.unwrap();
+    let mode = |path: PathBuf| std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(directory.clone()), 0o700, "the data directory");
+    assert_eq!(mode(directory.join("squaremcp.db")), 0o600, "the database");
+    assert_eq!(mode(directory.join("squaremcp.db-wal")), 0o600, "its write-ahead log");
+}
