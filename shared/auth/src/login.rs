@@ -1,6 +1,11 @@
 //! First-party login: bcrypt password check with rate limits on failures (per email and per
 //! client IP, in the store), the session JWT carried by the `session` cookie, and the login
 //! form's CSRF token (a signed double-submit cookie).
+//!
+//! Each attempt reserves its place in both failure counters before bcrypt runs, with one atomic
+//! conditional add each, so that guesses in flight at the same time cannot all pass a check made
+//! before any of them is counted. A successful login gives its reservations back: the limits
+//! count failures (and attempts still in flight), not sign-ins.
 
 use std::sync::OnceLock;
 
@@ -56,6 +61,28 @@ fn decoy_hash() -> &'static str {
     })
 }
 
+/// Reserves one attempt in the failure counter `key`: `RateLimited` once it holds `limit`
+/// (failures, and attempts still being checked).
+async fn reserve_attempt(store: &dyn Store, key: &str, limit: u64, client_ip: &str) -> Result<(), LoginError> {
+    match store.add_to_counter(key, 1, Some(limit)).await {
+        Ok(_) => Ok(()),
+        Err(StoreError::LimitReached { .. }) => {
+            tracing::warn!(client_ip, "login refused: too many failed attempts");
+            Err(LoginError::RateLimited)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Gives back an attempt reserved by `reserve_attempt`.
+async fn give_back(store: &dyn Store, key: &str) {
+    // Failing to give it back only leaves the attempt counted until its window ends, so the
+    // answer to the caller does not change; the counter is not named, as it holds the client IP.
+    if let Err(error) = store.subtract_from_counter(key, 1).await {
+        tracing::warn!(%error, "a login attempt's reservation could not be given back");
+    }
+}
+
 impl Auth {
     /// Checks the password and returns the session and its cookie value (a JWT).
     pub async fn login(&self, email: &str, password: &str, client_ip: &str) -> Result<(Session, Secret<String>), LoginError> {
@@ -64,12 +91,17 @@ impl Auth {
         let email_key = format!("ratelimit:login:email:{}:{window}", sha256_hex(&normalized));
         let ip_key = format!("ratelimit:login:ip:{client_ip}:{window}");
         let store = self.gateway.store();
-        if store.counter(&email_key).await? >= self.settings.login_failures_per_email
-            || store.counter(&ip_key).await? >= self.settings.login_failures_per_ip
-        {
-            tracing::warn!(client_ip, "login refused: too many failed attempts");
-            return Err(LoginError::RateLimited);
+        reserve_attempt(store, &email_key, self.settings.login_failures_per_email, client_ip).await?;
+        if let Err(refused) = reserve_attempt(store, &ip_key, self.settings.login_failures_per_ip, client_ip).await {
+            // This attempt never reaches bcrypt, so it is no failure for the email: give its
+            // reservation back, or a caller at its IP limit could still use up (and so lock)
+            // someone's email budget with requests that are refused anyway.
+            give_back(store, &email_key).await;
+            return Err(refused);
         }
+        // From here on both reservations are spent unless the password is right. A server error
+        // or a request dropped mid-check leaves them spent too: that fails closed, and they end
+        // with the window.
         let customer = match Email::parse(&normalized) {
             Ok(email) => store.customer_by_email(&email).await?,
             Err(_) => None,
@@ -91,12 +123,13 @@ impl Auth {
         .map_err(|e| AuthError::Password(e.to_string()))?;
         match customer {
             Some(customer) if verified && has_hash => {
+                give_back(store, &email_key).await;
+                give_back(store, &ip_key).await;
                 tracing::info!(customer = customer.id.as_str(), "signed in");
                 Ok(self.new_session(&customer)?)
             }
             _ => {
-                store.add_to_counter(&email_key, 1, None).await?;
-                store.add_to_counter(&ip_key, 1, None).await?;
+                // The reservations stay: they are this failure's count.
                 tracing::info!(client_ip, "failed sign-in");
                 Err(LoginError::Invalid)
             }

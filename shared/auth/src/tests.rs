@@ -457,6 +457,44 @@ async fn login_failures_are_generic_and_rate_limited() {
     assert!(!h.auth.check_login_csrf("", &h.auth.login_csrf("")));
 }
 
+/// Issue 17, item 1: each attempt is reserved before bcrypt, so guesses in flight at once cannot
+/// all pass a check made before any of them is counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn concurrent_wrong_passwords_cannot_pass_the_limit() {
+    let h = Arc::new(Harness::new().await);
+    let mut logins = tokio::task::JoinSet::new();
+    for i in 0..50 {
+        let h = h.clone();
+        // A different client IP each, so that only the per-email limit (3) applies.
+        logins.spawn(async move { h.auth.login("ada@example.com", "wrong password", &format!("198.51.100.{i}")).await });
+    }
+    let (mut invalid, mut limited) = (0, 0);
+    while let Some(outcome) = logins.join_next().await {
+        match outcome.unwrap() {
+            Err(LoginError::Invalid) => invalid += 1,
+            Err(LoginError::RateLimited) => limited += 1,
+            other => panic!("unexpected outcome {other:?}"),
+        }
+    }
+    assert!(invalid <= 3, "{invalid} guesses reached bcrypt's verdict; the limit is 3");
+    assert_eq!(invalid + limited, 50);
+    // The right password is refused too until the window ends.
+    assert!(matches!(h.auth.login("ada@example.com", "correct horse", "192.0.2.9").await, Err(LoginError::RateLimited)));
+}
+
+/// A success gives its reservation back: the limits count failures, not sign-ins.
+#[tokio::test]
+async fn successful_logins_do_not_use_up_the_failure_budget() {
+    let h = Harness::new().await;
+    for _ in 0..5 {
+        assert!(h.auth.login("ada@example.com", "correct horse", "192.0.2.7").await.is_ok());
+    }
+    for _ in 0..3 {
+        assert!(matches!(h.auth.login("ada@example.com", "wrong password", "192.0.2.7").await, Err(LoginError::Invalid)));
+    }
+    assert!(matches!(h.auth.login("ada@example.com", "correct horse", "192.0.2.7").await, Err(LoginError::RateLimited)));
+}
+
 #[tokio::test]
 async fn the_account_page_lists_grants_and_revoking_one_stops_its_tokens_at_once() {
     let h = Harness::new().await;

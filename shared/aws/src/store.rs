@@ -555,6 +555,34 @@ impl Store for DynamoStore {
         counter_value(self.get(table::counter(key_name)).await?.as_ref())
     }
 
+    async fn subtract_from_counter(&self, key_name: &str, delta: u64) -> Result<bool, StoreError> {
+        if delta == 0 {
+            return Ok(true);
+        }
+        let negative = i64::try_from(delta)
+            .map(|d| -d)
+            .map_err(|_| StoreError::Unavailable(format!("counter delta {delta} is out of range")))?;
+        // One atomic conditional add of `-delta`: the condition keeps the counter at or above zero
+        // (and fails on a missing counter, which holds zero).
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(table::counter(key_name))))
+            .update_expression("ADD #value :delta")
+            .condition_expression("#value >= :least")
+            .expression_attribute_names("#value", "value")
+            .expression_attribute_values(":delta", n(negative))
+            .expression_attribute_values(":least", n(delta))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(true),
+            Err(error) if is_condition_failure(&error) => Ok(false),
+            Err(error) => Err(store_unavailable("UpdateItem", error)),
+        }
+    }
+
     async fn put_single_use(&self, key_name: &str, value: &[u8], expires_at: Timestamp, now: Timestamp) -> Result<(), StoreError> {
         let result = self
             .client

@@ -80,6 +80,10 @@ pub trait Store: Send + Sync {
     /// Adds `delta` unless the result would exceed `limit`; returns the new value.
     async fn add_to_counter(&self, key: &str, delta: u64, limit: Option<u64>) -> Result<u64, StoreError>;
     async fn counter(&self, key: &str) -> Result<u64, StoreError>;
+    /// Takes `delta` off the counter `key` (giving back a reservation made with
+    /// `add_to_counter`), atomically. A counter never goes below zero: `false`, and nothing is
+    /// written, when it holds less than `delta` (a missing counter holds zero).
+    async fn subtract_from_counter(&self, key: &str, delta: u64) -> Result<bool, StoreError>;
 
     // Tool-call records (usage and audit log), per customer by time, expiring after retention.
     /// Writes the record and, in the same atomic write, adds `delta` (which may be negative,

@@ -446,6 +446,18 @@ impl Store for SqliteStore {
         self.read(|db| counter_value(db, key))
     }
 
+    async fn subtract_from_counter(&self, key: &str, delta: u64) -> Result<bool, StoreError> {
+        let delta = counter_delta(delta)?;
+        let key = key.to_owned();
+        // One conditional update: it changes a row only when the counter holds at least `delta`.
+        self.write(move |tx| {
+            let sql = "UPDATE counters SET value = value - ?2 WHERE key = ?1 AND value >= ?2";
+            // Taking off nothing always succeeds, even from a counter that was never written.
+            Ok(execute(tx, sql, params![key, delta])? == 1 || delta == 0)
+        })
+        .await
+    }
+
     async fn record_call(&self, record: &CallRecord, counter: Option<(&str, i64)>) -> Result<(), StoreError> {
         let json = serde_json::to_string(record).map_err(|e| StoreError::Corrupt(e.to_string()))?;
         // Expired records go when new ones come (TTL, done lazily), using the expiry index.

@@ -74,6 +74,9 @@ impl<G: Send + Sync> Store for Guarded<G> {
     async fn counter(&self, key: &str) -> Result<u64, StoreError> {
         self.store.counter(key).await
     }
+    async fn subtract_from_counter(&self, key: &str, delta: u64) -> Result<bool, StoreError> {
+        self.store.subtract_from_counter(key, delta).await
+    }
     async fn put_single_use(
         &self,
         key: &str,

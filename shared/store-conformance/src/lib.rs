@@ -51,6 +51,7 @@ macro_rules! store_conformance_tests {
             credential_swap_is_compare_and_swap,
             counter_adds_and_refuses_past_limit,
             counter_respects_limit_exactly_under_concurrency,
+            counter_subtracts_without_going_below_zero,
             single_use_items_are_taken_once,
             expired_single_use_items_are_invisible_and_replaceable,
             items_put_get_replace_delete,
@@ -392,6 +393,34 @@ pub async fn counter_respects_limit_exactly_across_handles(handles: Vec<Arc<dyn 
     assert_eq!(granted, (1..=LIMIT).collect(), "exactly {LIMIT} adds succeed, returning 1..={LIMIT}");
     assert_eq!(refused, ADDS - LIMIT as usize);
     assert_eq!(handles[0].counter(&key).await.unwrap(), LIMIT, "the counter ends at the limit");
+}
+
+/// Giving back reservations: a subtraction is atomic, and refused (writing nothing) when the
+/// counter holds less than it would take off.
+pub async fn counter_subtracts_without_going_below_zero(store: Arc<dyn Store>) {
+    let key = unique_key("reserved");
+    assert!(store.subtract_from_counter(&key, 0).await.unwrap(), "taking off nothing always succeeds");
+    assert!(!store.subtract_from_counter(&key, 1).await.unwrap(), "a counter never written holds zero");
+    assert_eq!(store.counter(&key).await.unwrap(), 0, "a refused subtraction writes nothing");
+    store.add_to_counter(&key, 3, Some(3)).await.unwrap();
+    assert!(store.subtract_from_counter(&key, 2).await.unwrap());
+    assert_eq!(store.counter(&key).await.unwrap(), 1);
+    assert!(!store.subtract_from_counter(&key, 2).await.unwrap(), "never below zero");
+    assert_eq!(store.counter(&key).await.unwrap(), 1, "a refused subtraction changes nothing");
+    assert!(store.subtract_from_counter(&key, 1).await.unwrap(), "reaching zero exactly is allowed");
+    assert_eq!(store.counter(&key).await.unwrap(), 0);
+    assert_eq!(store.add_to_counter(&key, 3, Some(3)).await.unwrap(), 3, "the limit is free again once given back");
+
+    // 40 concurrent subtractions of 1 from 30: exactly 30 succeed and the counter ends at zero.
+    store.add_to_counter(&key, 27, None).await.unwrap();
+    let mut tasks = JoinSet::new();
+    for _ in 0..40 {
+        let (store, key) = (Arc::clone(&store), key.clone());
+        tasks.spawn(async move { store.subtract_from_counter(&key, 1).await.unwrap() });
+    }
+    let succeeded = tasks.join_all().await.into_iter().filter(|done| *done).count();
+    assert_eq!(succeeded, 30, "exactly as many subtractions succeed as the counter held");
+    assert_eq!(store.counter(&key).await.unwrap(), 0);
 }
 
 // Single-use items.

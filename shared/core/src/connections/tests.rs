@@ -107,6 +107,17 @@ impl Store for MemoryStore {
     async fn counter(&self, key: &str) -> Result<u64, StoreError> {
         Ok(self.counters.lock().unwrap().get(key).copied().unwrap_or_default())
     }
+    async fn subtract_from_counter(&self, key: &str, delta: u64) -> Result<bool, StoreError> {
+        let mut counters = self.counters.lock().unwrap();
+        let value = counters.entry(key.to_owned()).or_default();
+        match value.checked_sub(delta) {
+            Some(left) => {
+                *value = left;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
     async fn record_call(&self, _: &CallRecord, counter: Option<(&str, i64)>) -> Result<(), StoreError> {
         if let Some((key, delta)) = counter {
             let mut counters = self.counters.lock().unwrap();

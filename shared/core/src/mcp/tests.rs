@@ -91,6 +91,9 @@ impl Store for CredentialsOnly {
     async fn counter(&self, _: &str) -> Result<u64, StoreError> {
         Ok(0)
     }
+    async fn subtract_from_counter(&self, _: &str, delta: u64) -> Result<bool, StoreError> {
+        Ok(delta == 0)
+    }
     async fn put_single_use(&self, _: &str, _: &[u8], _: Timestamp, _: Timestamp) -> Result<(), StoreError> {
         Ok(())
     }
