@@ -1,6 +1,6 @@
 //! OAuth, login and tokens on the real `squaremcp serve`, over plain HTTP: discovery as clients
 //! compare it, registration for every auth method, the whole flow, every refusal the issue
-//! lists, and the real-world bugs from MCP_AUTH.md §5 as regressions.
+//! lists, and bugs real MCP clients have hit elsewhere, as regressions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use serde_json::{Value, json};

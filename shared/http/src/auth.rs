@@ -1,4 +1,4 @@
-//! Who is calling `/mcp`, in DESIGN.md's priority order:
+//! Who is calling `/mcp`, in this priority order:
 //! 1. `x-api-key` equal to the admin key, 2. `x-api-key` a customer key,
 //! 3. `Authorization: Bearer`: a JWT (an OAuth access token, or a user token
 //!    `{sub, email, plan, role}` for this audience), or a customer/admin key for clients that can
