@@ -178,9 +178,11 @@ impl Auth {
         }
         let client_name = text_field(object, "client_name")?;
         if let Some(name) = &client_name
-            && (name.chars().count() > MAX_NAME_CHARS || name.chars().any(char::is_control))
+            && (name.chars().count() > MAX_NAME_CHARS || name.chars().any(|c| c.is_control() || is_format_character(c)))
         {
-            return Err(OAuthError::InvalidClientMetadata(format!("client_name must be 1-{MAX_NAME_CHARS} printable characters")));
+            return Err(OAuthError::InvalidClientMetadata(format!(
+                "client_name must be 1-{MAX_NAME_CHARS} printable characters, without invisible or text-direction characters"
+            )));
         }
         let client_uri = text_field(object, "client_uri")?;
         if let Some(uri) = &client_uri
@@ -276,4 +278,34 @@ impl Auth {
         self.gateway.store().put_item(&client_key(&client.client_id), &bytes, None, PutMode::Replace, now).await?;
         Ok(())
     }
+}
+
+/// Unicode's format characters (category Cf): text-direction overrides and isolates, zero-width
+/// characters, soft hyphens. The consent page shows `client_name` to the person deciding, so a
+/// name must read as what it is: `\u{202E}` could make "moc.elgoog" read as a trusted name.
+fn is_format_character(c: char) -> bool {
+    matches!(
+        c,
+        '\u{00AD}'
+            | '\u{0600}'..='\u{0605}'
+            | '\u{061C}'
+            | '\u{06DD}'
+            | '\u{070F}'
+            | '\u{0890}'..='\u{0891}'
+            | '\u{08E2}'
+            | '\u{180E}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{202A}'..='\u{202E}'
+            | '\u{2060}'..='\u{2064}'
+            | '\u{2066}'..='\u{206F}'
+            | '\u{FEFF}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{110BD}'
+            | '\u{110CD}'
+            | '\u{13430}'..='\u{1343F}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0001}'
+            | '\u{E0020}'..='\u{E007F}'
+    )
 }

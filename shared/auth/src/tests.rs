@@ -407,6 +407,10 @@ async fn registration_rules_and_rate_limit() {
         (json!({"redirect_uris": ["https://a.example/cb"], "token_endpoint_auth_method": "private_key_jwt"}), "invalid_client_metadata"),
         (json!({"redirect_uris": ["https://a.example/cb"], "grant_types": ["implicit"]}), "invalid_client_metadata"),
         (json!("nope"), "invalid_client_metadata"),
+        // Text-direction and invisible characters would let a name read as another on the consent page.
+        (json!({"redirect_uris": ["https://a.example/cb"], "client_name": "Claude \u{202E}elgooG"}), "invalid_client_metadata"),
+        (json!({"redirect_uris": ["https://a.example/cb"], "client_name": "Cla\u{200B}ude"}), "invalid_client_metadata"),
+        (json!({"redirect_uris": ["https://a.example/cb"], "client_name": "Clau\u{2067}de"}), "invalid_client_metadata"),
     ] {
         assert_eq!(h.auth.register_client(&body, "198.51.100.8").await.err().unwrap().code(), code, "{body}");
     }

@@ -10,6 +10,10 @@ use std::sync::Arc;
 use squaremcp_core::billing::PlanCatalog;
 use squaremcp_core::{Platform, Secret, Timestamp};
 
+
+/// The shortest admin key accepted (`SQUAREMCP_ADMIN_KEY`).
+pub const MIN_ADMIN_KEY_CHARS: usize = 16;
+
 #[derive(Debug, thiserror::Error)]
 #[error("{variable}: {why}")]
 pub struct ConfigError {
@@ -235,7 +239,16 @@ impl Config {
             aws,
             data_dir: get("SQUAREMCP_DATA_DIR").map_or_else(|| PathBuf::from("data"), PathBuf::from),
             public_url,
-            admin_key: get("SQUAREMCP_ADMIN_KEY").map(Secret::new),
+            admin_key: match get("SQUAREMCP_ADMIN_KEY") {
+                // A short operator key could be guessed over the network; it unlocks every tool list.
+                Some(key) if key.chars().count() < MIN_ADMIN_KEY_CHARS => {
+                    return Err(error(
+                        "SQUAREMCP_ADMIN_KEY",
+                        format!("the admin key must be at least {MIN_ADMIN_KEY_CHARS} characters long (e.g. `openssl rand -hex 24`)"),
+                    ));
+                }
+                other => other.map(Secret::new),
+            },
             allowed_origins: get("SQUAREMCP_ALLOWED_ORIGINS")
                 .map(|list| list.split(',').map(|o| o.trim().to_owned()).filter(|o| !o.is_empty()).collect())
                 .unwrap_or_default(),
@@ -397,7 +410,7 @@ mod tests {
         let c = config(&[
             ("SQUAREMCP_LISTEN", "0.0.0.0:8080"),
             ("SQUAREMCP_PUBLIC_URL", "HTTPS://MCP.Example.com/"),
-            ("SQUAREMCP_ADMIN_KEY", "s3cret"),
+            ("SQUAREMCP_ADMIN_KEY", "s3cret-admin-key-0123"),
             ("SQUAREMCP_TELEGRAM_BASE_URL", "http://127.0.0.1:9999/"),
             ("SQUAREMCP_ALLOWED_ORIGINS", "https://a.example, https://b.example"),
             ("AWS_LAMBDA_RUNTIME_API", "127.0.0.1:9001"),
@@ -406,7 +419,7 @@ mod tests {
         .unwrap();
         assert_eq!(c.listen.to_string(), "0.0.0.0:8080");
         assert_eq!(c.public_url, "https://mcp.example.com");
-        assert_eq!(c.admin_key.map(|k| k.expose().clone()), Some("s3cret".to_owned()));
+        assert_eq!(c.admin_key.map(|k| k.expose().clone()), Some("s3cret-admin-key-0123".to_owned()));
         assert_eq!(c.platform_base_urls.get(&Platform::Telegram).map(String::as_str), Some("http://127.0.0.1:9999"));
         assert_eq!(c.allowed_origins, ["https://a.example", "https://b.example"]);
         assert_eq!(c.log_format, LogFormat::Json);
@@ -428,6 +441,7 @@ mod tests {
     fn bad_values_name_the_variable() {
         for (variable, value) in [
             ("SQUAREMCP_LISTEN", "localhost"),
+            ("SQUAREMCP_ADMIN_KEY", "short"),
             ("SQUAREMCP_PUBLIC_URL", "mcp.example.com"),
             ("SQUAREMCP_TELEGRAM_BASE_URL", "ftp://x"),
             ("SQUAREMCP_DISCORD_BASE_URL", "http://127.0.0.1:9/api/v9"),
