@@ -195,6 +195,22 @@ impl Server {
         self.rpc(key, "tools/call", json!({"name": name, "arguments": arguments})).await["result"].clone()
     }
 
+    /// `(name, readOnlyHint, destructiveHint, idempotentHint)` of the listed tools whose names
+    /// start with `prefix`, in list order.
+    pub async fn tool_hints(&self, key: &str, prefix: &str) -> Vec<(String, bool, bool, bool)> {
+        let listed = self.rpc(key, "tools/list", json!({})).await;
+        listed["result"]["tools"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|t| t["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
+            .map(|t| {
+                let a = &t["annotations"];
+                (t["name"].as_str().unwrap().to_owned(), a["readOnlyHint"] == true, a["destructiveHint"] == true, a["idempotentHint"] == true)
+            })
+            .collect()
+    }
+
     /// A `tools/call` that must succeed; its `structuredContent`.
     pub async fn call_tool_ok(&self, key: &str, name: &str, arguments: Value) -> Value {
         let result = self.call_tool(key, name, arguments).await;

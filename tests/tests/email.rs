@@ -13,10 +13,6 @@ const BOB: (&str, &str) = ("bob@example.test", "bob-pw-51d2e0");
 const PROJECT: &str = "Projekte/Überblick";
 const RUSSIAN: &str = "Отчёты";
 
-async fn rpc(server: &Server, key: &str, method: &str, params: Value) -> Value {
-    server.rpc(key, method, params).await
-}
-
 async fn call(server: &Server, key: &str, name: &str, arguments: Value) -> Value {
     server.call_tool(key, name, arguments).await
 }
@@ -83,17 +79,7 @@ async fn email_tools_work_on_a_real_imap_and_smtp_server() {
     let key = &tenant.key;
 
     // Five tools with honest annotations: reads, a read that may mark read, two writes.
-    let listed = rpc(&server, key, "tools/list", json!({})).await;
-    let hints: Vec<(String, bool, bool, bool)> = listed["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["name"].as_str().is_some_and(|n| n.starts_with("email_")))
-        .map(|t| {
-            let a = &t["annotations"];
-            (t["name"].as_str().unwrap().to_owned(), a["readOnlyHint"] == true, a["destructiveHint"] == true, a["idempotentHint"] == true)
-        })
-        .collect();
+    let hints = server.tool_hints(key, "email_").await;
     let expected = [
         ("email_list_folders", true, false, true),
         ("email_search_messages", true, false, true),

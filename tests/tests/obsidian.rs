@@ -7,10 +7,6 @@
 use serde_json::{Value, json};
 use squaremcp_tests::{Server, TempDir, cli_json, create_tenant};
 
-async fn rpc(server: &Server, key: &str, method: &str, params: Value) -> Value {
-    server.rpc(key, method, params).await
-}
-
 async fn call(server: &Server, key: &str, name: &str, arguments: Value) -> Value {
     server.call_tool(key, name, arguments).await
 }
@@ -66,17 +62,7 @@ async fn obsidian_tools_work_on_a_directory_vault_and_an_s3_vault() {
     let server = Server::start(data.path(), &[("SQUAREMCP_OBSIDIAN_ROOT", &root_text), ("SQUAREMCP_ALLOW_PRIVATE_HOSTS", "1")]);
     let key = &tenant.key;
 
-    let listed = rpc(&server, key, "tools/list", json!({})).await;
-    let hints: Vec<(String, bool, bool, bool)> = listed["result"]["tools"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|t| t["name"].as_str().is_some_and(|n| n.starts_with("obsidian_")))
-        .map(|t| {
-            let a = &t["annotations"];
-            (t["name"].as_str().unwrap().to_owned(), a["readOnlyHint"] == true, a["destructiveHint"] == true, a["idempotentHint"] == true)
-        })
-        .collect();
+    let hints = server.tool_hints(key, "obsidian_").await;
     let expected = [
         ("obsidian_search_notes", true, false, true),
         ("obsidian_read_note", true, false, true),

@@ -22,6 +22,8 @@ pub mod schema;
 pub mod secret;
 pub mod timestamp;
 pub mod tool;
+#[cfg(test)]
+mod test_support;
 
 pub use api_key::{ApiKey, ApiKeyHash, ApiKeyId, ApiKeyRecord};
 pub use auth::{AuthMethod, Principal};

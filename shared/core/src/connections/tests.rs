@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::test_support::TestKeyring;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -14,7 +15,7 @@ use crate::mcp::{McpServer, ServerInfo};
 use crate::ports::Page;
 use crate::tool::PlatformModule;
 use crate::{
-    ApiKeyHash, ApiKeyId, ApiKeyRecord, AuthMethod, CallRecord, Clock, Customer, Email, Keyring, KeyringError, PlanName,
+    ApiKeyHash, ApiKeyId, ApiKeyRecord, AuthMethod, CallRecord, Clock, Customer, Email, Keyring, PlanName,
     Principal, Registry, SealedSecret, SecretBinding, Store, SystemClock, ToolDefinition,
 };
 
@@ -162,20 +163,6 @@ impl Store for MemoryStore {
     }
 }
 
-struct PlainKeyring;
-
-#[async_trait]
-impl Keyring for PlainKeyring {
-    async fn seal(&self, binding: &SecretBinding, plaintext: &[u8]) -> Result<SealedSecret, KeyringError> {
-        Ok(SealedSecret { key_version: 1, nonce: binding.associated_data(), ciphertext: plaintext.to_vec() })
-    }
-    async fn open(&self, binding: &SecretBinding, sealed: &SealedSecret) -> Result<Secret<Vec<u8>>, KeyringError> {
-        if sealed.nonce != binding.associated_data() {
-            return Err(KeyringError::Undecryptable);
-        }
-        Ok(Secret::new(sealed.ciphertext.clone()))
-    }
-}
 
 /// The platform's API: accepts only the current access token, answering with it.
 struct Api {
@@ -275,7 +262,7 @@ async fn fixture(expires_in: i64, api_accepts_stored: bool, refuse: bool, probe:
         Arc::new(Provider { api: api.clone(), current_refresh: Mutex::new("refresh-0".into()), requests: AtomicUsize::new(0), refuse });
     let registry = Arc::new(Registry::new(vec![Box::new(Twitter { api: api.clone(), probe })]));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let gateway = Arc::new(Gateway::new(store.clone(), Arc::new(PlainKeyring), clock, registry, None).with_refresher(provider.clone()));
+    let gateway = Arc::new(Gateway::new(store.clone(), Arc::new(TestKeyring), clock, registry, None).with_refresher(provider.clone()));
     let customer = CustomerId::generate();
     let document = json!({
         "access_token": "access-0",
@@ -285,7 +272,7 @@ async fn fixture(expires_in: i64, api_accepts_stored: bool, refuse: bool, probe:
         "account": {"id": "42", "name": "Ada"},
     });
     let binding = SecretBinding { customer_id: customer.clone(), platform: Platform::Twitter };
-    let sealed = PlainKeyring.seal(&binding, document.to_string().as_bytes()).await.unwrap();
+    let sealed = TestKeyring.seal(&binding, document.to_string().as_bytes()).await.unwrap();
     store
         .put_credential(&CredentialRecord {
             customer_id: customer.clone(),
@@ -375,7 +362,7 @@ async fn a_refresh_done_elsewhere_meanwhile_is_reused() {
             tokio::time::sleep(std::time::Duration::from_millis(200)).await;
             let document = json!({"access_token": "elsewhere", "refresh_token": "refresh-x", "expires_at": now.unix() + 7200});
             *api.valid.lock().unwrap() = "elsewhere".into();
-            let sealed = PlainKeyring.seal(&record.binding(), document.to_string().as_bytes()).await.unwrap();
+            let sealed = TestKeyring.seal(&record.binding(), document.to_string().as_bytes()).await.unwrap();
             assert!(store.swap_credential(&CredentialRecord { sealed, ..record.clone() }, &record.sealed).await.unwrap());
             store.delete_item(&lease_key(&record)).await.unwrap();
         })
@@ -413,7 +400,7 @@ async fn a_token_that_cannot_be_refreshed_and_ends_soon_is_expiring() {
     let record = f.store.credentials(&f.customer, None).await.unwrap().remove(0);
     let mut document = stored_document(&f).await;
     document.as_object_mut().unwrap().remove("refresh_token");
-    let sealed = PlainKeyring.seal(&record.binding(), document.to_string().as_bytes()).await.unwrap();
+    let sealed = TestKeyring.seal(&record.binding(), document.to_string().as_bytes()).await.unwrap();
     f.store.put_credential(&CredentialRecord { sealed, ..record }).await.unwrap();
     let connections = f.gateway.connections(&f.customer, None, Probe::All).await.unwrap();
     assert_eq!(connections[0].health.name(), "expiring");

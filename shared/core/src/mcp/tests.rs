@@ -1,5 +1,6 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use crate::test_support::TestKeyring;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
@@ -11,7 +12,7 @@ use crate::tool::{FailureKind, PlatformModule};
 use crate::gateway::CallContext;
 use crate::{
     AccountName, ApiKeyHash, ApiKeyId, ApiKeyRecord, AuthMethod, CallRecord, Clock, CredentialRecord, Principal, Customer, CustomerId, Email, Keyring,
-    KeyringError, Platform, Registry, SealedSecret, Secret, SecretBinding, Store, StoreError, SystemClock, Timestamp,
+    Platform, Registry, Secret, SecretBinding, Store, StoreError, SystemClock, Timestamp,
     Tool, ToolFailure, ToolOutput,
 };
 
@@ -114,21 +115,6 @@ impl Store for CredentialsOnly {
     }
 }
 
-/// Not encryption: binds the plaintext to its binding so that a mismatch is still caught.
-struct TestKeyring;
-
-#[async_trait]
-impl Keyring for TestKeyring {
-    async fn seal(&self, binding: &SecretBinding, plaintext: &[u8]) -> Result<SealedSecret, KeyringError> {
-        Ok(SealedSecret { key_version: 1, nonce: binding.associated_data(), ciphertext: plaintext.to_vec() })
-    }
-    async fn open(&self, binding: &SecretBinding, sealed: &SealedSecret) -> Result<Secret<Vec<u8>>, KeyringError> {
-        if sealed.nonce != binding.associated_data() {
-            return Err(KeyringError::Undecryptable);
-        }
-        Ok(Secret::new(sealed.ciphertext.clone()))
-    }
-}
 
 /// Echoes its arguments and the credential's `label`, so tests see which credential was used.
 struct EchoTool(crate::ToolDefinition);
