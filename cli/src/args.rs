@@ -25,10 +25,26 @@ pub struct Cli {
     pub command: Command,
 }
 
+#[derive(Args, Debug)]
+pub struct ServeArgs {
+    /// Route groups to serve, comma-separated (mcp, oauth, login, webhooks), e.g. one
+    /// Deployment per group behind ingress path rules. /healthz and /readyz are always served
+    #[arg(long, value_name = "GROUPS", value_parser = parse_routes, default_value = "mcp,oauth,login,webhooks")]
+    pub routes: RouteList,
+}
+
+/// The groups of one `--routes` value.
+#[derive(Clone, Debug)]
+pub struct RouteList(pub Vec<squaremcp_http::RouteGroup>);
+
+fn parse_routes(list: &str) -> Result<RouteList, String> {
+    squaremcp_http::RouteGroup::parse_list(list).map(RouteList)
+}
+
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Run the whole gateway on one HTTP server (default 127.0.0.1:3456).
-    Serve,
+    Serve(ServeArgs),
     /// Create what the backends need, if missing: the data directory, database and key file;
     /// or (with `--store dynamodb`) the table, KMS key and alias, queues and first data key.
     Init {

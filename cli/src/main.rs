@@ -25,7 +25,7 @@ fn main() -> ExitCode {
     let result = runtime.block_on(async move {
         let options = admin::Options { data_dir: cli.data_dir, store: cli.store };
         match cli.command {
-            Command::Serve => admin::serve(options).await,
+            Command::Serve(serve) => admin::serve(options, &serve.routes.0).await,
             command => admin::run(command, options, json).await,
         }
     });

@@ -136,6 +136,9 @@ const context = await chromium.launchPersistentContext(userDataDir, {
   headless: true,
   args: CHROMIUM_FLAGS,
   viewport: { width: 1280, height: 800 },
+  // Behind the test's TLS proxy, whose certificate comes from a throwaway CA (NODE_EXTRA_CA_CERTS
+  // covers the SDK's fetches, not the browser).
+  ignoreHTTPSErrors: process.env.SQUAREMCP_E2E_TEST_CA === "1",
 });
 let params;
 try {
@@ -164,6 +167,8 @@ try {
   await page.click('button[name="action"][value="allow"]');
   params = await withTimeout(callback.received, 15000, "the redirect to the loopback callback");
   report.callbackPage = (await page.textContent("body").catch(() => "")) ?? "";
+  // What the browser keeps for the gateway's host: names and attributes, never the values.
+  report.cookies = (await context.cookies()).map(({ name, domain, path, secure, httpOnly, sameSite }) => ({ name, domain, path, secure, httpOnly, sameSite }));
 } finally {
   await context.close();
   await rm(userDataDir, { recursive: true, force: true });

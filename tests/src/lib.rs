@@ -157,9 +157,13 @@ impl Server {
             .env("SQUAREMCP_LISTEN", format!("127.0.0.1:{port}"))
             .env("SQUAREMCP_PUBLIC_URL", &base)
             .env("SQUAREMCP_LOG", "info")
-            .stdout(Stdio::null())
-            .stderr(match log {
+            // Not a terminal: serve logs JSON lines to stdout, like in a container.
+            .stdout(match log {
                 Some(path) => Stdio::from(std::fs::File::create(path).expect("create the log file")),
+                None => Stdio::inherit(),
+            })
+            .stderr(match log {
+                Some(path) => Stdio::from(std::fs::OpenOptions::new().append(true).open(path).expect("open the log file")),
                 None => Stdio::inherit(),
             });
         for (k, v) in env {

@@ -1,6 +1,6 @@
 //! The caller's IP address, for rate limits: set by the Lambda adapter from API Gateway's
-//! `sourceIp`, or taken from the TCP peer under `squaremcp serve`. Forwarding headers are not
-//! trusted.
+//! `sourceIp`, or under `squaremcp serve` from the TCP peer, and from `X-Forwarded-For` only when
+//! that peer is a trusted proxy (`crate::forwarded`).
 
 use std::net::{IpAddr, SocketAddr};
 

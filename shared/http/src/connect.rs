@@ -69,6 +69,7 @@ fn display_name(platform: Platform) -> &'static str {
         Platform::Twitter => "X",
         Platform::Linkedin => "LinkedIn",
         Platform::Tiktok => "TikTok",
+        Platform::Snapchat => "Snapchat",
         other => other.as_str(),
     }
 }

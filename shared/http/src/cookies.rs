@@ -58,6 +58,7 @@ mod tests {
             allowed_origins: vec![],
             max_body_bytes: 1024,
             cookie_domain: domain.map(str::to_owned),
+            trusted_proxies: crate::TrustedProxies::default(),
         }
     }
 

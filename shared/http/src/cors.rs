@@ -61,6 +61,7 @@ mod tests {
             allowed_origins: vec!["https://app.example.org/".into()],
             max_body_bytes: 1024,
             cookie_domain: None,
+            trusted_proxies: crate::TrustedProxies::default(),
         }
     }
 

@@ -8,6 +8,8 @@ mod client_ip;
 mod connect;
 mod cookies;
 mod cors;
+mod forwarded;
+mod health;
 mod login;
 mod mcp;
 mod oauth;
@@ -19,12 +21,13 @@ mod webhooks;
 use std::sync::Arc;
 
 use axum::Router;
-use axum::routing::get;
 use squaremcp_auth::Auth;
 use squaremcp_core::mcp::McpServer;
 
 pub use auth::Authenticated;
 pub use client_ip::ClientIp;
+pub use forwarded::{Cidr, TrustedProxies};
+pub use health::RouteGroup;
 
 /// Settings of the HTTP edge, read once at start.
 #[derive(Clone, Debug)]
@@ -36,6 +39,8 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     /// `Domain` of the session cookie; `None` keeps it on the public URL's host (`__Host-`).
     pub cookie_domain: Option<String>,
+    /// Peers whose `X-Forwarded-For`/`X-Forwarded-Proto` are believed (the ingress).
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl HttpConfig {
@@ -72,36 +77,52 @@ pub struct AppState {
 /// `POST /mcp` (and 405 for `GET`/`DELETE`), `GET /openapi.json` and `POST /tools/{name}`: the
 /// `mcp` route group.
 pub fn mcp_router(state: AppState) -> Router {
-    let https = state.config.is_https();
-    with_hsts(mcp::router().merge(rest::router()).with_state(state), https)
+    let config = state.config.clone();
+    edge(mcp::router().merge(rest::router()).with_state(state), &config)
 }
 
 /// Discovery, registration, authorization, token and revocation: the `oauth` route group.
 pub fn oauth_router(state: AppState) -> Router {
-    let https = state.config.is_https();
-    with_hsts(oauth::router().with_state(state), https)
+    let config = state.config.clone();
+    edge(oauth::router().with_state(state), &config)
 }
 
 /// `GET/POST /login`, `POST /logout`, and the account page (`/account…`): the `login` route
 /// group, on the host of the session cookie.
 pub fn login_router(state: AppState) -> Router {
-    let https = state.config.is_https();
-    with_hsts(login::router().merge(account::router()).merge(connect::router()).with_state(state), https)
+    let config = state.config.clone();
+    edge(login::router().merge(account::router()).merge(connect::router()).with_state(state), &config)
 }
 
 /// `GET/POST /webhooks/whatsapp`: the `webhooks` route group (platforms calling in).
 pub fn webhooks_router(state: AppState) -> Router {
-    let https = state.config.is_https();
-    with_hsts(webhooks::router().with_state(state), https)
+    let config = state.config.clone();
+    edge(webhooks::router().with_state(state), &config)
 }
 
 /// Every route group on one router, for the container and local target.
 pub fn gateway_router(state: AppState) -> Router {
-    mcp_router(state.clone())
-        .merge(webhooks_router(state.clone()))
-        .merge(oauth_router(state.clone()))
-        .merge(login_router(state))
-        .route("/healthz", get(|| async { "ok" }))
+    routes_router(state, &RouteGroup::ALL)
+}
+
+/// The chosen route groups, with `/healthz` (alive) and `/readyz` (store reachable) for the
+/// probes: `squaremcp serve --routes`, one Deployment per group behind ingress path rules.
+pub fn routes_router(state: AppState, groups: &[RouteGroup]) -> Router {
+    let mut router = health::router(state.clone());
+    for group in RouteGroup::ALL.iter().filter(|g| groups.contains(g)) {
+        router = router.merge(match group {
+            RouteGroup::Mcp => mcp_router(state.clone()),
+            RouteGroup::Oauth => oauth_router(state.clone()),
+            RouteGroup::Login => login_router(state.clone()),
+            RouteGroup::Webhooks => webhooks_router(state.clone()),
+        });
+    }
+    router
+}
+
+/// What every route group gets: HSTS on https, client addresses and scheme from trusted proxies.
+fn edge(router: Router, config: &HttpConfig) -> Router {
+    forwarded::layer(with_hsts(router, config.is_https()), config)
 }
 
 /// `Strict-Transport-Security` on every answer when the public URL is https, so that a browser

@@ -19,6 +19,8 @@ use crate::cors::{OriginCheck, add_cors_headers, add_preflight_headers, check_or
 use crate::request_id::request_id;
 use crate::{AppState, HttpConfig};
 
+const X_ACCEL_BUFFERING: http::HeaderName = http::HeaderName::from_static("x-accel-buffering");
+
 pub fn router() -> Router<AppState> {
     Router::new().route(
         "/mcp",
@@ -133,7 +135,8 @@ fn render(status: u16, body: Option<String>, framing: Framing) -> Response {
         Framing::Json => (status, [(CONTENT_TYPE, "application/json")], body).into_response(),
         Framing::SingleSseEvent => (
             status,
-            [(CONTENT_TYPE, "text/event-stream"), (CACHE_CONTROL, "no-cache")],
+            // nginx (and ingress-nginx) buffer proxied answers unless told not to.
+            [(CONTENT_TYPE, "text/event-stream"), (CACHE_CONTROL, "no-cache"), (X_ACCEL_BUFFERING, "no")],
             format!("event: message\ndata: {body}\n\n"),
         )
             .into_response(),

@@ -1,14 +1,37 @@
 //! `squaremcp serve`: every route group on one listener, until SIGTERM or Ctrl-C.
 
+use std::future::IntoFuture as _;
+
 use axum::Router;
 use tokio::net::TcpListener;
 
 use crate::StartError;
 
-pub async fn serve(listener: TcpListener, router: Router) -> Result<(), StartError> {
+/// Serves until SIGTERM or Ctrl-C, then stops accepting and lets the requests in flight finish
+/// (their metering and call records are written before their answers), for at most `grace`:
+/// under Kubernetes, `terminationGracePeriodSeconds` should leave a few seconds beyond it.
+pub async fn serve(listener: TcpListener, router: Router, grace: std::time::Duration) -> Result<(), StartError> {
     // The peer address feeds the rate limits of login and client registration.
     let service = router.into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, service).with_graceful_shutdown(shutdown_signal()).await.map_err(StartError::Serve)
+    let (stopping, mut stopped) = tokio::sync::watch::channel(false);
+    let server = axum::serve(listener, service).with_graceful_shutdown(async move {
+        shutdown_signal().await;
+        let _ = stopping.send(true);
+    });
+    let deadline = async move {
+        let _ = stopped.wait_for(|stopping| *stopping).await;
+        tokio::time::sleep(grace).await;
+    };
+    tokio::select! {
+        result = server.into_future() => {
+            tracing::info!("stopped: every request answered");
+            result.map_err(StartError::Serve)
+        }
+        () = deadline => {
+            tracing::warn!(grace_seconds = grace.as_secs(), "requests still in flight after the grace period");
+            Err(StartError::ShutdownTimeout(grace.as_secs()))
+        }
+    }
 }
 
 pub async fn bind(addr: std::net::SocketAddr) -> Result<TcpListener, StartError> {
