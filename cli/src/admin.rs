@@ -68,13 +68,13 @@ fn location(config: &Config) -> String {
     }
 }
 
-pub async fn serve(options: Options) -> Result<(), CliError> {
+pub async fn serve(options: Options, routes: &[squaremcp_http::RouteGroup]) -> Result<(), CliError> {
     let config = config(options)?;
-    squaremcp_runtime::init_logging(&config.log_filter, config.log_format);
+    squaremcp_runtime::init_server_logging(&config.log_filter, config.log_format, config.log_format_set);
     let backends = Backends::from_config(&config).await?;
     let deliverer = squaremcp_runtime::deliverer(&config, &backends)?;
-    let gateway = squaremcp_runtime::gateway(&config, backends.clone());
     let events = deliverer.clone().map(|d| d as Arc<dyn squaremcp_core::events::EventSink>);
+    let gateway = squaremcp_runtime::gateway_with_events(&config, backends.clone(), events.clone());
     let state = squaremcp_runtime::app_state_with_events(&config, gateway, events)?;
     match deliverer {
         // Outbound webhooks: first attempts and retries from the retry queue, in-process.
@@ -94,10 +94,13 @@ pub async fn serve(options: Options) -> Result<(), CliError> {
         public_url = config.public_url,
         store = location(&config),
         admin_key = config.admin_key.is_some(),
+        routes = routes.iter().map(|g| g.name()).collect::<Vec<_>>().join(","),
+        trusted_proxies = !config.trusted_proxies.is_empty(),
         "SquareMCP is serving {}/mcp",
         config.public_url
     );
-    squaremcp_runtime::serve(listener, squaremcp_http::gateway_router(state)).await?;
+    let grace = std::time::Duration::from_secs(config.shutdown_grace_seconds);
+    squaremcp_runtime::serve(listener, squaremcp_http::routes_router(state, routes), grace).await?;
     Ok(())
 }
 
@@ -121,9 +124,14 @@ pub async fn run(command: Command, options: Options, json: bool) -> Result<(), C
     }
     let gateway = squaremcp_runtime::gateway(&config, backends.clone());
     match command {
-        Command::Serve | Command::Init { .. } => Err(CliError::Usage("not an administration command".into())),
+        Command::Serve(_) | Command::Init { .. } => Err(CliError::Usage("not an administration command".into())),
         Command::Invoices(InvoicesCommand::Run { month }) => {
-            let job = squaremcp_runtime::invoice_run(&config, &backends)?;
+            let mut job = squaremcp_runtime::invoice_run(&config, &backends)?;
+            if config.aws.retry_queue_url.is_none() {
+                // The embedded queue lives in this process and ends with it: no event is queued
+                // where nothing would deliver it. `serve`'s own run publishes, as do SQS queues.
+                job.events = None;
+            }
             invoices_run(&gateway, &job, month, out).await
         }
         Command::Invoices(InvoicesCommand::List { month }) => invoices_list(&gateway, month, out).await,

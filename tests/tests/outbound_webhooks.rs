@@ -14,6 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
+use squaremcp_core::Timestamp;
+use squaremcp_core::billing::Month;
 use squaremcp_platforms::whatsapp::webhook::sign;
 use squaremcp_tests::{Server, TempDir, cli_json_with_env, create_tenant_on_plan_with_env, free_port, on_dynamodb};
 
@@ -77,6 +79,25 @@ impl Receiver {
     }
 }
 
+/// On DynamoDB, the queues on the SQS emulator, named after this run's table (`init` makes
+/// them); on SQLite none (the in-process queues).
+fn queues(dir: &std::path::Path) -> Vec<(String, String)> {
+    if !on_dynamodb() {
+        return Vec::new();
+    }
+    let name = dir.file_name().unwrap().to_str().unwrap().to_owned();
+    let made = cli_json_with_env(
+        dir,
+        &["init", "--retry-queue", &format!("e2e-{name}-retry"), "--dead-letter-queue", &format!("e2e-{name}-dlq")],
+        "",
+        &[],
+    );
+    vec![
+        ("SQUAREMCP_RETRY_QUEUE_URL".into(), made["retry_queue_url"].as_str().unwrap().to_owned()),
+        ("SQUAREMCP_DEAD_LETTER_QUEUE_URL".into(), made["dead_letter_queue_url"].as_str().unwrap().to_owned()),
+    ]
+}
+
 fn inbound_message(wamid: &str, text: &str) -> String {
     json!({"object": "whatsapp_business_account", "entry": [{"id": "102290129340398", "changes": [{"field": "messages", "value": {
         "messaging_product": "whatsapp",
@@ -111,18 +132,7 @@ async fn events_are_signed_retried_dead_lettered_replayed_and_never_doubled() {
         ("SQUAREMCP_WHATSAPP_APP_SECRET".into(), APP_SECRET.into()),
         ("SQUAREMCP_WHATSAPP_VERIFY_TOKEN".into(), "unused".into()),
     ];
-    if on_dynamodb() {
-        // The queues on the SQS emulator, named after this run's table.
-        let name = dir.file_name().unwrap().to_str().unwrap().to_owned();
-        let made = cli_json_with_env(
-            dir,
-            &["init", "--retry-queue", &format!("e2e-{name}-retry"), "--dead-letter-queue", &format!("e2e-{name}-dlq")],
-            "",
-            &[],
-        );
-        env.push(("SQUAREMCP_RETRY_QUEUE_URL".into(), made["retry_queue_url"].as_str().unwrap().to_owned()));
-        env.push(("SQUAREMCP_DEAD_LETTER_QUEUE_URL".into(), made["dead_letter_queue_url"].as_str().unwrap().to_owned()));
-    }
+    env.extend(queues(dir));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let cli = |args: &[&str], stdin: &str| cli_json_with_env(dir, args, stdin, &env);
 
@@ -212,4 +222,86 @@ async fn events_are_signed_retried_dead_lettered_replayed_and_never_doubled() {
     let state = receiver.wait_for("the event with the new secret", |s| s["events"].as_object().is_some_and(|e| e.len() == 5)).await;
     assert_eq!(state["rejected"].as_u64(), Some(0));
     drop(server);
+}
+
+/// A failed tool call becomes `tool.call.failed` at the customer's endpoint, carrying what the
+/// model was told and the call log's id, and never the credential.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_tool_call_is_published_as_tool_call_failed() {
+    let receiver = Receiver::start().await;
+    let data = TempDir::new("tool-failed");
+    let dir = data.path();
+    let mut env: Vec<(String, String)> = vec![
+        ("SQUAREMCP_ALLOW_PRIVATE_HOSTS".into(), "1".into()),
+        // WhatsApp's API at a closed port: the call fails before any answer.
+        ("SQUAREMCP_WHATSAPP_BASE_URL".into(), format!("http://127.0.0.1:{}", free_port())),
+    ];
+    env.extend(queues(dir));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    let cli = |args: &[&str], stdin: &str| cli_json_with_env(dir, args, stdin, &env);
+    let tenant = create_tenant_on_plan_with_env(dir, "failed@example.com", "free", &env);
+    let customer = tenant.id.as_str();
+    let token = "EAAGm0PX4ZCpsBAe2e-failed_0123456789abcdefghijk";
+    let credential = json!({"access_token": token, "phone_number_id": PHONE_NUMBER_ID, "waba_id": "102290129340398"});
+    cli(&["credentials", "set", "--customer", customer, "--platform", "whatsapp"], &credential.to_string());
+    let added = cli(&["webhooks", "add", "--customer", customer, "--url", &format!("{}/hook", receiver.base), "--events", "tool.call.failed"], "");
+    receiver.control("/_secret", json!({"secret": added["secret"].as_str().unwrap()})).await;
+
+    let server = Server::start(dir, &env);
+    let result = server.call_tool(&tenant.key, "whatsapp_send_message", json!({"to": "16315551234", "text": "hi"})).await;
+    assert_eq!(result["isError"], true, "{result}");
+    let state = receiver.wait_for("the failure event", |s| s["events"].as_object().is_some_and(|e| e.len() == 1)).await;
+    let (_, event) = state["events"].as_object().unwrap().iter().next().unwrap();
+    assert_eq!(event["type"], "tool.call.failed");
+    let data = &event["data"];
+    assert_eq!((data["tool"].as_str(), data["platform"].as_str(), data["kind"].as_str()), (Some("whatsapp_send_message"), Some("whatsapp"), Some("upstream_transient")), "{event}");
+    let told = result["content"][0]["text"].as_str().unwrap_or_default();
+    assert!(data["message"].as_str().is_some_and(|m| !m.is_empty() && told.contains(m)), "{event} vs {result}");
+    assert!(data["call_id"].as_str().is_some_and(|id| !id.is_empty()), "{event}");
+    assert!(!event.to_string().contains(token), "no credential in an event");
+    assert!(!event.to_string().contains("\"hi\""), "no message content in an event");
+    // The call log has the same call.
+    let calls = cli(&["audit", "tail", "--customer", customer], "");
+    assert!(calls.to_string().contains(data["call_id"].as_str().unwrap()), "{calls}");
+}
+
+/// The monthly run's invoice becomes `invoice.created` at the customer's endpoint: queued by the
+/// server's own monthly run (before the email, which fails here) and delivered by its worker.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_issued_invoice_is_published_as_invoice_created() {
+    let receiver = Receiver::start().await;
+    let data = TempDir::new("invoice-created");
+    let dir = data.path();
+    let mut env: Vec<(String, String)> = vec![("SQUAREMCP_ALLOW_PRIVATE_HOSTS".into(), "1".into())];
+    env.extend(queues(dir));
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    // A customer since the 5th of last month, on a paid plan: the server's run at start invoices
+    // last month. Real time, so that the delivery's signature timestamp is current.
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let last_month = Month::of(Timestamp::from_unix(i64::try_from(now).unwrap())).previous();
+    let joined = last_month.start().plus_seconds(4 * 86_400).to_rfc3339();
+    let mut joined_env = env.clone();
+    joined_env.push(("SQUAREMCP_NOW", &joined));
+    let tenant = create_tenant_on_plan_with_env(dir, "invoiced@example.com", "pro", &joined_env);
+    let customer = tenant.id.as_str();
+    let added = cli_json_with_env(
+        dir,
+        &["webhooks", "add", "--customer", customer, "--url", &format!("{}/hook", receiver.base), "--events", "invoice.created"],
+        "",
+        &env,
+    );
+    receiver.control("/_secret", json!({"secret": added["secret"].as_str().unwrap()})).await;
+    let mut run_env = env.clone();
+    run_env.push(("SQUAREMCP_SMTP_URL", "smtp://127.0.0.1:9"));
+    let _server = Server::start(dir, &run_env);
+    let state = receiver.wait_for("the invoice event", |s| s["events"].as_object().is_some_and(|e| e.len() == 1)).await;
+    let (_, event) = state["events"].as_object().unwrap().iter().next().unwrap();
+    assert_eq!(event["type"], "invoice.created");
+    let invoice = &event["data"];
+    let number = invoice["number"].as_str().unwrap();
+    assert!(number.starts_with(&format!("SQM-{}-", last_month.compact())), "{event}");
+    assert_eq!((invoice["month"].as_str(), invoice["plan"].as_str()), (Some(last_month.to_string().as_str()), Some("pro")), "{event}");
+    assert!(invoice["total_cents"].as_u64().is_some_and(|cents| cents > 0), "{event}");
+    let listed = cli_json_with_env(dir, &["invoices", "list", "--month", &last_month.to_string()], "", &env);
+    assert!(listed.to_string().contains(number), "the stored invoice is the one published: {listed}");
 }

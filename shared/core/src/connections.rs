@@ -93,9 +93,13 @@ impl Health {
             | FailureKind::QuotaExhausted
             | FailureKind::UpstreamTransient
             | FailureKind::Upstream
-            | FailureKind::NotConfigured
-            | FailureKind::NotSupported => Some(Health::Failing { reason: reason_of(failure) }),
-            FailureKind::InvalidInput | FailureKind::NotFound | FailureKind::RateLimited | FailureKind::Forbidden => None,
+            | FailureKind::NotConfigured => Some(Health::Failing { reason: reason_of(failure) }),
+            // `not_supported` is about the tool (a partner-only API), not the connection.
+            FailureKind::InvalidInput
+            | FailureKind::NotFound
+            | FailureKind::RateLimited
+            | FailureKind::Forbidden
+            | FailureKind::NotSupported => None,
         }
     }
 }
@@ -348,6 +352,18 @@ impl Gateway {
                 match Health::after_failure(&failure) {
                     Some(health) => {
                         self.remember_health(record, &health).await;
+                        if health == Health::NeedsReconnect {
+                            // One event per stored credential: a reconnect stores a new one.
+                            let key = format!("{}/{}/{}", record.platform, record.account.as_str(), record.updated_at.unix());
+                            let data = serde_json::json!({
+                                "platform": record.platform.as_str(),
+                                "account": record.account.as_str(),
+                                "kind": failure.kind.as_str(),
+                                "message": failure.message,
+                                "at": self.now().to_rfc3339(),
+                            });
+                            self.publish(&record.customer_id, "connection.needs_reconnect", &key, data).await;
+                        }
                     }
                     // Nothing learnt about the connection: the next look probes again.
                     None => {

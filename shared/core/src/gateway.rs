@@ -92,6 +92,9 @@ pub struct Gateway {
     plan_cache: Mutex<HashMap<CustomerId, (PlanName, Instant)>>,
     /// Renews OAuth access tokens (`connections.rs`); `None`: no platform app is configured.
     refresher: Option<Arc<dyn crate::connections::TokenRefresher>>,
+    /// Where `tool.call.failed` and `connection.needs_reconnect` go (outbound webhooks); `None`:
+    /// no delivery is configured.
+    events: Option<Arc<dyn crate::events::EventSink>>,
 }
 
 impl Gateway {
@@ -112,6 +115,23 @@ impl Gateway {
             billing: Billing::default(),
             plan_cache: Mutex::new(HashMap::new()),
             refresher: None,
+            events: None,
+        }
+    }
+
+    /// Publishes `tool.call.failed` and `connection.needs_reconnect` to the customer's webhook
+    /// endpoints through `events`.
+    pub fn with_events(mut self, events: Arc<dyn crate::events::EventSink>) -> Self {
+        self.events = Some(events);
+        self
+    }
+
+    /// Hands an event over; a failure to queue it is logged, never turned into the caller's
+    /// failure (the call itself happened).
+    pub(crate) async fn publish(&self, customer: &CustomerId, event_type: &str, dedupe_key: &str, data: Value) {
+        let Some(events) = &self.events else { return };
+        if let Err(e) = events.publish(customer, event_type, dedupe_key, data).await {
+            tracing::warn!(customer = customer.as_str(), event_type, error = %e, "event not queued");
         }
     }
 
@@ -227,6 +247,21 @@ impl Gateway {
             if let Err(e) = self.store.record_call(&record, adjustment.as_ref().map(|(k, d)| (k.as_str(), *d))).await {
                 // The call itself happened; losing its record must not turn it into a failure.
                 tracing::error!(customer, tool = name, error = %e, "the call record could not be written");
+            }
+            if let Err(failure) = &outcome {
+                // The call record's id names the occurrence; the message is the one the model saw
+                // (already free of credentials), the arguments only as the call log keeps them.
+                let data = serde_json::json!({
+                    "call_id": record.id,
+                    "tool": record.tool,
+                    "platform": record.platform.as_str(),
+                    "kind": outcome_name,
+                    "message": failure.message,
+                    "retry_after": failure.retry_after,
+                    "arguments": record.arguments,
+                    "at": record.at.to_rfc3339(),
+                });
+                self.publish(id, "tool.call.failed", &record.id, data).await;
             }
         }
         Ok(outcome)

@@ -70,6 +70,13 @@ pub struct Config {
     pub tools_page_size: usize,
     pub log_filter: String,
     pub log_format: LogFormat,
+    /// Whether `SQUAREMCP_LOG_FORMAT` was given: `serve` otherwise logs JSON when its stdout is
+    /// not a terminal (a container).
+    pub log_format_set: bool,
+    /// Peers whose `X-Forwarded-For`/`X-Forwarded-Proto` are believed (`SQUAREMCP_TRUSTED_PROXIES`).
+    pub trusted_proxies: squaremcp_http::TrustedProxies,
+    /// How long `serve` lets requests in flight finish after SIGTERM before it exits anyway.
+    pub shutdown_grace_seconds: u64,
     /// Overrides of platform API base URLs (mocks, proxies); others use the real addresses.
     pub platform_base_urls: BTreeMap<Platform, String>,
     pub plans: Arc<PlanCatalog>,
@@ -96,9 +103,18 @@ pub struct Config {
     pub network: squaremcp_platforms::kit::NetworkPolicy,
     /// The Graph API version in WhatsApp's paths, e.g. `v26.0`.
     pub graph_api_version: String,
+    /// The `LinkedIn-Version` header LinkedIn's tools send, `YYYYMM`.
+    pub linkedin_version: String,
     /// Where directory vaults live (`SQUAREMCP_OBSIDIAN_ROOT`) and the Obsidian Headless Sync
     /// command for `obsidian_sync_status` (`SQUAREMCP_OBSIDIAN_OB`).
     pub obsidian: squaremcp_platforms::obsidian::ObsidianSettings,
+    /// Caps on media tools upload (`SQUAREMCP_MEDIA_MAX_BYTES`, `SQUAREMCP_MEDIA_MAX_INLINE_BYTES`).
+    pub media: squaremcp_platforms::kit::MediaSettings,
+    /// How long a tool waits for a publish (`SQUAREMCP_PUBLISH_WAIT_SECONDS`,
+    /// `SQUAREMCP_PUBLISH_POLL_MILLISECONDS`).
+    pub publish_wait: squaremcp_platforms::kit::PublishWait,
+    /// Partner-only tools the operator has access to (`SQUAREMCP_PARTNER_ACCESS`).
+    pub partner_access: squaremcp_platforms::kit::PartnerAccess,
     /// The Meta app's secret: the key of `X-Hub-Signature-256` on WhatsApp webhooks.
     pub whatsapp_app_secret: Option<Secret<String>>,
     /// What Meta must present in the webhook subscription handshake (`hub.verify_token`).
@@ -187,6 +203,10 @@ impl Config {
             Some(text) => squaremcp_platforms::kit::graph_api_version(&text).map_err(|why| error("SQUAREMCP_GRAPH_API_VERSION", why))?,
             None => squaremcp_platforms::kit::DEFAULT_GRAPH_API_VERSION.to_owned(),
         };
+        let linkedin_version = match get("SQUAREMCP_LINKEDIN_VERSION") {
+            Some(text) => squaremcp_platforms::kit::linkedin_version(&text).map_err(|why| error("SQUAREMCP_LINKEDIN_VERSION", why))?,
+            None => squaremcp_platforms::kit::DEFAULT_LINKEDIN_VERSION.to_owned(),
+        };
         let allow_private_hosts = match get("SQUAREMCP_ALLOW_PRIVATE_HOSTS").as_deref() {
             None | Some("0" | "false") => false,
             Some("1" | "true") => true,
@@ -197,6 +217,37 @@ impl Config {
             let pem = std::fs::read(&path).map_err(|e| error("SQUAREMCP_EXTRA_CA_FILE", format!("cannot read `{path}`: {e}")))?;
             network = network.with_extra_roots_pem(&pem).map_err(|why| error("SQUAREMCP_EXTRA_CA_FILE", format!("`{path}` {why}")))?;
         }
+        let bounded = |variable: &'static str, range: std::ops::RangeInclusive<u64>, default: u64| -> Result<u64, ConfigError> {
+            match get(variable) {
+                Some(text) => text.trim().parse::<u64>().ok().filter(|n| range.contains(n)).ok_or_else(|| {
+                    error(variable, format!("`{text}` is not a whole number between {} and {}", range.start(), range.end()))
+                }),
+                None => Ok(default),
+            }
+        };
+        let media = squaremcp_platforms::kit::MediaSettings {
+            max_bytes: bounded("SQUAREMCP_MEDIA_MAX_BYTES", 1..=64 << 30, squaremcp_platforms::kit::media::DEFAULT_MAX_MEDIA_BYTES)?,
+            max_inline_bytes: usize::try_from(bounded(
+                "SQUAREMCP_MEDIA_MAX_INLINE_BYTES",
+                0..=64 << 20,
+                squaremcp_platforms::kit::media::DEFAULT_MAX_INLINE_BYTES as u64,
+            )?)
+            .unwrap_or(squaremcp_platforms::kit::media::DEFAULT_MAX_INLINE_BYTES),
+        };
+        let publish_wait = squaremcp_platforms::kit::PublishWait {
+            budget: std::time::Duration::from_secs(bounded(
+                "SQUAREMCP_PUBLISH_WAIT_SECONDS",
+                0..=900,
+                squaremcp_platforms::kit::poll::DEFAULT_BUDGET.as_secs(),
+            )?),
+            first_interval: std::time::Duration::from_millis(bounded(
+                "SQUAREMCP_PUBLISH_POLL_MILLISECONDS",
+                1..=60_000,
+                squaremcp_platforms::kit::poll::DEFAULT_FIRST_INTERVAL.as_millis() as u64,
+            )?),
+            ..squaremcp_platforms::kit::PublishWait::default()
+        };
+        let partner_access = squaremcp_platforms::kit::PartnerAccess::parse(&get("SQUAREMCP_PARTNER_ACCESS").unwrap_or_default());
         let log_format = match get("SQUAREMCP_LOG_FORMAT").as_deref() {
             Some("json") => LogFormat::Json,
             Some("text") => LogFormat::Text,
@@ -256,6 +307,17 @@ impl Config {
             tools_page_size: number("SQUAREMCP_TOOLS_PAGE_SIZE", 100)?,
             log_filter: get("SQUAREMCP_LOG").unwrap_or_else(|| "info".to_owned()),
             log_format,
+            log_format_set: get("SQUAREMCP_LOG_FORMAT").is_some(),
+            trusted_proxies: match get("SQUAREMCP_TRUSTED_PROXIES") {
+                Some(list) => squaremcp_http::TrustedProxies::parse(&list).map_err(|why| error("SQUAREMCP_TRUSTED_PROXIES", why))?,
+                None => squaremcp_http::TrustedProxies::default(),
+            },
+            shutdown_grace_seconds: match get("SQUAREMCP_SHUTDOWN_GRACE_SECONDS") {
+                Some(text) => text.parse::<u64>().ok().filter(|n| (1..=3600).contains(n)).ok_or_else(|| {
+                    error("SQUAREMCP_SHUTDOWN_GRACE_SECONDS", format!("`{text}` is not a number of seconds between 1 and 3600"))
+                })?,
+                None => 25,
+            },
             platform_base_urls: base_urls,
             oauth_apps: squaremcp_platforms::kit::oauth::OAuthSettings::from_lookup(&squaremcp_platforms::oauth_apps(), |name| get(name))
                 .map_err(|why| match why.split_once(": ") {
@@ -295,11 +357,15 @@ impl Config {
             },
             network,
             graph_api_version,
+            linkedin_version,
             obsidian: squaremcp_platforms::obsidian::ObsidianSettings {
                 root: get("SQUAREMCP_OBSIDIAN_ROOT").map(PathBuf::from),
                 ob_command: get("SQUAREMCP_OBSIDIAN_OB").map(PathBuf::from),
                 ..squaremcp_platforms::obsidian::ObsidianSettings::default()
             },
+            media,
+            publish_wait,
+            partner_access,
             whatsapp_app_secret: get("SQUAREMCP_WHATSAPP_APP_SECRET").map(Secret::new),
             whatsapp_verify_token: get("SQUAREMCP_WHATSAPP_VERIFY_TOKEN").map(Secret::new),
             webhook_retry_schedule: match get("SQUAREMCP_WEBHOOK_RETRY_SCHEDULE") {
@@ -340,6 +406,14 @@ mod tests {
     }
 
     #[test]
+    fn the_linkedin_version_defaults_and_is_checked() {
+        assert_eq!(config(&[]).unwrap().linkedin_version, squaremcp_platforms::kit::DEFAULT_LINKEDIN_VERSION);
+        assert_eq!(config(&[("SQUAREMCP_LINKEDIN_VERSION", "202511")]).unwrap().linkedin_version, "202511");
+        let refused = config(&[("SQUAREMCP_LINKEDIN_VERSION", "2025-11")]).expect_err("not YYYYMM").to_string();
+        assert!(refused.contains("SQUAREMCP_LINKEDIN_VERSION"), "{refused}");
+    }
+
+    #[test]
     fn defaults_are_local_and_safe() {
         let c = config(&[]).unwrap();
         assert_eq!(c.listen.to_string(), "127.0.0.1:3456");
@@ -358,12 +432,58 @@ mod tests {
     }
 
     #[test]
+    fn proxies_grace_and_log_format_for_the_container() {
+        let c = config(&[]).unwrap();
+        assert!(c.trusted_proxies.is_empty() && !c.log_format_set);
+        assert_eq!(c.shutdown_grace_seconds, 25);
+        let c = config(&[
+            ("SQUAREMCP_TRUSTED_PROXIES", "10.1.0.0/16, 127.0.0.1"),
+            ("SQUAREMCP_SHUTDOWN_GRACE_SECONDS", "50"),
+            ("SQUAREMCP_LOG_FORMAT", "text"),
+        ])
+        .unwrap();
+        assert!(c.trusted_proxies.trusts("10.1.2.3".parse().unwrap()) && c.trusted_proxies.trusts("127.0.0.1".parse().unwrap()));
+        assert!(!c.trusted_proxies.trusts("10.2.0.1".parse().unwrap()));
+        assert_eq!(c.shutdown_grace_seconds, 50);
+        assert!(c.log_format_set);
+    }
+
+    #[test]
     fn obsidian_vault_root_and_ob_command_are_read() {
         let c = config(&[]).unwrap();
         assert!(c.obsidian.root.is_none() && c.obsidian.ob_command.is_none());
         let c = config(&[("SQUAREMCP_OBSIDIAN_ROOT", "/srv/vaults"), ("SQUAREMCP_OBSIDIAN_OB", "/usr/local/bin/ob")]).unwrap();
         assert_eq!(c.obsidian.root.as_deref(), Some(std::path::Path::new("/srv/vaults")));
         assert_eq!(c.obsidian.ob_command.as_deref(), Some(std::path::Path::new("/usr/local/bin/ob")));
+    }
+
+    #[test]
+    fn media_caps_publish_wait_and_partner_access_are_read_and_checked() {
+        let c = config(&[]).unwrap();
+        assert_eq!(c.media, squaremcp_platforms::kit::MediaSettings::default());
+        assert_eq!(c.publish_wait, squaremcp_platforms::kit::PublishWait::default());
+        assert!(!c.partner_access.allows("linkedin_send_message"));
+        let c = config(&[
+            ("SQUAREMCP_MEDIA_MAX_BYTES", "1048576"),
+            ("SQUAREMCP_MEDIA_MAX_INLINE_BYTES", "1024"),
+            ("SQUAREMCP_PUBLISH_WAIT_SECONDS", "3"),
+            ("SQUAREMCP_PUBLISH_POLL_MILLISECONDS", "50"),
+            ("SQUAREMCP_PARTNER_ACCESS", "linkedin_send_message, snapchat_create_snap"),
+        ])
+        .unwrap();
+        assert_eq!((c.media.max_bytes, c.media.max_inline_bytes), (1_048_576, 1024));
+        assert_eq!(c.publish_wait.budget, std::time::Duration::from_secs(3));
+        assert_eq!(c.publish_wait.first_interval, std::time::Duration::from_millis(50));
+        assert!(c.partner_access.allows("snapchat_create_snap") && !c.partner_access.allows("linkedin_search_connections"));
+        for (variable, value) in [
+            ("SQUAREMCP_MEDIA_MAX_BYTES", "0"),
+            ("SQUAREMCP_MEDIA_MAX_BYTES", "lots"),
+            ("SQUAREMCP_PUBLISH_WAIT_SECONDS", "901"),
+            ("SQUAREMCP_PUBLISH_POLL_MILLISECONDS", "0"),
+        ] {
+            let e = config(&[(variable, value)]).expect_err(value);
+            assert_eq!(e.variable, variable);
+        }
     }
 
     #[test]
@@ -461,6 +581,9 @@ mod tests {
             ("SQUAREMCP_ALLOW_PRIVATE_HOSTS", "yes"),
             ("SQUAREMCP_EXTRA_CA_FILE", "/nonexistent/ca.pem"),
             ("SQUAREMCP_EMAIL_BASE_URL", "http://127.0.0.1:1"),
+            ("SQUAREMCP_TRUSTED_PROXIES", "10.1.0.0/16,ingress"),
+            ("SQUAREMCP_TRUSTED_PROXIES", "10.1.0.0/40"),
+            ("SQUAREMCP_SHUTDOWN_GRACE_SECONDS", "0"),
         ] {
             let e = config(&[(variable, value)]).expect_err(variable);
             assert_eq!(e.variable, variable);

@@ -26,7 +26,7 @@ use squaremcp_platforms::whatsapp::webhook::WhatsappWebhook;
 use squaremcp_webhooks::Deliverer;
 
 pub use config::{AwsSettings, Config, ConfigError, LogFormat, StoreKind};
-pub use logging::init_logging;
+pub use logging::{init_logging, init_server_logging};
 pub use serve::{bind, serve, spawn_invoice_scheduler};
 
 #[derive(Debug, thiserror::Error)]
@@ -49,6 +49,8 @@ pub enum StartError {
     Listen { addr: String, source: std::io::Error },
     #[error("server error: {0}")]
     Serve(std::io::Error),
+    #[error("requests still in flight {0} s after SIGTERM; exiting without them")]
+    ShutdownTimeout(u64),
     #[cfg(feature = "mail")]
     #[error(transparent)]
     Mail(squaremcp_mail::MailConfigError),
@@ -196,12 +198,23 @@ impl Clock for FixedClock {
 pub fn registry(config: &Config, records: Option<squaremcp_platforms::kit::Records>) -> Arc<Registry> {
     let mut platforms = PlatformConfig::new(squaremcp_platforms::http_client())
         .with_network(config.network.clone())
-        .with_obsidian(config.obsidian.clone());
+        .with_obsidian(config.obsidian.clone())
+        .with_media(config.media)
+        .with_publish_wait(config.publish_wait)
+        .with_partner_access(config.partner_access.clone());
     // Checked when the configuration was read.
     platforms = match platforms.clone().with_graph_api_version(&config.graph_api_version) {
         Ok(updated) => updated,
         Err(why) => {
             tracing::error!(why, "ignoring SQUAREMCP_GRAPH_API_VERSION");
+            platforms
+        }
+    };
+    // Checked when the configuration was read.
+    platforms = match platforms.clone().with_linkedin_version(&config.linkedin_version) {
+        Ok(updated) => updated,
+        Err(why) => {
+            tracing::error!(why, "ignoring SQUAREMCP_LINKEDIN_VERSION");
             platforms
         }
     };
@@ -222,21 +235,29 @@ pub fn registry(config: &Config, records: Option<squaremcp_platforms::kit::Recor
 }
 
 pub fn gateway(config: &Config, backends: Backends) -> Arc<Gateway> {
+    gateway_with_events(config, backends, None)
+}
+
+/// [`gateway`], publishing `tool.call.failed` and `connection.needs_reconnect` to `events`
+/// (outbound webhooks).
+pub fn gateway_with_events(config: &Config, backends: Backends, events: Option<Arc<dyn squaremcp_core::events::EventSink>>) -> Arc<Gateway> {
     let billing = Billing {
         plans: config.plans.clone(),
         retention_seconds: i64::try_from(config.call_log_retention_days).unwrap_or(i64::MAX / 86_400) * 86_400,
     };
-    Arc::new(
-        Gateway::new(
-            backends.store.clone(),
-            backends.keyring,
-            backends.clock.clone(),
-            registry(config, Some(squaremcp_platforms::kit::Records { store: backends.store, clock: backends.clock })),
-            config.admin_key.clone(),
-        )
-            .with_billing(billing)
-            .with_refresher(oauth_clients(config)),
+    let mut gateway = Gateway::new(
+        backends.store.clone(),
+        backends.keyring,
+        backends.clock.clone(),
+        registry(config, Some(squaremcp_platforms::kit::Records { store: backends.store, clock: backends.clock })),
+        config.admin_key.clone(),
     )
+    .with_billing(billing)
+    .with_refresher(oauth_clients(config));
+    if let Some(events) = events {
+        gateway = gateway.with_events(events);
+    }
+    Arc::new(gateway)
 }
 
 /// The OAuth apps of the platforms customers connect themselves: the gateway refreshes their
@@ -264,6 +285,7 @@ pub fn invoice_run(config: &Config, backends: &Backends) -> Result<InvoiceRun, S
         plans: config.plans.clone(),
         clock: backends.clock.clone(),
         from: config.mail_from.clone(),
+        events: deliverer(config, backends)?.map(|d| d as Arc<dyn squaremcp_core::events::EventSink>),
     })
 }
 
@@ -365,6 +387,7 @@ pub fn app_state_with_events(
             allowed_origins: config.allowed_origins.clone(),
             max_body_bytes: config.max_body_bytes,
             cookie_domain: config.cookie_domain.clone(),
+            trusted_proxies: config.trusted_proxies.clone(),
         }),
     })
 }
@@ -374,7 +397,7 @@ pub async fn build_from_env() -> Result<(Config, AppState), StartError> {
     let config = Config::from_env()?;
     let backends = Backends::from_config(&config).await?;
     let events = deliverer(&config, &backends)?.map(|d| d as Arc<dyn squaremcp_core::events::EventSink>);
-    let gateway = gateway(&config, backends);
+    let gateway = gateway_with_events(&config, backends, events.clone());
     let state = app_state_with_events(&config, gateway, events)?;
     Ok((config, state))
 }

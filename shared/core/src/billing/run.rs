@@ -44,6 +44,8 @@ pub struct InvoiceRun {
     pub plans: Arc<PlanCatalog>,
     pub clock: Arc<dyn Clock>,
     pub from: String,
+    /// Where `invoice.created` goes (outbound webhooks); `None`: no delivery is configured.
+    pub events: Option<Arc<dyn crate::events::EventSink>>,
 }
 
 fn lease_key(month: Month) -> String {
@@ -154,6 +156,23 @@ impl InvoiceRun {
         if invoice.sent_at.is_some() {
             report.already_sent += 1;
             return Ok(());
+        }
+        // Until the email is out, every run publishes it again under the invoice number: a run
+        // that stopped between creating and publishing loses no event, and receivers see one id.
+        if let Some(events) = &self.events {
+            let data = serde_json::json!({
+                "number": invoice.number,
+                "month": invoice.month.to_string(),
+                "plan": invoice.plan,
+                "calls": invoice.calls,
+                "lines": invoice.lines,
+                "total_cents": invoice.total_cents,
+                "currency": invoice.currency,
+                "created_at": invoice.created_at.to_rfc3339(),
+            });
+            if let Err(e) = events.publish(&customer.id, "invoice.created", &invoice.number, data).await {
+                tracing::warn!(customer = customer.id.as_str(), invoice = invoice.number, error = %e, "invoice.created not queued");
+            }
         }
         let email = OutgoingEmail {
             to: invoice.email.clone(),

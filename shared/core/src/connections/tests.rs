@@ -461,3 +461,53 @@ async fn a_connection_can_be_renamed_but_not_onto_another() {
     assert!(f.gateway.rename_connection(&f.customer, Platform::Twitter, &work, other).await.is_err());
     assert_eq!(f.store.credentials(&f.customer, None).await.unwrap().len(), 2);
 }
+
+/// Every event handed over, as (customer, type, dedupe key, data).
+#[derive(Default)]
+struct RecordingSink(Mutex<Vec<(String, String, String, Value)>>);
+
+#[async_trait]
+impl crate::events::EventSink for RecordingSink {
+    async fn publish(&self, customer: &CustomerId, event_type: &str, key: &str, data: Value) -> Result<usize, crate::events::PublishError> {
+        self.0.lock().unwrap().push((customer.as_str().to_owned(), event_type.to_owned(), key.to_owned(), data));
+        Ok(1)
+    }
+}
+
+#[tokio::test]
+async fn a_connection_that_needs_a_reconnect_and_each_failed_call_are_published() {
+    let f = fixture(-60, false, true, Some("get_me")).await;
+    let sink = Arc::new(RecordingSink::default());
+    let registry = Arc::new(Registry::new(vec![Box::new(Twitter { api: f.api.clone(), probe: Some("get_me") })]));
+    let gateway = Gateway::new(f.store.clone(), Arc::new(TestKeyring), Arc::new(SystemClock), registry, None)
+        .with_refresher(f.provider.clone())
+        .with_events(sink.clone());
+    for _ in 0..2 {
+        gateway.call_tool(&context(&f.customer), "twitter_get_me", None).await.unwrap().expect_err("refused");
+    }
+    let events = sink.0.lock().unwrap().clone();
+    let of = |kind: &str| events.iter().filter(|e| e.1 == kind).cloned().collect::<Vec<_>>();
+    let reconnects = of("connection.needs_reconnect");
+    assert_eq!(reconnects.len(), 2, "{events:?}");
+    // The same stored credential: one occurrence, so receivers see one event id.
+    assert_eq!(reconnects[0].2, reconnects[1].2);
+    assert_eq!(reconnects[0].0, f.customer.as_str());
+    assert_eq!((reconnects[0].3["platform"].as_str(), reconnects[0].3["account"].as_str()), (Some("twitter"), Some("default")));
+    assert_eq!(reconnects[0].3["kind"], "auth_revoked");
+    let failed = of("tool.call.failed");
+    assert_eq!(failed.len(), 2, "{events:?}");
+    assert_ne!(failed[0].2, failed[1].2, "each failed call is its own event");
+    assert_eq!((failed[0].3["tool"].as_str(), failed[0].3["kind"].as_str()), (Some("twitter_get_me"), Some("auth_revoked")));
+    assert!(failed[0].3["message"].as_str().is_some_and(|m| m.contains("Reconnect")), "{:?}", failed[0].3);
+    assert!(!failed[0].3.to_string().contains("refresh-0"), "no token in an event");
+}
+
+#[tokio::test]
+async fn a_successful_call_publishes_nothing() {
+    let f = fixture(3600, true, false, Some("get_me")).await;
+    let sink = Arc::new(RecordingSink::default());
+    let registry = Arc::new(Registry::new(vec![Box::new(Twitter { api: f.api.clone(), probe: Some("get_me") })]));
+    let gateway = Gateway::new(f.store.clone(), Arc::new(TestKeyring), Arc::new(SystemClock), registry, None).with_events(sink.clone());
+    gateway.call_tool(&context(&f.customer), "twitter_get_me", None).await.unwrap().expect("ok");
+    assert!(sink.0.lock().unwrap().is_empty());
+}

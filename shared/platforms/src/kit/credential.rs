@@ -37,6 +37,37 @@ pub fn unusable(platform: &str, error: &CredentialError) -> ToolFailure {
     )
 }
 
+/// The fields a Connect flow writes for a platform that signs in with OAuth (the tools read only
+/// the access token; the gateway renews it with the rest).
+pub const OAUTH_FIELDS: [&str; 5] = ["access_token", "refresh_token", "expires_at", "scopes", "account"];
+
+/// The user access token of an OAuth connection, as `Authorization: Bearer`. No `Debug`: nothing
+/// can print it.
+pub struct OAuthUserToken {
+    token: String,
+    authorization: reqwest::header::HeaderValue,
+}
+
+impl OAuthUserToken {
+    /// Reads a Connect document; `hint` says what to do when the token is missing.
+    pub fn parse(document: &Value, example: &'static str, hint: &'static str) -> Result<Self, CredentialError> {
+        let token = Fields::of(document, &OAUTH_FIELDS, example)?.string("access_token", hint)?;
+        let mut authorization = reqwest::header::HeaderValue::from_str(&format!("Bearer {token}"))
+            .map_err(|_| CredentialError::Malformed { field: "access_token", problem: "cannot go in an HTTP header".to_owned() })?;
+        authorization.set_sensitive(true);
+        Ok(Self { token: token.to_owned(), authorization })
+    }
+
+    /// `Bearer <token>`, marked sensitive.
+    pub fn authorization(&self) -> reqwest::header::HeaderValue {
+        self.authorization.clone()
+    }
+
+    pub fn token(&self) -> &str {
+        &self.token
+    }
+}
+
 /// The fields of a credential document, read one by one with precise errors.
 pub struct Fields<'a> {
     fields: &'a Map<String, Value>,

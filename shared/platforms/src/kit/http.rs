@@ -84,6 +84,50 @@ impl<D: Dialect> HttpApi<D> {
         D::Credential::parse(document.expose()).map_err(|error| unusable(D::NAME, &error))
     }
 
+    /// The shared HTTP client, for requests [`Self::send`] cannot describe (uploads of raw bytes
+    /// to URLs the platform returned, form bodies); send them with [`Self::send_raw`].
+    pub fn client(&self) -> &reqwest::Client {
+        &self.http
+    }
+
+    /// The resolved origin (the real API's, or the operator's override), path and version included.
+    pub fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    /// Sends a request the caller built from [`Self::client`]: the credential is added when
+    /// `authorize` is set (an upload URL that is itself signed must not get it), transport
+    /// failures read as for [`Self::send`], and the answer comes back as it arrived (status,
+    /// headers, body) for the caller to read; [`Self::interpret`] reads it as the platform's JSON.
+    /// Never retried: the caller knows whether the request may be repeated.
+    pub async fn send_raw(
+        &self,
+        credential: &D::Credential,
+        builder: reqwest::RequestBuilder,
+        operation: &str,
+        authorize: bool,
+    ) -> Result<RawAnswer, ToolFailure> {
+        let builder = if authorize { self.dialect.authorize(builder, credential) } else { builder };
+        tracing::debug!(platform = %D::PLATFORM, operation, "calling the platform");
+        let secrets = credential.secrets();
+        let response = builder.send().await.map_err(|e| self.transport_failure(operation, e, &secrets))?;
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let body = response.bytes().await.map_err(|e| self.transport_failure(operation, e, &secrets))?;
+        Ok(RawAnswer { status, headers, body })
+    }
+
+    /// Reads a [`RawAnswer`] through the dialect, as [`Self::send`] does, with the credential's
+    /// secrets scrubbed from any failure message.
+    pub fn interpret(&self, credential: &D::Credential, operation: &str, answer: &RawAnswer) -> Result<Value, ToolFailure> {
+        self.dialect
+            .interpret(operation, Answer { status: answer.status, headers: &answer.headers, body: &answer.body })
+            .map_err(|mut failure| {
+                failure.message = scrub(&failure.message, &credential.secrets());
+                failure
+            })
+    }
+
     /// Sends `request`; a read (`retry_transient`) is sent once more after a 5xx or a timeout.
     pub async fn send(
         &self,
@@ -172,6 +216,25 @@ impl<D: Dialect> HttpApi<D> {
             format!("The request to {name} for {operation} failed before an answer arrived. Try again shortly.")
         };
         ToolFailure::new(FailureKind::UpstreamTransient, message)
+    }
+}
+
+/// An answer kept whole, from [`HttpApi::send_raw`].
+#[derive(Clone, Debug)]
+pub struct RawAnswer {
+    pub status: u16,
+    pub headers: HeaderMap,
+    pub body: bytes::Bytes,
+}
+
+impl RawAnswer {
+    pub fn is_success(&self) -> bool {
+        (200..300).contains(&self.status)
+    }
+
+    /// A header's value when it is text.
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|value| value.to_str().ok())
     }
 }
 

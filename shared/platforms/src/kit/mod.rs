@@ -6,6 +6,9 @@
 //!   through a platform's [`Dialect`]).
 //! - [`credential`]: typed credential documents with errors that name fields, never values.
 //! - [`net`]: customer-supplied hosts resolved once and checked (the SSRF guard), and TLS trust.
+//! - [`media`]: photos and videos given as a URL or inline, checked, and read in parts.
+//! - [`poll`]: bounded waiting for a platform's long-running work (publishes, processing).
+//! - [`partner`]: tools whose API only approved partners may call, answered honestly.
 //! - [`PlatformEntry`]: one row of the registration table in the crate root.
 
 use std::sync::Arc;
@@ -15,13 +18,20 @@ use squaremcp_core::Platform;
 use squaremcp_core::tool::{PlatformModule, Tool};
 
 pub mod credential;
+pub mod graph;
 pub mod http;
+pub mod media;
 pub mod net;
 pub mod oauth;
+pub mod partner;
+pub mod poll;
 pub mod spec;
 
 pub use credential::{CredentialDocument, CredentialError, Fields};
-pub use http::{Answer, Dialect, HttpApi, HttpTool, HttpToolSpec, Output};
+pub use http::{Answer, Dialect, HttpApi, HttpTool, HttpToolSpec, Output, RawAnswer};
+pub use media::{Media, MediaInput, MediaSettings, MediaStream};
+pub use partner::{PartnerAccess, partner_only};
+pub use poll::{Progress, PublishWait, Waited};
 pub use net::{GuardError, NetworkPolicy};
 pub use spec::{Arg, Place, ToolSpec, UpstreamRequest};
 
@@ -38,12 +48,21 @@ pub struct PlatformContext {
     /// The Graph API version Meta's platforms (WhatsApp) put in their paths, e.g. `v26.0`
     /// (`SQUAREMCP_GRAPH_API_VERSION`).
     pub graph_api_version: String,
+    /// The `LinkedIn-Version` header LinkedIn's tools send, `YYYYMM` (`SQUAREMCP_LINKEDIN_VERSION`).
+    pub linkedin_version: String,
     /// The gateway's own records, for tools that answer from them rather than from the platform
     /// (WhatsApp's message statuses arrive by webhook only). `None` where no store is at hand
     /// (declaration-only uses); such tools then say so.
     pub records: Option<Records>,
     /// Where directory vaults live and how their sync is inspected (Obsidian).
     pub obsidian: crate::obsidian::ObsidianSettings,
+    /// Media checks and the guarded fetcher (caps from `SQUAREMCP_MEDIA_MAX_BYTES` and
+    /// `SQUAREMCP_MEDIA_MAX_INLINE_BYTES`).
+    pub media: Media,
+    /// How long a publish may be waited for (`SQUAREMCP_PUBLISH_WAIT_SECONDS`).
+    pub publish_wait: PublishWait,
+    /// Partner-only tools the operator declared access to (`SQUAREMCP_PARTNER_ACCESS`).
+    pub partner_access: PartnerAccess,
 }
 
 impl PlatformContext {
@@ -54,8 +73,12 @@ impl PlatformContext {
             origin,
             network: NetworkPolicy::default(),
             graph_api_version: DEFAULT_GRAPH_API_VERSION.to_owned(),
+            linkedin_version: DEFAULT_LINKEDIN_VERSION.to_owned(),
             records: None,
             obsidian: crate::obsidian::ObsidianSettings::default(),
+            media: Media::default(),
+            publish_wait: PublishWait::default(),
+            partner_access: PartnerAccess::default(),
         }
     }
 }
@@ -71,6 +94,20 @@ pub fn graph_api_version(text: &str) -> Result<String, String> {
             && major.bytes().chain(minor.bytes()).all(|b| b.is_ascii_digit())
     });
     if ok { Ok(text.to_owned()) } else { Err(format!("`{text}` is not a Graph API version like {DEFAULT_GRAPH_API_VERSION}")) }
+}
+
+/// The `LinkedIn-Version` used unless the operator sets `SQUAREMCP_LINKEDIN_VERSION`: a monthly
+/// release, each supported for at least a year.
+pub const DEFAULT_LINKEDIN_VERSION: &str = "202607";
+
+/// Checks a `LinkedIn-Version`: `YYYYMM`, a year from 2022 and a month 01 to 12.
+pub fn linkedin_version(text: &str) -> Result<String, String> {
+    let text = text.trim();
+    let ok = text.len() == 6
+        && text.bytes().all(|b| b.is_ascii_digit())
+        && text[..4].parse::<u32>().is_ok_and(|year| (2022..=2099).contains(&year))
+        && text[4..].parse::<u32>().is_ok_and(|month| (1..=12).contains(&month));
+    if ok { Ok(text.to_owned()) } else { Err(format!("`{text}` is not a LinkedIn-Version like {DEFAULT_LINKEDIN_VERSION} (YYYYMM)")) }
 }
 
 /// The gateway's store and clock, handed to the few tools that read the gateway's own records.
@@ -178,9 +215,16 @@ pub fn origin(default: &str, override_url: Option<&str>) -> Result<String, Strin
             "`{given}` must be only a scheme, host and port (like http://127.0.0.1:8081): the path and version stay the real API's"
         ));
     }
-    let path = reqwest::Url::parse(default_trimmed).map(|d| d.path().trim_end_matches('/').to_owned()).unwrap_or_default();
+    let default_url = reqwest::Url::parse(default_trimmed).ok();
+    // A default with a query (TikTok's profile endpoint `/v2/user/info/?fields=…`) keeps it, and
+    // its path as written (TikTok's paths end with a slash).
+    let query = default_url.as_ref().and_then(|d| d.query()).map(|q| format!("?{q}")).unwrap_or_default();
+    let path = default_url
+        .as_ref()
+        .map(|d| if query.is_empty() { d.path().trim_end_matches('/') } else { d.path() }.to_owned())
+        .unwrap_or_default();
     let port = url.port().map(|p| format!(":{p}")).unwrap_or_default();
-    Ok(format!("{}://{host}{port}{path}", url.scheme()))
+    Ok(format!("{}://{host}{port}{path}{query}", url.scheme()))
 }
 
 #[cfg(test)]
@@ -212,6 +256,14 @@ mod tests {
         }
         let why = origin(PlatformEntry::NO_ORIGIN, Some("http://127.0.0.1:1")).expect_err("no HTTP API");
         assert!(why.contains("not an HTTP API"), "{why}");
+    }
+
+    #[test]
+    fn linkedin_versions_are_checked() {
+        assert_eq!(linkedin_version(" 202511 "), Ok("202511".to_owned()));
+        for bad in ["2025-11", "202513", "202500", "20251", "v202511", "199901"] {
+            assert!(linkedin_version(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

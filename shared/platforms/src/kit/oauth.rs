@@ -70,6 +70,27 @@ pub struct OAuthApp {
     pub rotates_refresh_tokens: bool,
     /// Reads the identity from the profile endpoint's answer.
     pub identity: fn(&Value) -> Option<Identity>,
+    /// The name of the client id parameter (`client_id`; TikTok says `client_key`).
+    pub client_id_param: &'static str,
+    /// How scopes are joined in the authorization request (a space; Meta and TikTok use commas).
+    pub scope_separator: &'static str,
+}
+
+impl OAuthApp {
+    /// The usual values of the less common knobs: `..OAuthApp::DEFAULTS` in a platform's row.
+    pub const DEFAULTS: OAuthApp = OAuthApp {
+        platform: Platform::Email,
+        authorize_url: "",
+        token_url: "",
+        profile_url: "",
+        scopes: &[],
+        pkce: true,
+        client_auth: ClientAuth::Basic,
+        rotates_refresh_tokens: false,
+        identity: |_| None,
+        client_id_param: "client_id",
+        scope_separator: " ",
+    };
 }
 
 /// Why a connection could not be completed or renewed. Never carries a token.
@@ -133,7 +154,11 @@ impl OAuthSettings {
                 (None, Some(_)) => return Err(format!("{id_var}: required with {secret_var}")),
             };
             let resolve = |default: &str, variable: String| {
-                super::origin(default, get(&variable).as_deref()).map_err(|why| format!("{variable}: {why}"))
+                super::origin(default, get(&variable).as_deref())
+                    // `origin` trims a trailing slash (right for API bases); TikTok's OAuth
+                    // endpoints are written with one, and are kept as written.
+                    .map(|url| if default.ends_with('/') && !url.ends_with('/') { format!("{url}/") } else { url })
+                    .map_err(|why| format!("{variable}: {why}"))
             };
             configured.insert(
                 platform,
@@ -182,9 +207,9 @@ impl OAuthClients {
             let mut query = url.query_pairs_mut();
             query
                 .append_pair("response_type", "code")
-                .append_pair("client_id", &configured.client_id)
+                .append_pair(configured.app.client_id_param, &configured.client_id)
                 .append_pair("redirect_uri", redirect_uri)
-                .append_pair("scope", &configured.app.scopes.join(" "))
+                .append_pair("scope", &configured.app.scopes.join(configured.app.scope_separator))
                 .append_pair("state", state);
             if let Some(challenge) = code_challenge.filter(|_| configured.app.pkce) {
                 query.append_pair("code_challenge", challenge).append_pair("code_challenge_method", "S256");
@@ -204,10 +229,10 @@ impl OAuthClients {
                     .map_err(|_| OAuthClientError::Unavailable { platform, why: "the client credentials cannot go in a header".into() })?;
                 value.set_sensitive(true);
                 request = request.header(reqwest::header::AUTHORIZATION, value);
-                form.push(("client_id", configured.client_id.clone()));
+                form.push((configured.app.client_id_param, configured.client_id.clone()));
             }
             ClientAuth::Post => {
-                form.push(("client_id", configured.client_id.clone()));
+                form.push((configured.app.client_id_param, configured.client_id.clone()));
                 form.push(("client_secret", configured.client_secret.expose().clone()));
             }
         }
