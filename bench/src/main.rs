@@ -2,6 +2,7 @@
 //! side on loopback, under the same load, and prints figures and ratios (and writes them as
 //! JSON). `bench/run` builds everything and calls it; `--smoke` is a one-second pass for CI.
 
+mod linkedin_video;
 mod mocks;
 mod open_loop;
 mod procs;
@@ -126,6 +127,8 @@ fn parse_options() -> Result<Options, String> {
 async fn main() -> std::process::ExitCode {
     let result = if std::env::args().nth(1).as_deref() == Some("paced") {
         paced_only().await.map(|()| Vec::new())
+    } else if std::env::args().nth(1).as_deref() == Some("linkedin-video") {
+        linkedin_video::run(&std::env::args().skip(2).collect::<Vec<_>>()).await
     } else {
         match parse_options() {
             Ok(options) => run(&options).await,

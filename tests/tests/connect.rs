@@ -145,14 +145,17 @@ async fn fifty_concurrent_calls_on_two_processes_with_an_expired_token_refresh_o
     let (access, refresh) = provider.platform().issue();
     provider.platform().expire_access_tokens();
     let document = json!({"access_token": access, "refresh_token": refresh, "expires_at": 1_000_000_000, "scopes": ["users.read"]});
-    cli_json(data.path(), &["credentials", "set", "--customer", &tenant.id, "--platform", "twitter"], &document.to_string());
+    // `x` names the platform as well as `twitter` does.
+    cli_json(data.path(), &["credentials", "set", "--customer", &tenant.id, "--platform", "x"], &document.to_string());
     let (one, two) = (start(&data, provider.base_url()), start(&data, provider.base_url()));
 
     let calls = (0..50).map(|i| {
         let server = if i % 2 == 0 { one.base.clone() } else { two.base.clone() };
         let key = tenant.key.clone();
+        // Two different tools on one connection share its refresh.
+        let tool = if i % 3 == 0 { "twitter_get_user_profile" } else { "twitter_get_me" };
         tokio::spawn(async move {
-            let body = json!({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": "twitter_get_me", "arguments": {}}});
+            let body = json!({"jsonrpc": "2.0", "id": i, "method": "tools/call", "params": {"name": tool, "arguments": {}}});
             let response = reqwest::Client::new()
                 .post(format!("{server}/mcp"))
                 .header("x-api-key", key)
@@ -169,12 +172,19 @@ async fn fifty_concurrent_calls_on_two_processes_with_an_expired_token_refresh_o
         assert_eq!(answer["result"]["isError"], false, "{answer}");
     }
     assert_eq!(provider.platform().refresh_requests(), 1, "exactly one refresh across both processes");
+    // The old refresh token was never presented again (X would have ended the grant).
+    assert_eq!(provider.platform().reused_refresh_tokens(), 0, "a used refresh token was sent again");
 
     // The rotated refresh token was stored: once the new access token is dead too, the next
     // call refreshes again with it (a lost rotation would be refused as a reuse).
     provider.platform().expire_access_tokens();
     assert_eq!(call(&one, &tenant.key).await["result"]["isError"], false);
     assert_eq!(provider.platform().refresh_requests(), 2);
+    // And the other process, whose cached copy of the credential predates both refreshes, reads
+    // the stored one: still no reuse.
+    provider.platform().expire_access_tokens();
+    assert_eq!(call(&two, &tenant.key).await["result"]["isError"], false);
+    assert_eq!((provider.platform().refresh_requests(), provider.platform().reused_refresh_tokens()), (3, 0));
 
     // X refuses the refresh (every refresh token revoked): reconnect at /account, health shows it.
     provider.platform().expire_access_tokens();

@@ -186,6 +186,7 @@ async fn the_http_edge_answers_bad_requests_clearly() {
     let response = http.post(server.mcp_url()).header("x-api-key", &alice.key).header("accept", "text/event-stream").json(&init).send().await.unwrap();
     assert_eq!(response.status(), 200);
     assert_eq!(response.headers()["content-type"], "text/event-stream");
+    assert_eq!(response.headers()["x-accel-buffering"], "no", "a proxy must not hold the event back");
     let text = response.text().await.unwrap();
     let data_line = text.lines().find_map(|l| l.strip_prefix("data: ")).expect("a data line");
     assert!(text.starts_with("event: message\n"), "{text}");
@@ -227,7 +228,7 @@ fn the_cli_rejects_bad_input_with_clear_messages() {
         (vec!["credentials", "set", "--customer", &alice.id, "--platform", "telegram"], "", "pipe the telegram credentials"),
         (vec!["credentials", "set", "--customer", &alice.id, "--platform", "telegram"], "{\"bot_token\": ", "not valid JSON"),
         (vec!["credentials", "set", "--customer", &alice.id, "--platform", "telegram"], "{\"bot_token\": \"nope\"}", "invalid telegram credentials"),
-        (vec!["credentials", "set", "--customer", &alice.id, "--platform", "snapchat"], "{\"token\": \"x\"}", "not available"),
+        (vec!["credentials", "set", "--customer", &alice.id, "--platform", "snapchat"], "{\"token\": \"x\"}", "unknown key `token`"),
         (vec!["credentials", "delete", "--customer", &alice.id, "--platform", "telegram"], "", "has no telegram credentials"),
         (vec!["api-keys", "revoke", "--customer", &alice.id, "--key", "sqm_secret"], "", "invalid API key id"),
     ];

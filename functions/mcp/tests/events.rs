@@ -76,3 +76,163 @@ async fn every_sample_event_gets_the_expected_response() {
     let _ = std::fs::remove_dir_all(&data_dir);
     assert_eq!(checked.len(), 8, "{checked:?}");
 }
+
+/// LinkedIn's publishing tools through the Lambda adapter, against the LinkedIn mock: a post, a
+/// video uploaded in parts to the URLs the mock returns and waited for, and a partner-only tool
+/// answering with the restriction without calling LinkedIn.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn linkedin_tools_run_through_the_lambda_adapter() {
+    use squaremcp_core::{AccountName, Platform};
+    use squaremcp_platform_mocks::Mock;
+    use squaremcp_platform_mocks::linkedin::{Linkedin, PERSON_ID};
+    use squaremcp_runtime::{Backends, Config, app_state, gateway};
+
+    const TOKEN: &str = "AQXlambda-linkedin-token_0123456789abcdefghijklmnopqrstuvwxyz";
+    let mock = Mock::start(Linkedin::accepting(&[TOKEN])).await;
+    mock.platform().set_part_size(16);
+    mock.platform().set_processing_polls(1);
+    let data_dir = std::env::temp_dir().join(format!("squaremcp-events-linkedin-{}", std::process::id()));
+    let data = data_dir.display().to_string();
+    let base_url = mock.base_url().to_owned();
+    let config = Config::from_lookup(|name| match name {
+        "SQUAREMCP_DATA_DIR" => Some(data.clone()),
+        "SQUAREMCP_PUBLIC_URL" => Some("https://mcp.example.com".to_owned()),
+        "SQUAREMCP_JWT_SECRET" => Some("sample-jwt-secret-of-at-least-32-bytes!!".to_owned()),
+        "SQUAREMCP_LINKEDIN_BASE_URL" => Some(base_url.clone()),
+        "SQUAREMCP_PUBLISH_POLL_MILLISECONDS" => Some("20".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    let gateway = gateway(&config, Backends::embedded(&config).unwrap());
+    let customer = gateway.create_customer("ada@example.com", "pro", None).await.unwrap();
+    let (_, key) = gateway.create_api_key(&customer.id, "lambda").await.unwrap();
+    let document = serde_json::json!({"access_token": TOKEN, "account": {"id": PERSON_ID, "name": "Ada"}});
+    gateway.set_credential(&customer.id, Platform::Linkedin, AccountName::default_account(), &document).await.unwrap();
+    let router = squaremcp_http::mcp_router(app_state(&config, gateway).unwrap());
+
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/mcp/tools-call.json");
+    let mut event: Value = serde_json::from_str(&std::fs::read_to_string(sample).unwrap()).unwrap();
+    event["headers"]["x-api-key"] = Value::from(key.expose().to_owned());
+    let mut call = |name: &str, arguments: Value| {
+        let rpc = serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": name, "arguments": arguments}});
+        event["body"] = Value::from(rpc.to_string());
+        let event = event.to_string();
+        let router = router.clone();
+        async move {
+            let response = lambda::invoke(router, &event).await.unwrap();
+            assert_eq!(response["statusCode"], 200, "{response}");
+            body(&response)["result"].clone()
+        }
+    };
+
+    let post = call("linkedin_create_post", serde_json::json!({"text": "From Lambda"})).await;
+    assert_eq!(post["isError"], false, "{post}");
+    assert!(post["structuredContent"]["post_id"].as_str().unwrap().starts_with("urn:li:share:"), "{post}");
+
+    let video = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJw==";
+    let uploaded = call("linkedin_upload_video", serde_json::json!({"media_data": video, "media_type": "video/mp4"})).await;
+    assert_eq!(uploaded["isError"], false, "{uploaded}");
+    assert_eq!(uploaded["structuredContent"]["status"], "AVAILABLE", "{uploaded}");
+    assert_eq!(uploaded["structuredContent"]["parts"], 3, "{uploaded}");
+    assert_eq!(mock.platform().uploaded_bytes(), 40);
+
+    let before = mock.request_count();
+    let restricted = call("linkedin_send_message", serde_json::json!({"recipient": "urn:li:person:aBcD123", "text": "Hi"})).await;
+    assert_eq!(restricted["isError"], true, "{restricted}");
+    assert_eq!(restricted["_meta"]["squaremcp/error"]["kind"], "not_supported", "{restricted}");
+    assert_eq!(mock.request_count(), before, "no call to LinkedIn");
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
+/// TikTok's and Snapchat's tools reach a Lambda client through the adapter, in table order and
+/// with honest annotations (only the posting tools write).
+#[tokio::test]
+async fn the_tiktok_and_snapchat_tools_are_listed_through_the_adapter() {
+    let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/mcp");
+    let data_dir = std::env::temp_dir().join(format!("squaremcp-events-tiktok-snapchat-{}", std::process::id()));
+    let event = std::fs::read_to_string(events.join("tools-list.json")).unwrap();
+    let response = lambda::invoke(router(&data_dir), &event).await.unwrap();
+    let _ = std::fs::remove_dir_all(&data_dir);
+    assert_eq!(response["statusCode"], 200, "{response}");
+    let listed = body(&response);
+    let tools: Vec<(&str, bool)> = listed["result"]["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|t| t["name"].as_str().map(|n| (n, t["annotations"]["readOnlyHint"] == true)))
+        .filter(|(name, _)| name.starts_with("tiktok_") || name.starts_with("snapchat_"))
+        .collect();
+    assert_eq!(
+        tools,
+        [
+            ("tiktok_get_profile", true),
+            ("tiktok_get_creator_info", true),
+            ("tiktok_create_video", false),
+            ("tiktok_get_video_status", true),
+            ("snapchat_get_me", true),
+            ("snapchat_get_ad_accounts", true),
+            ("snapchat_create_snap", false),
+        ]
+    );
+}
+
+/// X's chunked video upload and post through the Lambda adapter: the upload's status checks fit
+/// in one invocation, and a check with `media_id` alone resumes a wait that ran out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn x_upload_and_post_run_through_the_lambda_adapter() {
+    use squaremcp_core::{AccountName, Platform};
+    use squaremcp_platform_mocks::Mock;
+    use squaremcp_platform_mocks::x::X;
+    use squaremcp_runtime::{Backends, Config, app_state, gateway};
+
+    const TOKEN: &str = "x-lambda-access-token-0123456789abcdefghij";
+    let mock = Mock::start(X::accepting(&[TOKEN])).await;
+    mock.platform().set_processing_polls(1);
+    let data_dir = std::env::temp_dir().join(format!("squaremcp-events-x-{}", std::process::id()));
+    let data = data_dir.display().to_string();
+    let base_url = mock.base_url().to_owned();
+    let config = Config::from_lookup(|name| match name {
+        "SQUAREMCP_DATA_DIR" => Some(data.clone()),
+        "SQUAREMCP_PUBLIC_URL" => Some("https://mcp.example.com".to_owned()),
+        "SQUAREMCP_JWT_SECRET" => Some("sample-jwt-secret-of-at-least-32-bytes!!".to_owned()),
+        "SQUAREMCP_TWITTER_BASE_URL" => Some(base_url.clone()),
+        "SQUAREMCP_PUBLISH_POLL_MILLISECONDS" => Some("20".to_owned()),
+        _ => None,
+    })
+    .unwrap();
+    let gateway = gateway(&config, Backends::embedded(&config).unwrap());
+    let customer = gateway.create_customer("ada@example.com", "pro", None).await.unwrap();
+    let (_, key) = gateway.create_api_key(&customer.id, "lambda").await.unwrap();
+    let document = serde_json::json!({"access_token": TOKEN, "refresh_token": "r", "expires_at": 4_102_444_800_i64});
+    gateway.set_credential(&customer.id, Platform::Twitter, AccountName::default_account(), &document).await.unwrap();
+    let router = squaremcp_http::mcp_router(app_state(&config, gateway).unwrap());
+
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/mcp/tools-call.json");
+    let mut event: Value = serde_json::from_str(&std::fs::read_to_string(sample).unwrap()).unwrap();
+    event["headers"]["x-api-key"] = Value::from(key.expose().to_owned());
+    let mut call = |name: &str, arguments: Value| {
+        let rpc = serde_json::json!({"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": name, "arguments": arguments}});
+        event["body"] = Value::from(rpc.to_string());
+        let event = event.to_string();
+        let router = router.clone();
+        async move {
+            let response = lambda::invoke(router, &event).await.unwrap();
+            assert_eq!(response["statusCode"], 200, "{response}");
+            body(&response)["result"].clone()
+        }
+    };
+
+    let video = "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8gISIjJCUmJw==";
+    let uploaded = call("twitter_upload_video", serde_json::json!({"media_data": video, "media_type": "video/mp4"})).await;
+    assert_eq!(uploaded["isError"], false, "{uploaded}");
+    assert_eq!(uploaded["structuredContent"]["ready"], true, "{uploaded}");
+    let media_id = uploaded["structuredContent"]["media_id"].as_str().unwrap().to_owned();
+    assert_eq!(mock.platform().uploads()[&media_id].segments, vec![(0, 40)]);
+
+    let checked = call("twitter_upload_video", serde_json::json!({"media_id": media_id})).await;
+    assert_eq!(checked["structuredContent"]["ready"], true, "{checked}");
+    let post = call("twitter_create_tweet", serde_json::json!({"text": "From Lambda", "media_ids": [media_id]})).await;
+    assert_eq!(post["isError"], false, "{post}");
+    assert!(post["structuredContent"]["data"]["id"].is_string(), "{post}");
+    let _ = std::fs::remove_dir_all(&data_dir);
+}

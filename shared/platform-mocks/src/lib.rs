@@ -21,7 +21,11 @@ use axum::response::{IntoResponse, Response};
 use serde_json::Value;
 
 pub mod discord;
+pub mod linkedin;
+pub mod meta;
+pub mod snapchat;
 pub mod telegram;
+pub mod tiktok;
 pub mod whatsapp;
 pub mod x;
 
@@ -175,7 +179,12 @@ impl<P: PlatformMock> Mock<P> {
             faults: Mutex::new(VecDeque::new()),
             standing: Mutex::new(None),
         });
-        let router = Router::new().fallback(handle::<P>).with_state(shared.clone());
+        // Real platforms take upload chunks of several MB (X's APPEND up to 5 MB); axum's default
+        // body limit is 2 MB.
+        let router = Router::new()
+            .fallback(handle::<P>)
+            .layer(axum::extract::DefaultBodyLimit::max(64 * 1024 * 1024))
+            .with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
         let base_url = format!("http://{}", listener.local_addr().expect("local address"));
         tokio::spawn(async move { axum::serve(listener, router).await });

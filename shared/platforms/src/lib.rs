@@ -11,9 +11,14 @@ use squaremcp_core::tool::PlatformModule;
 
 pub mod discord;
 pub mod email;
+pub mod facebook;
+pub mod instagram;
 pub mod kit;
+pub mod linkedin;
 pub mod obsidian;
+pub mod snapchat;
 pub mod telegram;
+pub mod tiktok;
 pub mod twitter;
 pub mod whatsapp;
 
@@ -21,7 +26,19 @@ use kit::{NetworkPolicy, PlatformContext, PlatformEntry};
 
 /// The registration table: every implemented platform, in the order `tools/list` shows them.
 /// Adding a platform is one folder and one line here.
-pub static PLATFORMS: &[&PlatformEntry] = &[&telegram::ENTRY, &discord::ENTRY, &email::ENTRY, &obsidian::ENTRY, &whatsapp::ENTRY, &twitter::ENTRY];
+pub static PLATFORMS: &[&PlatformEntry] = &[
+    &telegram::ENTRY,
+    &discord::ENTRY,
+    &email::ENTRY,
+    &obsidian::ENTRY,
+    &whatsapp::ENTRY,
+    &twitter::ENTRY,
+    &facebook::ENTRY,
+    &instagram::ENTRY,
+    &linkedin::ENTRY,
+    &tiktok::ENTRY,
+    &snapchat::ENTRY,
+];
 
 /// The OAuth apps of the platforms customers connect with their own account ("Connect X" on
 /// `/account`), from the table. An app is offered only once the operator configures its client id
@@ -52,10 +69,18 @@ pub struct PlatformConfig {
     pub network: NetworkPolicy,
     /// The Graph API version in WhatsApp's paths ([`kit::DEFAULT_GRAPH_API_VERSION`] unless set).
     pub graph_api_version: String,
+    /// The `LinkedIn-Version` header ([`kit::DEFAULT_LINKEDIN_VERSION`] unless set).
+    pub linkedin_version: String,
     /// The gateway's store and clock, for tools that answer from its records.
     pub records: Option<kit::Records>,
     /// Where directory vaults live (`SQUAREMCP_OBSIDIAN_ROOT`) and the `ob` command.
     pub obsidian: obsidian::ObsidianSettings,
+    /// Caps on media tools upload ([`kit::media`]).
+    pub media: kit::MediaSettings,
+    /// How long a publish may be waited for ([`kit::poll`]).
+    pub publish_wait: kit::PublishWait,
+    /// Partner-only tools the operator declared access to ([`kit::partner`]).
+    pub partner_access: kit::PartnerAccess,
 }
 
 impl PlatformConfig {
@@ -66,9 +91,31 @@ impl PlatformConfig {
             origins: BTreeMap::new(),
             network: NetworkPolicy::default(),
             graph_api_version: kit::DEFAULT_GRAPH_API_VERSION.to_owned(),
+            linkedin_version: kit::DEFAULT_LINKEDIN_VERSION.to_owned(),
             records: None,
             obsidian: obsidian::ObsidianSettings::default(),
+            media: kit::MediaSettings::default(),
+            publish_wait: kit::PublishWait::default(),
+            partner_access: kit::PartnerAccess::default(),
         }
+    }
+
+    /// Caps on media (`SQUAREMCP_MEDIA_MAX_BYTES`, `SQUAREMCP_MEDIA_MAX_INLINE_BYTES`).
+    pub fn with_media(mut self, settings: kit::MediaSettings) -> Self {
+        self.media = settings;
+        self
+    }
+
+    /// How long tools wait for a publish (`SQUAREMCP_PUBLISH_WAIT_SECONDS`, ...).
+    pub fn with_publish_wait(mut self, wait: kit::PublishWait) -> Self {
+        self.publish_wait = wait;
+        self
+    }
+
+    /// Partner-only tools the operator has access to (`SQUAREMCP_PARTNER_ACCESS`).
+    pub fn with_partner_access(mut self, access: kit::PartnerAccess) -> Self {
+        self.partner_access = access;
+        self
     }
 
     /// Where directory vaults live and how their sync is inspected (Obsidian).
@@ -80,6 +127,12 @@ impl PlatformConfig {
     /// The Graph API version (`SQUAREMCP_GRAPH_API_VERSION`), checked ([`kit::graph_api_version`]).
     pub fn with_graph_api_version(mut self, version: &str) -> Result<Self, String> {
         self.graph_api_version = kit::graph_api_version(version)?;
+        Ok(self)
+    }
+
+    /// The `LinkedIn-Version` (`SQUAREMCP_LINKEDIN_VERSION`), checked ([`kit::linkedin_version`]).
+    pub fn with_linkedin_version(mut self, version: &str) -> Result<Self, String> {
+        self.linkedin_version = kit::linkedin_version(version)?;
         Ok(self)
     }
 
@@ -130,6 +183,8 @@ impl PlatformConfig {
 
 /// Every implemented platform's module, in table order.
 pub fn modules(config: &PlatformConfig) -> Vec<Box<dyn PlatformModule>> {
+    // One media fetcher for every platform, so its HTTP client is built at most once.
+    let media = kit::Media::new(config.network.clone(), config.media);
     PLATFORMS
         .iter()
         .map(|entry| {
@@ -139,8 +194,12 @@ pub fn modules(config: &PlatformConfig) -> Vec<Box<dyn PlatformModule>> {
                 origin,
                 network: config.network.clone(),
                 graph_api_version: config.graph_api_version.clone(),
+                linkedin_version: config.linkedin_version.clone(),
                 records: config.records.clone(),
                 obsidian: config.obsidian.clone(),
+                media: media.clone(),
+                publish_wait: config.publish_wait,
+                partner_access: config.partner_access.clone(),
             })
         })
         .collect()

@@ -2,7 +2,7 @@
 //! appear in a log or a result).
 
 use squaremcp_core::Platform;
-use squaremcp_platform_mocks::{Fault, Mock, PlatformMock, discord, telegram, whatsapp, x};
+use squaremcp_platform_mocks::{Fault, Mock, PlatformMock, discord, linkedin, meta, snapchat, telegram, tiktok, whatsapp, x};
 use squaremcp_platforms::kit::{PlatformEntry, origin};
 use serde_json::{Value, json};
 
@@ -25,6 +25,11 @@ impl Fixture {
 
     pub fn fail_always(&self, fault: Fault) {
         self.mock.fail_always(fault);
+    }
+
+    /// Requests the mock received so far (0 for a platform without one).
+    pub fn request_count(&self) -> u64 {
+        self.mock.request_count()
     }
 
     pub fn recover(&self) {
@@ -78,12 +83,67 @@ pub async fn start(platform: Platform) -> Fixture {
             let credential = json!({ "access_token": token, "refresh_token": "CANARYx-refresh-0123456789", "expires_at": 4_102_444_800_i64 });
             Fixture { mock: Box::new(mock), credential, canaries: vec![token.to_owned(), "CANARYx-refresh-0123456789".to_owned()] }
         }
+        Platform::Facebook => {
+            let token = "EAAGCANARYfacebook0123456789abcdefghijklmnopqrstuvwxyz";
+            let mock = Mock::start(meta::Meta::accepting(&[token])).await;
+            let credential = json!({ "page_id": meta::PAGE_ID, "access_token": token });
+            Fixture { mock: Box::new(mock), credential, canaries: vec![token.to_owned()] }
+        }
+        Platform::Instagram => {
+            let token = "IGAACANARYinstagram0123456789abcdefghijklmnopqrstuvwxyz";
+            let mock = Mock::start(meta::Meta::accepting(&[token])).await;
+            let credential = json!({ "login": "instagram", "ig_user_id": meta::IG_USER_ID, "access_token": token });
+            Fixture { mock: Box::new(mock), credential, canaries: vec![token.to_owned()] }
+        }
+        Platform::Linkedin => {
+            let token = "AQXCANARYlinkedin0123456789abcdefghijklmnopqrstuvwxyz";
+            let mock = Mock::start(linkedin::Linkedin::accepting(&[token])).await;
+            let credential = json!({ "access_token": token, "expires_at": 4_102_444_800_i64, "account": {"id": linkedin::PERSON_ID} });
+            Fixture { mock: Box::new(mock), credential, canaries: vec![token.to_owned()] }
+        }
+        Platform::Tiktok => {
+            let token = "act.CANARYtiktok0123456789abcdefghijklmnopqrstuvwxyz";
+            let mock = Mock::start(tiktok::Tiktok::accepting(&[token])).await;
+            let credential = json!({ "access_token": token, "refresh_token": "rft.CANARYtiktok-refresh-0123456789", "expires_at": 4_102_444_800_i64 });
+            Fixture { mock: Box::new(mock), credential, canaries: vec![token.to_owned(), "rft.CANARYtiktok-refresh-0123456789".to_owned()] }
+        }
+        Platform::Snapchat => {
+            let token = "eyJCANARYsnapchat0123456789abcdefghijklmnopqrstuvwxyz";
+            let mock = Mock::start(snapchat::Snapchat::accepting(&[token])).await;
+            let credential = json!({ "access_token": token, "refresh_token": "CANARYsnap-refresh-0123456789", "expires_at": 4_102_444_800_i64 });
+            Fixture { mock: Box::new(mock), credential, canaries: vec![token.to_owned(), "CANARYsnap-refresh-0123456789".to_owned()] }
+        }
+        // Every platform has a case today; the arm stays for the next one.
+        #[allow(unreachable_patterns)]
         other => panic!("{other} is registered but has no contract fixture: add its mock and credential here"),
     }
 }
 
+/// The arguments a tool is called with instead of its schema's required ones, for tools whose
+/// arguments are required together rather than one by one (the sampled ones would be refused).
+pub fn arguments(tool: &str) -> Option<serde_json::Map<String, Value>> {
+    let arguments = match tool {
+        // Text or media: neither is required alone.
+        "twitter_create_tweet" => json!({"text": "contract"}),
+        // A message or a link: neither is required alone.
+        "facebook_create_post" => json!({"message": "contract"}),
+        // The gateway uploads the bytes itself, so the sampled public URL cannot serve: inline data.
+        "twitter_upload_video" => json!({"media_data": "AAAAIGZ0eXBpc29t", "media_type": "video/mp4"}),
+        // Text only (an attachment is optional); the gateway uploads LinkedIn's media itself.
+        "linkedin_create_post" => json!({"text": "contract"}),
+        "linkedin_upload_video" => json!({"media_data": "AAAAGGZ0eXBtcDQyAAAAAG1wNDJpc29t", "media_type": "video/mp4"}),
+        // A direct post needs the privacy level and a video (file or URL), each optional alone.
+        "tiktok_create_video" => json!({"privacy_level": "SELF_ONLY", "media_data": "AAAAGGZ0eXBtcDQyAAAAAG1wNDJpc29t", "media_type": "video/mp4"}),
+        _ => return None,
+    };
+    arguments.as_object().cloned()
+}
+
 trait Control: Send + Sync {
     fn base_url(&self) -> &str;
+    fn request_count(&self) -> u64 {
+        0
+    }
     fn fail_always(&self, fault: Fault);
     fn recover(&self);
     /// The explicit flag for a platform that is not an HTTP API: why the mock checks skip it.
@@ -112,6 +172,10 @@ impl Control for NotHttp {
 impl<P: PlatformMock> Control for Mock<P> {
     fn base_url(&self) -> &str {
         Mock::base_url(self)
+    }
+
+    fn request_count(&self) -> u64 {
+        Mock::request_count(self)
     }
 
     fn fail_always(&self, fault: Fault) {
