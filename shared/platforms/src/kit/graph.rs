@@ -3,7 +3,7 @@
 //! read by its `code` (Graph answers 400 where others send 401 or 429), and Graph's list pages
 //! `{"data": [...], "paging": {"cursors": {"after"}, "next"}}`.
 //!
-//! WhatsApp keeps its own copy (`whatsapp/dialect.rs`): its codes (131xxx) and messages differ.
+//! WhatsApp reads the same envelope and adds its own codes (131xxx) through `interpret_with`.
 
 use serde_json::{Value, json};
 use squaremcp_core::tool::{FailureKind, ToolFailure};
@@ -23,15 +23,63 @@ pub struct GraphWords {
 
 /// A Graph answer as JSON, or the failure it means.
 pub fn interpret(words: &GraphWords, operation: &str, answer: &Answer<'_>) -> Result<Value, ToolFailure> {
+    interpret_with(words, operation, answer, |_| None)
+}
+
+/// As `interpret`, but the platform's own codes come first: `specific` maps the errors it knows
+/// and answers `None` for the rest, which are read as every Graph platform reads them.
+pub fn interpret_with(
+    words: &GraphWords,
+    operation: &str,
+    answer: &Answer<'_>,
+    specific: impl FnOnce(&GraphError) -> Option<ToolFailure>,
+) -> Result<Value, ToolFailure> {
     let (status, body) = (answer.status, serde_json::from_slice::<Value>(answer.body).ok());
     let name = words.name;
     if (200..300).contains(&status) {
         return body.ok_or_else(|| ToolFailure::new(FailureKind::Upstream, format!("{name} answered {operation} with a body that is not JSON.")));
     }
     match body.as_ref().and_then(|b| b.get("error")).filter(|e| e.is_object()) {
-        Some(error) => Err(failure(words, operation, status, error, answer)),
+        Some(error) => {
+            let error = GraphError::read(error);
+            Err(specific(&error).unwrap_or_else(|| failure(words, operation, status, &error, answer)))
+        }
         None => Err(without_envelope(words, operation, status, answer)),
     }
+}
+
+/// Graph's error envelope as the messages use it.
+pub struct GraphError {
+    pub code: i64,
+    pub subcode: Option<i64>,
+    /// Meta's own words: the message (or the one meant for the user), the details when there
+    /// are any, the code and subcode — never the raw body.
+    pub said: String,
+    pub transient: bool,
+}
+
+impl GraphError {
+    fn read(error: &Value) -> Self {
+        let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
+        let subcode = error.get("error_subcode").and_then(Value::as_i64);
+        let text = |pointer: &str| error.pointer(pointer).and_then(Value::as_str).filter(|t| !t.is_empty());
+        let message = text("/error_user_msg").or_else(|| text("/message")).unwrap_or("no message");
+        let details = text("/error_data/details").map(|d| format!(" — {d}")).unwrap_or_default();
+        let subcode_said = subcode.map(|s| format!(", subcode {s}")).unwrap_or_default();
+        Self {
+            code,
+            subcode,
+            said: format!("{message}{details} (code {code}{subcode_said})"),
+            transient: error.get("is_transient").and_then(Value::as_bool) == Some(true),
+        }
+    }
+}
+
+/// A rate-limit refusal of `whom`, with the wait from `Retry-After` or Graph's usage header.
+pub fn rate_limited(name: &str, whom: &str, error: &GraphError, answer: &Answer<'_>) -> ToolFailure {
+    let retry_after = retry_after_header(answer.headers).or_else(|| usage_wait(answer));
+    let wait = retry_after.map_or("wait a little and retry".to_owned(), |seconds| format!("retry after {seconds} seconds"));
+    ToolFailure::rate_limited(format!("{name} is rate limiting {whom} ({}); {wait}.", error.said), retry_after)
 }
 
 /// An answer without Graph's envelope: a proxy, a load balancer or an outage.
@@ -45,18 +93,11 @@ fn without_envelope(words: &GraphWords, operation: &str, status: u16, answer: &A
     }
 }
 
-/// Graph's envelope, normalised by `code` (and `error_subcode` for 190). Meta's own words are
-/// kept: the message, the code and subcode, never the raw body.
-fn failure(words: &GraphWords, operation: &str, status: u16, error: &Value, answer: &Answer<'_>) -> ToolFailure {
+/// Graph's envelope, normalised by `code` (and `error_subcode` for 190).
+fn failure(words: &GraphWords, operation: &str, status: u16, error: &GraphError, answer: &Answer<'_>) -> ToolFailure {
     let name = words.name;
-    let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
-    let subcode = error.get("error_subcode").and_then(Value::as_i64);
-    let text = |key: &str| error.get(key).and_then(Value::as_str).filter(|t| !t.is_empty());
-    let said = {
-        let message = text("error_user_msg").or_else(|| text("message")).unwrap_or("no message");
-        format!("{message} (code {code}{})", subcode.map(|s| format!(", subcode {s}")).unwrap_or_default())
-    };
-    let transient = error.get("is_transient").and_then(Value::as_bool) == Some(true);
+    let GraphError { code, subcode, said, transient } = error;
+    let (code, subcode, transient) = (*code, *subcode, *transient);
     let fail = |kind, message: String| ToolFailure::new(kind, message);
     match code {
         // 463: expired (the gateway refreshes and retries once); every other subcode means the
@@ -71,15 +112,13 @@ fn failure(words: &GraphWords, operation: &str, status: u16, error: &Value, answ
             format!("{name} refused {operation}: {said}. The token needs {}.", words.permissions),
         ),
         4 | 17 | 32 | 341 | 613 | 80001 | 80002 => {
-            let retry_after = retry_after_header(answer.headers).or_else(|| usage_wait(answer));
             let whom = match code {
                 17 => "this user",
                 32 | 80001 => "this Page",
                 80002 => "this Instagram account",
                 _ => "the gateway's app",
             };
-            let wait = retry_after.map_or("wait a little and retry".to_owned(), |seconds| format!("retry after {seconds} seconds"));
-            ToolFailure::rate_limited(format!("{name} is rate limiting {whom} ({said}); {wait}."), retry_after)
+            rate_limited(name, whom, error, answer)
         }
         368 => fail(
             FailureKind::QuotaExhausted,

@@ -1,7 +1,8 @@
 //! How the Graph API differs: `Authorization: Bearer <token>` (never `access_token=` in a URL),
 //! the API version and the credential's ids in the path, and refusals in Graph's envelope
 //! `{"error": {"message", "type", "code", "error_subcode", "error_data": {"details"},
-//! "fbtrace_id"}}`, keyed on `code` (Graph often answers 400 where others send 401 or 429).
+//! "fbtrace_id"}}`, keyed on `code` (Graph often answers 400 where others send 401 or 429) and
+//! read by `kit::graph` as for Facebook and Instagram, with WhatsApp's own codes first.
 //! Transport, retries, logging and scrubbing the token are the kit's.
 
 use reqwest::header::AUTHORIZATION;
@@ -10,7 +11,7 @@ use squaremcp_core::Platform;
 use squaremcp_core::tool::{FailureKind, ToolFailure};
 
 use super::credential::CloudApiCredential;
-use crate::kit::http::retry_after_header;
+use crate::kit::graph::{self, GraphError, GraphWords};
 use crate::kit::{Answer, Dialect};
 
 // The operations as Meta's documentation names them; messages use them.
@@ -41,26 +42,11 @@ impl Dialect for WhatsappDialect {
     }
 
     fn interpret(&self, operation: &str, answer: Answer<'_>) -> Result<Value, ToolFailure> {
-        let (status, body) = (answer.status, serde_json::from_slice::<Value>(answer.body).ok());
-        if (200..300).contains(&status) {
-            let message = format!("WhatsApp answered {operation} with a body that is not JSON.");
-            return body.ok_or(ToolFailure::new(FailureKind::Upstream, message));
-        }
-        let error = body.as_ref().and_then(|b| b.get("error")).filter(|e| e.is_object());
-        let Some(error) = error else { return Err(without_envelope(operation, status, &answer)) };
-        Err(graph_failure(operation, status, error, &answer))
+        graph::interpret_with(&WORDS, operation, &answer, |error| whatsapp_failure(operation, error, &answer))
     }
 }
 
-/// An answer without Graph's envelope: a proxy, a load balancer or an outage.
-fn without_envelope(operation: &str, status: u16, answer: &Answer<'_>) -> ToolFailure {
-    match status {
-        401 => ToolFailure::new(FailureKind::AuthRevoked, format!("WhatsApp rejected the access token for {operation} (HTTP 401). {RECONNECT}")),
-        429 => ToolFailure::rate_limited(format!("WhatsApp is rate limiting {operation}; wait and retry."), retry_after_header(answer.headers)),
-        500..=599 => ToolFailure::new(FailureKind::UpstreamTransient, format!("WhatsApp had a problem with {operation} (HTTP {status}). Try again shortly.")),
-        _ => ToolFailure::new(FailureKind::Upstream, format!("WhatsApp answered {operation} with HTTP {status} and no error details.")),
-    }
-}
+const WORDS: GraphWords = GraphWords { name: "WhatsApp", reconnect: RECONNECT, permissions: "whatsapp_business_messaging" };
 
 const RECONNECT: &str = "Create a new System User token in Meta Business Settings (System users → Generate new token, \
     with whatsapp_business_messaging and whatsapp_business_management) and store it again.";
@@ -70,31 +56,12 @@ const OUTSIDE_WINDOW: &str = "More than 24 hours have passed since this person l
     accepts only an approved template now: send one with whatsapp_send_template (whatsapp_list_templates lists them). \
     Free-form messages work again for 24 hours after the person replies.";
 
-/// Graph's error envelope, normalised by its `code` (and `error_subcode` for 190).
-fn graph_failure(operation: &str, status: u16, error: &Value, answer: &Answer<'_>) -> ToolFailure {
-    let code = error.get("code").and_then(Value::as_i64).unwrap_or(0);
-    let subcode = error.get("error_subcode").and_then(Value::as_i64);
-    let text = |key: &str| error.get(key).and_then(Value::as_str).filter(|t| !t.is_empty());
-    let details = error.pointer("/error_data/details").and_then(Value::as_str).filter(|t| !t.is_empty());
-    // Meta's own words: the message, its title-less detail, the code.
-    let said = {
-        let message = text("error_user_msg").or_else(|| text("message")).unwrap_or("no message");
-        let details = details.map(|d| format!(" — {d}")).unwrap_or_default();
-        format!("{message}{details} (code {code}{})", subcode.map(|s| format!(", subcode {s}")).unwrap_or_default())
-    };
-    let failure = |kind, message: String| ToolFailure::new(kind, message);
-    match code {
-        190 => match subcode {
-            None | Some(463) => failure(
-                FailureKind::AuthExpired,
-                format!("WhatsApp says the access token expired or is invalid: {said}. {RECONNECT}"),
-            ),
-            Some(_) => failure(
-                FailureKind::AuthRevoked,
-                format!("WhatsApp no longer accepts the access token: {said}. {RECONNECT}"),
-            ),
-        },
-        102 => failure(FailureKind::AuthExpired, format!("WhatsApp ended the token's session: {said}. {RECONNECT}")),
+/// WhatsApp's own codes (and its own words for shared ones); `None` leaves the rest to the
+/// reading every Graph platform shares (tokens 190/102, 1/2, 5xx…).
+fn whatsapp_failure(operation: &str, error: &GraphError, answer: &Answer<'_>) -> Option<ToolFailure> {
+    let said = &error.said;
+    let failure = |kind, message: String| Some(ToolFailure::new(kind, message));
+    match error.code {
         10 | 200..=299 => failure(
             FailureKind::PermissionMissing,
             format!(
@@ -104,22 +71,20 @@ fn graph_failure(operation: &str, status: u16, error: &Value, answer: &Answer<'_
             ),
         ),
         4 | 17 | 32 | 341 | 613 | 80007 | 130429 | 131056 => {
-            let retry_after = retry_after_header(answer.headers).or_else(|| usage_wait(answer));
-            let whom = match code {
+            let whom = match error.code {
                 131056 => "messages to this recipient (too many in a short time)",
                 130429 => "this phone number's message throughput",
                 80007 => "this WhatsApp Business Account",
                 _ => "this app",
             };
-            let wait = retry_after.map_or("wait a little and retry".to_owned(), |seconds| format!("retry after {seconds} seconds"));
-            ToolFailure::rate_limited(format!("WhatsApp is rate limiting {whom} ({said}); {wait}."), retry_after)
+            Some(graph::rate_limited(WORDS.name, whom, error, answer))
         }
         131048 | 368 => failure(
             FailureKind::QuotaExhausted,
             format!("WhatsApp is blocking sends from this number for now: {said}. Waiting minutes will not help; review the number's quality rating in WhatsApp Manager."),
         ),
         131047 => failure(FailureKind::InvalidInput, format!("WhatsApp refused {operation}: {said}. {OUTSIDE_WINDOW}")),
-        100 if subcode == Some(33) => failure(
+        100 if error.subcode == Some(33) => failure(
             FailureKind::NotFound,
             format!("WhatsApp does not know the object {operation} names: {said}. Check `phone_number_id` and `waba_id` in the stored credential."),
         ),
@@ -127,32 +92,14 @@ fn graph_failure(operation: &str, status: u16, error: &Value, answer: &Answer<'_
             FailureKind::InvalidInput,
             format!("WhatsApp has no approved template with this name and language: {said}. whatsapp_list_templates lists them."),
         ),
-        100 | 131008 | 131009 | 131026 | 131051 | 132000 | 132005 | 132007 | 132012 | 132015 | 132016 | 506 => {
+        131008 | 131009 | 131026 | 131051 | 132000 | 132005 | 132007 | 132012 | 132015 | 132016 => {
             failure(FailureKind::InvalidInput, format!("WhatsApp rejected {operation}: {said}."))
         }
-        1 | 2 | 131000 | 131016 | 133004 => {
+        131000 | 131016 | 133004 => {
             failure(FailureKind::UpstreamTransient, format!("WhatsApp had a temporary problem with {operation}: {said}. Try again shortly."))
         }
-        _ if status >= 500 => {
-            failure(FailureKind::UpstreamTransient, format!("WhatsApp had a problem with {operation} (HTTP {status}): {said}. Try again shortly."))
-        }
-        _ => failure(FailureKind::Upstream, format!("WhatsApp answered {operation} with HTTP {status}: {said}.")),
+        _ => None,
     }
-}
-
-/// The wait from `X-Business-Use-Case-Usage` (`estimated_time_to_regain_access`, in minutes),
-/// when Graph sends no `Retry-After`.
-fn usage_wait(answer: &Answer<'_>) -> Option<u64> {
-    let header = answer.headers.get("x-business-use-case-usage")?.to_str().ok()?;
-    let usage: Value = serde_json::from_str(header).ok()?;
-    let minutes = usage
-        .as_object()?
-        .values()
-        .filter_map(Value::as_array)
-        .flatten()
-        .filter_map(|entry| entry.get("estimated_time_to_regain_access").and_then(Value::as_u64))
-        .max()?;
-    (minutes > 0).then_some(minutes * 60)
 }
 
 #[cfg(test)]
