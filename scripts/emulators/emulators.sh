@@ -143,6 +143,8 @@ export AWS_ENDPOINT_URL_DYNAMODB=http://127.0.0.1:$ddb_port
 export AWS_ENDPOINT_URL_KMS=http://127.0.0.1:$moto_port AWS_ENDPOINT_URL_SQS=http://127.0.0.1:$moto_port
 # moto's S3 API: the Obsidian tests' S3 vaults (shared/platforms/tests/obsidian, tests/tests/obsidian.rs).
 export AWS_ENDPOINT_URL_S3=http://127.0.0.1:$moto_port
+# moto's STS: per-customer keys for the deployment's vault bucket (SQUAREMCP_OBSIDIAN_BUCKET).
+export AWS_ENDPOINT_URL_STS=http://127.0.0.1:$moto_port
 ENV
 }
 

@@ -43,6 +43,13 @@ impl Dovecot {
     /// Starts Dovecot with `users` (`(address, password)`), the given extra folders (display
     /// names) for every user, and the seeded messages.
     pub fn start(users: &[(&str, &str)], folders: &[&str], seeds: &[Seed<'_>]) -> Self {
+        Self::start_with_oauth2(users, folders, seeds, None)
+    }
+
+    /// As `start`, and with `introspection_url` also SASL XOAUTH2 and OAUTHBEARER, whose tokens
+    /// Dovecot's oauth2 passdb checks by POSTing `token=…` to that URL (RFC 7662 introspection):
+    /// the answer must be `{"active": true, "email": "<the SASL user>"}`.
+    pub fn start_with_oauth2(users: &[(&str, &str)], folders: &[&str], seeds: &[Seed<'_>], introspection_url: Option<&str>) -> Self {
         assert!(Self::installed(), "Dovecot is not installed: run scripts/test (it installs Debian's dovecot-imapd and dovecot-lmtpd)");
         let dir = TempDir::new("dovecot");
         let d = dir.path().to_path_buf();
@@ -69,6 +76,15 @@ impl Dovecot {
             std::fs::write(folder_dir(&maildir, seed.folder).join("new").join(name), seed.message.replace('\n', "\r\n")).unwrap();
         }
 
+        let (mechanisms, oauth2_passdb) = match introspection_url {
+            Some(url) => {
+                let settings = format!("introspection_mode = post\nintrospection_url = {url}\nusername_attribute = email\n\
+                    active_attribute = active\nactive_value = true\n");
+                std::fs::write(d.join("oauth2.conf"), settings).unwrap();
+                ("plain login xoauth2 oauthbearer", format!("passdb {{\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = {}\n}}\n", d.join("oauth2.conf").display()))
+            }
+            None => ("plain login", String::new()),
+        };
         let (imap_port, imaps_port, lmtp_port) = (free_port(), free_port(), free_port());
         let (user, group, uid, gid) = run_as();
         let config = CONFIG
@@ -79,7 +95,9 @@ impl Dovecot {
             .replace("@GID@", &gid.to_string())
             .replace("@IMAP@", &imap_port.to_string())
             .replace("@IMAPS@", &imaps_port.to_string())
-            .replace("@LMTP@", &lmtp_port.to_string());
+            .replace("@LMTP@", &lmtp_port.to_string())
+            .replace("@MECHANISMS@", mechanisms)
+            .replace("@OAUTH2_PASSDB@\n", &oauth2_passdb);
         std::fs::write(d.join("dovecot.conf"), config).unwrap();
         if is_root() {
             let owner = format!("{uid}:{gid}");
@@ -217,11 +235,12 @@ ssl = yes
 ssl_cert = <@D@/cert.pem
 ssl_key = <@D@/key.pem
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = @MECHANISMS@
 first_valid_uid = 1
 default_internal_user = @USER@
 default_internal_group = @GROUP@
 default_login_user = @USER@
+@OAUTH2_PASSDB@
 passdb {
   driver = passwd-file
   args = scheme=PLAIN username_format=%u @D@/users

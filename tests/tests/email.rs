@@ -192,3 +192,77 @@ async fn email_tools_work_on_a_real_imap_and_smtp_server() {
     assert!(refused["content"][0]["text"].as_str().unwrap().contains("a loopback address"), "{refused}");
     assert_eq!(smtp.messages().len(), 1, "nothing more was sent");
 }
+
+/// An RFC 7662 introspection endpoint for Dovecot's oauth2 passdb: `active` only for `token`,
+/// and answers `email` = `user`. Returns its URL and the request bodies it saw.
+async fn introspection(token: &'static str, user: &'static str) -> (String, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/introspect", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let log = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let log = log.clone();
+            tokio::spawn(async move {
+                let mut request = Vec::new();
+                let mut buffer = [0_u8; 4096];
+                // Headers, then as much body as Content-Length says.
+                let body = loop {
+                    let Ok(n) = socket.read(&mut buffer).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buffer[..n]);
+                    let text = String::from_utf8_lossy(&request).into_owned();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length = head
+                            .lines()
+                            .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>().unwrap_or(0)))
+                            .unwrap_or(0);
+                        if body.len() >= length {
+                            break body.to_owned();
+                        }
+                    }
+                };
+                log.lock().unwrap().push(body.clone());
+                let active = body.split('&').any(|pair| pair == format!("token={token}"));
+                let answer = if active { json!({"active": true, "email": user}) } else { json!({"active": false}) }.to_string();
+                let response = format!("HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{answer}", answer.len());
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (url, seen)
+}
+
+/// `{"oauth2": {"access_token"}}` signs in with SASL XOAUTH2 to a real IMAP server (Dovecot's
+/// oauth2 passdb, which introspects the token): the exchange Gmail and Microsoft 365 use.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_oauth2_access_token_signs_in_with_xoauth2() {
+    const TOKEN: &str = "ya29.test-access-token-0f1e2d3c";
+    let (url, seen) = introspection(TOKEN, ALICE.0).await;
+    let dovecot = Dovecot::start_with_oauth2(&[ALICE], &[PROJECT], &seeds()[..1], Some(&url));
+    let smtp = SmtpSink::start_relaying(dovecot.lmtp_port, &[ALICE]);
+    let data = TempDir::new("email-oauth2");
+    let tenant = create_tenant(data.path(), "owner@example.com");
+    for (name, token) in [("google", TOKEN), ("stale", "ya29.revoked-token")] {
+        let mut document = account(ALICE, &dovecot, &smtp);
+        document.as_object_mut().unwrap().remove("password");
+        document["oauth2"] = json!({ "access_token": token });
+        cli_json(data.path(), &["credentials", "set", "--customer", &tenant.id, "--platform", "email", "--account", name], &document.to_string());
+    }
+    let ca = dovecot.ca_file().display().to_string();
+    let server = Server::start(data.path(), &[("SQUAREMCP_ALLOW_PRIVATE_HOSTS", "1"), ("SQUAREMCP_EXTRA_CA_FILE", &ca)]);
+
+    let folders = ok(&server, &tenant.key, "email_list_folders", json!({"account": "google", "with_counts": true})).await;
+    let inbox = folders["folders"].as_array().unwrap().iter().find(|f| f["name"] == "INBOX").cloned().unwrap_or_default();
+    assert_eq!(inbox["messages"], 1, "{folders}");
+    assert!(seen.lock().unwrap().iter().any(|body| body.contains(&format!("token={TOKEN}"))), "Dovecot introspected the token");
+
+    let refused = call(&server, &tenant.key, "email_list_folders", json!({"account": "stale"})).await;
+    assert_eq!(refused["isError"], true, "{refused}");
+    // A refused token reads as expired: renewable where a connection can refresh it.
+    assert_eq!(refused["_meta"]["squaremcp/error"]["kind"], "auth_expired", "{refused}");
+    assert!(!refused.to_string().contains("ya29.revoked-token"));
+}

@@ -103,3 +103,52 @@ async fn obsidian_tools_work_on_a_directory_vault_and_an_s3_vault() {
     let message = refused(&server, &other.key, "obsidian_read_note", json!({ "path": "Projects/Plan.md" })).await;
     assert!(message.contains("not set up on this gateway"), "{message}");
 }
+
+/// The deployment's own bucket (`SQUAREMCP_OBSIDIAN_BUCKET`, as template.yaml sets it for the
+/// mcp Lambda): `{"vault": "NAME"}` with no vault directory is `<customer id>/NAME/` there,
+/// reached with STS keys for that customer (moto's STS and S3; moto does not enforce the
+/// session policy, which shared/aws checks).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_vault_directory_named_vaults_live_in_the_deployments_bucket_under_the_customers_prefix() {
+    let (Ok(endpoint), Ok(_)) = (std::env::var("AWS_ENDPOINT_URL_S3"), std::env::var("AWS_ENDPOINT_URL_STS")) else {
+        eprintln!("deployment bucket skipped: AWS_ENDPOINT_URL_S3 and AWS_ENDPOINT_URL_STS are not set (scripts/test sets them)");
+        return;
+    };
+    let endpoint = endpoint.trim_end_matches('/');
+    let data = TempDir::new("obsidian-bucket");
+    let tenant = create_tenant(data.path(), "owner@example.com");
+    let other = create_tenant(data.path(), "other@example.com");
+    for customer in [&tenant.id, &other.id] {
+        cli_json(data.path(), &["credentials", "set", "--customer", customer, "--platform", "obsidian", "--account", "default"], r#"{"vault": "Notes"}"#);
+    }
+    let bucket = format!("e2e-deployment-vaults-{}", std::process::id());
+    let http = reqwest::Client::new();
+    assert!(http.put(format!("{endpoint}/{bucket}")).send().await.unwrap().status().is_success());
+
+    let server = Server::start(data.path(), &[
+        ("SQUAREMCP_OBSIDIAN_BUCKET", &bucket),
+        ("SQUAREMCP_OBSIDIAN_ROLE_ARN", "arn:aws:iam::123456789012:role/squaremcp-vaults"),
+        ("SQUAREMCP_ALLOW_PRIVATE_HOSTS", "1"),
+    ]);
+    let written = ok(&server, &tenant.key, "obsidian_update_note", json!({ "account": "default", "path": "Projects/Plan.md", "content": PLAN })).await;
+    assert_eq!(written["created"], true, "{written}");
+    ok(&server, &tenant.key, "obsidian_append_to_note", json!({ "account": "default", "path": "Projects/Plan.md", "text": "- [ ] more" })).await;
+
+    // Where it landed: the same bucket seen as a customer's own S3 vault at `<customer id>/Notes/`
+    // (signed with the emulator's account keys; moto refuses unsigned reads of these objects).
+    cli_json(data.path(), &["credentials", "set", "--customer", &tenant.id, "--platform", "obsidian", "--account", "direct"],
+        &json!({ "bucket": bucket, "prefix": format!("{}/Notes/", tenant.id), "region": "us-east-1", "endpoint": endpoint,
+            "access_key_id": "test", "secret_access_key": "test" }).to_string());
+    let direct = ok(&server, &tenant.key, "obsidian_read_note", json!({ "account": "direct", "path": "Projects/Plan.md" })).await;
+    assert!(direct["body"].as_str().unwrap().ends_with("- [ ] more\n"), "{direct}");
+    let read = ok(&server, &tenant.key, "obsidian_read_note", json!({ "account": "default", "path": "Projects/Plan" })).await;
+    assert_eq!(read["front_matter"], json!({ "title": "Plan", "tags": ["work"] }));
+    let status = ok(&server, &tenant.key, "obsidian_sync_status", json!({ "account": "default" })).await;
+    assert_eq!(status["note_count"], 1, "{status}");
+
+    // The other customer's `Notes` is another prefix: empty.
+    let message = refused(&server, &other.key, "obsidian_read_note", json!({ "path": "Projects/Plan.md" })).await;
+    assert!(message.contains("does not exist in the vault"), "{message}");
+    let status = ok(&server, &other.key, "obsidian_sync_status", json!({})).await;
+    assert_eq!(status["note_count"], 0, "{status}");
+}

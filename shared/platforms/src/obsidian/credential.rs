@@ -18,10 +18,13 @@ pub(super) struct S3Credential {
     pub endpoint: Option<String>,
     pub access_key_id: String,
     pub secret_access_key: String,
+    /// Temporary keys (the deployment's bucket) come with a session token.
+    pub session_token: Option<String>,
 }
 
 pub(super) enum VaultCredential {
-    /// `<root>/<customer id>/<name>` on the gateway's disk.
+    /// `<root>/<customer id>/<name>` on the gateway's disk, or `<customer id>/<name>/` in the
+    /// deployment's bucket where the gateway keeps no directories (the Lambdas).
     Directory { name: String },
     S3(S3Credential),
 }
@@ -72,13 +75,18 @@ impl CredentialDocument for VaultCredential {
             endpoint,
             access_key_id: fields.string("access_key_id", "the access key id of a key allowed to read and write the prefix")?.to_owned(),
             secret_access_key: fields.string("secret_access_key", "the secret of that access key")?.to_owned(),
+            session_token: None,
         }))
     }
 
     fn secrets(&self) -> Vec<&str> {
         match self {
             Self::Directory { .. } => Vec::new(),
-            Self::S3(s3) => vec![s3.secret_access_key.as_str(), s3.access_key_id.as_str()],
+            Self::S3(s3) => {
+                let mut secrets = vec![s3.secret_access_key.as_str(), s3.access_key_id.as_str()];
+                secrets.extend(s3.session_token.as_deref());
+                secrets
+            }
         }
     }
 }

@@ -16,9 +16,11 @@
 //! `If-Match` on S3), so a concurrent change is reported as a conflict and never overwritten.
 
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
-use squaremcp_core::Platform;
+use async_trait::async_trait;
+use squaremcp_core::{CustomerId, Platform};
 
 use crate::kit::{CredentialDocument, PlatformEntry};
 
@@ -36,7 +38,8 @@ pub use s3::sigv4_signature;
 /// (`squaremcp serve` with `SQUAREMCP_OBSIDIAN_ROOT`) is `{"vault": "Notes"}` instead.
 pub const CREDENTIAL_EXAMPLE: &str = r#"{"bucket": "my-notes", "prefix": "vault/", "region": "eu-west-1", "access_key_id": "AKIA…", "secret_access_key": "…"}"#;
 
-/// What the operator configures for Obsidian (`SQUAREMCP_OBSIDIAN_ROOT`, `SQUAREMCP_OBSIDIAN_OB`).
+/// What the operator configures for Obsidian (`SQUAREMCP_OBSIDIAN_ROOT`, `SQUAREMCP_OBSIDIAN_OB`,
+/// `SQUAREMCP_OBSIDIAN_BUCKET`).
 #[derive(Clone, Debug)]
 pub struct ObsidianSettings {
     /// Where directory vaults live: `<root>/<customer id>/<vault>`. `None`: directory vaults are
@@ -49,12 +52,53 @@ pub struct ObsidianSettings {
     pub search_time_limit: Duration,
     /// A search stops (`stopped_by: "bytes"`) after reading this many bytes of notes.
     pub search_byte_limit: u64,
+    /// The deployment's own bucket (`SQUAREMCP_OBSIDIAN_BUCKET`): where no `root` is set, the
+    /// credential `{"vault": "NAME"}` is the prefix `<customer id>/<NAME>/` in it.
+    pub deployment_bucket: Option<DeploymentBucket>,
 }
 
 impl Default for ObsidianSettings {
     fn default() -> Self {
-        Self { root: None, ob_command: None, search_time_limit: Duration::from_secs(10), search_byte_limit: 256 * 1024 * 1024 }
+        Self {
+            root: None,
+            ob_command: None,
+            search_time_limit: Duration::from_secs(10),
+            search_byte_limit: 256 * 1024 * 1024,
+            deployment_bucket: None,
+        }
     }
+}
+
+/// A bucket the operator runs for every customer's vaults, reached with keys that only reach
+/// one customer's prefix: a mistake in this crate's path checks still cannot cross customers.
+#[derive(Clone)]
+pub struct DeploymentBucket {
+    pub bucket: String,
+    pub region: String,
+    /// `scheme://host[:port]` of an S3-compatible store; `None` for AWS itself.
+    pub endpoint: Option<String>,
+    pub keys: Arc<dyn VaultKeys>,
+}
+
+impl std::fmt::Debug for DeploymentBucket {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DeploymentBucket").field("bucket", &self.bucket).field("region", &self.region).field("endpoint", &self.endpoint).finish_non_exhaustive()
+    }
+}
+
+/// Temporary keys limited to one customer's prefix of the deployment's bucket (on AWS: STS
+/// `AssumeRole` with a session policy).
+#[async_trait]
+pub trait VaultKeys: Send + Sync {
+    async fn keys_for(&self, customer: &CustomerId) -> Result<TemporaryKeys, String>;
+}
+
+/// No `Debug`: the secret and the token must not reach a log.
+#[derive(Clone)]
+pub struct TemporaryKeys {
+    pub access_key_id: String,
+    pub secret_access_key: String,
+    pub session_token: Option<String>,
 }
 
 /// Obsidian's row in the registration table. It has no HTTP origin: nothing to override.

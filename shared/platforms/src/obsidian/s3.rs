@@ -18,7 +18,8 @@ use super::paths::{NotePath, is_note};
 use super::vault::{Condition, Entry, MAX_LISTED, MAX_NOTE_BYTES, Note, Vault, VaultError};
 use crate::kit::NetworkPolicy;
 
-/// Remotely Save's metadata objects at the root of the synced prefix (older and newer names).
+/// Remotely Save's metadata objects at the root of the synced prefix (`.json`, later `.bin`),
+/// written by its v2 sync algorithm only: v3 keeps its state on the device.
 const REMOTELY_SAVE_METADATA: &[&str] = &["_remotely-save-metadata-on-remote.json", "_remotely-save-metadata-on-remote.bin"];
 const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
 
@@ -82,7 +83,10 @@ impl S3Vault {
             "{:04}{:02}{:02}T{:02}{:02}{:02}Z",
             now.year(), u8::from(now.month()), now.day(), now.hour(), now.minute(), now.second()
         );
-        let headers = [("host", self.host.as_str()), ("x-amz-content-sha256", payload_hash.as_str()), ("x-amz-date", amz_date.as_str())];
+        let mut headers = vec![("host", self.host.as_str()), ("x-amz-content-sha256", payload_hash.as_str()), ("x-amz-date", amz_date.as_str())];
+        if let Some(token) = &self.credential.session_token {
+            headers.push(("x-amz-security-token", token.as_str()));
+        }
         let request = Canonical { method: method.as_str(), path: &path, query: &canonical_query, headers: &headers, payload_hash: &payload_hash };
         let (signature, signed_headers, scope) = sigv4(&request, &amz_date, &self.credential.region, &self.credential.secret_access_key);
         let authorization = format!(
@@ -96,6 +100,9 @@ impl S3Vault {
             .header("x-amz-content-sha256", &payload_hash)
             .header("x-amz-date", &amz_date)
             .header("authorization", authorization);
+        if let Some(token) = &self.credential.session_token {
+            builder = builder.header("x-amz-security-token", token);
+        }
         if let Some((name, value)) = condition {
             builder = builder.header(name, value);
         }

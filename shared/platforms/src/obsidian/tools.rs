@@ -9,7 +9,7 @@ use squaremcp_core::Secret;
 use squaremcp_core::tool::{Annotations, FailureKind, Tool, ToolDefinition, ToolFailure, ToolOutput};
 
 use super::ObsidianSettings;
-use super::credential::VaultCredential;
+use super::credential::{S3Credential, VaultCredential};
 use super::frontmatter;
 use super::paths::NotePath;
 use super::s3::S3Vault;
@@ -165,17 +165,33 @@ impl ObsidianTool {
         match credential {
             VaultCredential::S3(s3) => Ok(Box::new(S3Vault::open(s3, &self.network).await.map_err(to_failure)?)),
             VaultCredential::Directory { name } => {
-                let Some(root) = &self.settings.root else {
+                let Some(customer) = squaremcp_core::tool::caller() else {
+                    return Err(ToolFailure::new(FailureKind::NotConfigured, "A named vault is only reachable in a call made for a customer."));
+                };
+                if let Some(root) = &self.settings.root {
+                    let vault = Directory::open(root, customer.as_str(), &name, self.settings.ob_command.clone()).await.map_err(to_failure)?;
+                    return Ok(Box::new(vault));
+                }
+                let Some(deployment) = &self.settings.deployment_bucket else {
                     return Err(ToolFailure::new(
                         FailureKind::NotConfigured,
-                        "This gateway keeps no vault directories (SQUAREMCP_OBSIDIAN_ROOT is not set): connect a vault on S3 instead.",
+                        "This gateway keeps no vaults of its own (neither SQUAREMCP_OBSIDIAN_ROOT nor SQUAREMCP_OBSIDIAN_BUCKET is set): connect a vault in your own S3 bucket instead.",
                     ));
                 };
-                let Some(customer) = squaremcp_core::tool::caller() else {
-                    return Err(ToolFailure::new(FailureKind::NotConfigured, "A directory vault is only reachable in a call made for a customer."));
+                let keys = deployment.keys.keys_for(&customer).await.map_err(|why| {
+                    tracing::warn!(platform = "obsidian", error = %why, "no keys for the deployment's vault bucket");
+                    ToolFailure::new(FailureKind::UpstreamTransient, "The gateway could not get access to its vault bucket just now; try again shortly.")
+                })?;
+                let credential = S3Credential {
+                    bucket: deployment.bucket.clone(),
+                    prefix: format!("{}/{name}/", customer.as_str()),
+                    region: deployment.region.clone(),
+                    endpoint: deployment.endpoint.clone(),
+                    access_key_id: keys.access_key_id,
+                    secret_access_key: keys.secret_access_key,
+                    session_token: keys.session_token,
                 };
-                let vault = Directory::open(root, customer.as_str(), &name, self.settings.ob_command.clone()).await.map_err(to_failure)?;
-                Ok(Box::new(vault))
+                Ok(Box::new(S3Vault::open(credential, &self.network).await.map_err(to_failure)?))
             }
         }
     }

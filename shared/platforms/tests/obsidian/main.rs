@@ -363,3 +363,44 @@ async fn an_s3_endpoint_on_a_private_address_is_refused_unless_allowed() {
         assert!(message.contains("SQUAREMCP_ALLOW_PRIVATE_HOSTS") && !message.contains("CANARY"), "{message}");
     }
 }
+
+/// `SQUAREMCP_OBSIDIAN_OB` set: `sync_status` runs `<ob> sync-status --json` in the vault (no
+/// shell) and returns its JSON; a failing `ob` is a clear upstream error with its first line.
+/// The program here is a stand-in script that records how it was run: Obsidian Headless Sync
+/// itself needs an Obsidian account and the network.
+#[tokio::test]
+async fn sync_status_runs_ob_in_the_vault_and_returns_its_answer() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let mut vault = directory_vault("ob");
+    let Side::Directory(dir) = &vault.side else { unreachable!() };
+    let dir = dir.clone();
+    let bin = std::env::temp_dir().join(format!("squaremcp-ob-{}-{}", std::process::id(), unique()));
+    std::fs::create_dir_all(&bin).expect("bin");
+    let record = bin.join("record");
+    let script = |name: &str, body: &str| {
+        let path = bin.join(name);
+        std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("script");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        path
+    };
+    let ob = script("ob", &format!(
+        "printf '%s|%s\\n' \"$*\" \"$(pwd)\" > '{}'\necho '{{\"state\": \"synced\", \"vault\": \"Notes\", \"pending\": 0}}'",
+        record.display()
+    ));
+    std::fs::write(dir.join("a.md"), "a\n").expect("note");
+    vault.settings.ob_command = Some(ob);
+    let status = vault.call("sync_status", json!({})).await.expect("status");
+    assert_eq!(status["source"], "ob sync-status", "{status}");
+    assert_eq!(status["ob"], json!({"state": "synced", "vault": "Notes", "pending": 0}));
+    assert_eq!(status["note_count"], 1);
+    let ran = std::fs::read_to_string(&record).expect("ob ran");
+    let (args, cwd) = ran.trim().split_once('|').expect("args|cwd");
+    assert_eq!(args, "sync-status --json");
+    assert_eq!(std::fs::canonicalize(cwd).expect("cwd"), std::fs::canonicalize(&dir).expect("dir"));
+
+    vault.settings.ob_command = Some(script("ob-failing", "echo 'not logged in: run ob login' >&2\nexit 3"));
+    let (kind, message) = kind(vault.call("sync_status", json!({})).await);
+    assert_eq!(kind, FailureKind::Upstream, "{message}");
+    assert!(message.contains("not logged in: run ob login"), "{message}");
+    let _ = std::fs::remove_dir_all(&bin);
+}
