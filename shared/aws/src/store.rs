@@ -260,6 +260,8 @@ fn credential_item(record: &CredentialRecord) -> Item {
             table::credential_sort(record.platform.as_str(), record.account.as_str()),
         ),
         [
+            // Written for people reading the table and for older readers; never read back
+            // (see `read_credential`).
             ("customer_id", s(record.customer_id.as_str())),
             ("platform", s(record.platform.as_str())),
             ("account", s(record.account.as_str())),
@@ -272,12 +274,18 @@ fn credential_item(record: &CredentialRecord) -> Item {
     )
 }
 
+/// Owner, platform and account come from the item's keys, never from its other attributes: an
+/// item copied under another customer's keys (attributes and all) reads as that customer's, and
+/// its sealed secret, bound to the original keys, does not open there.
 fn read_credential(item: &Item) -> Result<CredentialRecord, StoreError> {
     let r = Reader::new(item, "credential");
+    let (customer_id, platform, account) = table::parse_credential_keys(r.s(PK)?, r.s(SK)?)
+        .ok_or_else(|| StoreError::Corrupt("credential: its keys are not those of a credential".into()))?;
+    let corrupt = |what: &str, e: &dyn std::fmt::Display| StoreError::Corrupt(format!("credential: the {what} in its keys: {e}"));
     Ok(CredentialRecord {
-        customer_id: r.parsed("customer_id", CustomerId::parse)?,
-        platform: r.parsed("platform", str::parse::<Platform>)?,
-        account: r.parsed("account", AccountName::parse)?,
+        customer_id: CustomerId::parse(customer_id).map_err(|e| corrupt("customer id", &e))?,
+        platform: platform.parse::<Platform>().map_err(|e| corrupt("platform", &e))?,
+        account: AccountName::parse(account).map_err(|e| corrupt("account", &e))?,
         sealed: SealedSecret {
             key_version: r.n("key_version")?,
             nonce: r.b("nonce")?.to_vec(),

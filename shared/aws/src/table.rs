@@ -7,7 +7,7 @@
 //! | email guard | `EMAIL#<email>` | `EMAIL` | | GetItem (then the customer) |
 //! | API key | `APIKEY#<sha256>` | `APIKEY` | `CUS#<id>#APIKEYS` / `<created>#<key id>` | GetItem per request; listing: Query GSI1 |
 //! | API key id guard | `APIKEYID#<key id>` | `APIKEYID` | | GetItem (revocation) |
-//! | credential | `CUS#<id>` | `CRED#<platform>#<account>` | | one Query per `tools/call` |
+//! | credential | `CUS#<id>` | `CRED#<platform>#<account>` | | one Query per `tools/call`; owner, platform and account are read from the keys |
 //! | call record | `CUS#<id>` | `CALL#<unix>.<nanos>-<random>` | | Query by time range; TTL |
 //! | counter | `COUNTER#<key>` | `COUNTER` | | UpdateItem `ADD` with a condition |
 //! | single-use item | `ONCE#<key>` | `ONCE` | | conditional DeleteItem |
@@ -67,6 +67,15 @@ pub(crate) fn credentials_partition(customer: &str) -> String {
 /// platform, then account, and `CRED#<platform>#` selects exactly one platform.
 pub(crate) fn credential_sort(platform: &str, account: &str) -> String {
     format!("CRED#{platform}#{account}")
+}
+
+/// The customer, platform and account a credential's keys name: `None` unless they have the
+/// shape [`credentials_partition`] and [`credential_sort`] give them. Platform names contain
+/// no `#`, so the account is everything after the second one.
+pub(crate) fn parse_credential_keys<'a>(partition: &'a str, sort: &'a str) -> Option<(&'a str, &'a str, &'a str)> {
+    let customer = partition.strip_prefix("CUS#")?;
+    let (platform, account) = sort.strip_prefix("CRED#")?.split_once('#')?;
+    Some((customer, platform, account))
 }
 
 pub(crate) fn credentials_prefix(platform: Option<&str>) -> String {
@@ -133,5 +142,10 @@ mod tests {
         assert_eq!(&keys[1..4], ["CRED#email#a-b", "CRED#email#home", "CRED#email#work"]);
         assert!(credential_sort("email", "x").starts_with(&credentials_prefix(Some("email"))));
         assert!(!credential_sort("emails", "x").starts_with(&credentials_prefix(Some("email"))));
+        let (partition, sort) = (credentials_partition("cus_1"), credential_sort("email", "work@example.com"));
+        assert_eq!(parse_credential_keys(&partition, &sort), Some(("cus_1", "email", "work@example.com")));
+        assert_eq!(parse_credential_keys("EMAIL#x", &sort), None, "not a customer partition");
+        assert_eq!(parse_credential_keys(&partition, "CALL#1"), None, "not a credential");
+        assert_eq!(parse_credential_keys(&partition, "CRED#email"), None, "no account");
     }
 }

@@ -87,3 +87,44 @@ async fn corrupt_items_are_reported_not_trusted() {
     let error = store.credentials(&customer, None).await.expect_err("a corrupt item");
     assert!(matches!(error, squaremcp_core::StoreError::Corrupt(_)), "{error:?}");
 }
+
+/// Copies a credential item with a plain `GetItem` and `PutItem`, every attribute as it is
+/// and only the keys changed, as anyone with write access to the table could.
+struct RawDynamo {
+    client: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+fn credential_keys(keys: &squaremcp_store_conformance::CredentialKeys) -> [(String, AttributeValue); 2] {
+    [
+        ("PK".to_owned(), AttributeValue::S(format!("CUS#{}", keys.customer_id.as_str()))),
+        ("SK".to_owned(), AttributeValue::S(format!("CRED#{}#{}", keys.platform.as_str(), keys.account.as_str()))),
+    ]
+}
+
+#[async_trait::async_trait]
+impl squaremcp_store_conformance::RawCredentials for RawDynamo {
+    async fn copy_credential(&self, from: &squaremcp_store_conformance::CredentialKeys, to: &squaremcp_store_conformance::CredentialKeys) {
+        let found = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(HashMap::from(credential_keys(from))))
+            .consistent_read(true)
+            .send()
+            .await
+            .unwrap();
+        let mut item = found.item.expect("the credential to copy");
+        item.extend(credential_keys(to));
+        self.client.put_item().table_name(&self.table).set_item(Some(item)).send().await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn credentials_copied_to_other_keys_do_not_open() {
+    let clients = common::clients().await;
+    let table = common::fresh_table(&clients).await;
+    let store = Arc::new(DynamoStore::new(clients.dynamodb.clone(), table.clone()));
+    let raw = Arc::new(RawDynamo { client: clients.dynamodb, table });
+    squaremcp_store_conformance::credentials_copied_to_other_keys_do_not_open(store, raw).await;
+}

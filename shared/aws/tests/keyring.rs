@@ -10,7 +10,7 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use squaremcp_aws::{AwsClients, DynamoStore, KmsKeyring, RequestCounter};
 use squaremcp_core::rewrap::rewrap_credentials;
 use squaremcp_core::{
-    AccountName, CredentialRecord, Customer, CustomerId, Email, Keyring, KeyringError, PlanName, Platform, SecretBinding,
+    AccountName, BindingVersion, CredentialRecord, Customer, CustomerId, Email, Keyring, KeyringError, PlanName, Platform, SecretBinding,
     Store, Timestamp,
 };
 
@@ -43,7 +43,8 @@ impl Fixture {
 }
 
 fn binding(customer: &CustomerId, platform: Platform) -> SecretBinding {
-    SecretBinding { customer_id: customer.clone(), platform }
+    // v1 (no account), as webhook secrets and credentials sealed before v2 are.
+    SecretBinding { customer_id: customer.clone(), platform, account: None }
 }
 
 #[tokio::test]
@@ -176,10 +177,10 @@ async fn rotation_keeps_old_records_readable_and_rewrap_moves_them() {
         assert_eq!(now.len(), 1);
         assert_eq!(now[0].sealed.key_version, 2, "rewrapped to the new version");
         assert_eq!((now[0].created_at, now[0].updated_at), (old.created_at, old.updated_at), "dates are kept");
-        // The process started before the rotation opens both the old and the new record.
-        let binding = now[0].binding();
-        assert_eq!(running.open(&binding, &old.sealed).await.unwrap().expose(), secret.as_bytes());
-        assert_eq!(running.open(&binding, &now[0].sealed).await.unwrap().expose(), secret.as_bytes());
+        // The process started before the rotation opens both the old (v1) and the new (v2) record.
+        assert_eq!(old.open(running.as_ref()).await.unwrap().expose(), secret.as_bytes());
+        let (opened, version) = now[0].open_versioned(running.as_ref()).await.unwrap();
+        assert_eq!((opened.expose().as_slice(), version), (secret.as_bytes(), BindingVersion::V2), "rewrapped to the v2 binding");
     }
     let again = rewrap_credentials(store.as_ref(), &cli_keyring, |_, _| {}).await.unwrap();
     assert_eq!((again.rewrapped, again.current), (0, 3), "a second rewrap finds nothing to do");

@@ -28,7 +28,7 @@ mod test_support;
 pub use api_key::{ApiKey, ApiKeyHash, ApiKeyId, ApiKeyRecord};
 pub use auth::{AuthMethod, Principal};
 pub use calls::CallRecord;
-pub use credentials::{AccountName, CredentialRecord, SealedSecret, SecretBinding};
+pub use credentials::{AccountName, BindingVersion, CredentialRecord, MisfiledCredential, SealedSecret, SecretBinding};
 pub use customer::{Customer, CustomerId, Email, PlanName};
 pub use gateway::{CallContext, Gateway};
 pub use platform::Platform;

@@ -1,8 +1,9 @@
 //! Re-encrypting stored credentials under the active data key, while the gateway runs: after a
 //! rotation, old records still open (their key version is kept), and this moves them to the
-//! new version so that the old data key can eventually be retired.
+//! new version so that the old data key can eventually be retired. It also moves records
+//! sealed with the v1 binding (no account, see `SecretBinding`) to v2.
 
-use crate::{AccountName, CredentialRecord, CustomerId, Keyring, Platform, Store, StoreError};
+use crate::{AccountName, BindingVersion, CredentialRecord, CustomerId, Keyring, Platform, Store, StoreError};
 
 /// What a rewrap did, record by record.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -42,10 +43,9 @@ pub async fn rewrap_credentials(
     let mut report = RewrapReport { examined: total, ..RewrapReport::default() };
     progress(0, total);
     for (done, record) in records.into_iter().enumerate() {
-        let binding = record.binding();
-        let opened = keyring.open(&binding, &record.sealed).await;
-        let resealed = match opened {
-            Ok(plaintext) => keyring.seal(&binding, plaintext.expose()).await.ok(),
+        // Always sealed with the current binding format (v2), whatever the record opened with.
+        let resealed = match record.open_versioned(keyring).await {
+            Ok((plaintext, version)) => keyring.seal(&record.binding(), plaintext.expose()).await.ok().map(|s| (s, version)),
             Err(_) => None,
         };
         match resealed {
@@ -53,8 +53,8 @@ pub async fn rewrap_credentials(
                 tracing::warn!(customer = %record.customer_id, platform = %record.platform, "a credential could not be re-encrypted");
                 report.failed.push((record.customer_id.clone(), record.platform, record.account.clone()));
             }
-            Some(sealed) if sealed.key_version == record.sealed.key_version => report.current += 1,
-            Some(sealed) => {
+            Some((sealed, BindingVersion::V2)) if sealed.key_version == record.sealed.key_version => report.current += 1,
+            Some((sealed, _)) => {
                 let rewrapped = CredentialRecord { sealed, ..record.clone() };
                 if store.swap_credential(&rewrapped, &record.sealed).await? {
                     report.rewrapped += 1;

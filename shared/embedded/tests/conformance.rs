@@ -46,3 +46,40 @@ async fn in_memory_store_passes_a_smoke_test() {
     squaremcp_store_conformance::customers_round_trip(Arc::clone(&store)).await;
     squaremcp_store_conformance::counter_respects_limit_exactly_under_concurrency(store).await;
 }
+
+/// Copies a credential row with plain SQL on a connection of its own, as anyone who can
+/// write the file could.
+struct RawSqlite(std::path::PathBuf);
+
+#[async_trait::async_trait]
+impl squaremcp_store_conformance::RawCredentials for RawSqlite {
+    async fn copy_credential(&self, from: &squaremcp_store_conformance::CredentialKeys, to: &squaremcp_store_conformance::CredentialKeys) {
+        let db = rusqlite::Connection::open(&self.0).unwrap();
+        db.busy_timeout(std::time::Duration::from_secs(5)).unwrap();
+        let copied = db
+            .execute(
+                "INSERT OR REPLACE INTO credentials
+                     (customer_id, platform, account, key_version, nonce, ciphertext, created_at, updated_at)
+                 SELECT ?4, ?5, ?6, key_version, nonce, ciphertext, created_at, updated_at
+                 FROM credentials WHERE customer_id = ?1 AND platform = ?2 AND account = ?3",
+                rusqlite::params![
+                    from.customer_id.as_str(),
+                    from.platform.as_str(),
+                    from.account.as_str(),
+                    to.customer_id.as_str(),
+                    to.platform.as_str(),
+                    to.account.as_str(),
+                ],
+            )
+            .unwrap();
+        assert_eq!(copied, 1, "one row copied");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn credentials_copied_to_other_keys_do_not_open() {
+    let dir = ScratchDir::new("bound-credentials");
+    let path = dir.file("squaremcp.db");
+    let store = SqliteStore::open(&path).expect("opening a fresh SQLite file");
+    squaremcp_store_conformance::credentials_copied_to_other_keys_do_not_open(Arc::new(store), Arc::new(RawSqlite(path))).await;
+}

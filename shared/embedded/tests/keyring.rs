@@ -5,11 +5,16 @@
 mod common;
 
 use common::ScratchDir;
-use squaremcp_core::{CustomerId, Keyring, KeyringError, Platform, SecretBinding};
-use squaremcp_embedded::KeyFileKeyring;
+use squaremcp_core::rewrap::rewrap_credentials;
+use squaremcp_core::{
+    AccountName, BindingVersion, CredentialRecord, Customer, CustomerId, Email, Keyring, KeyringError, PlanName, Platform,
+    SecretBinding, Store, Timestamp,
+};
+use squaremcp_embedded::{KeyFileKeyring, SqliteStore};
 
 fn binding(customer: &CustomerId, platform: Platform) -> SecretBinding {
-    SecretBinding { customer_id: customer.clone(), platform }
+    // v1 (no account), as webhook secrets and credentials sealed before v2 are.
+    SecretBinding { customer_id: customer.clone(), platform, account: None }
 }
 
 #[tokio::test]
@@ -191,4 +196,50 @@ fn concurrent_first_starts_agree_on_one_key_file() {
         let opened = block_on(on_disk.open(&owner, secret)).expect("every starter used the key file that was kept");
         assert_eq!(opened.expose(), b"sealed at start");
     }
+}
+
+/// A credential sealed before the account joined the binding (v1) keeps opening, and a rewrap
+/// moves it to v2 without a key rotation; after that, a copy to another account does not open.
+#[tokio::test]
+async fn rewrap_moves_v1_credentials_to_the_v2_binding() {
+    let dir = ScratchDir::new("keyring-v2");
+    let keyring = KeyFileKeyring::open_or_create(&dir.file("keyring.json")).unwrap();
+    let store = SqliteStore::open(&dir.file("squaremcp.db")).unwrap();
+    let now = Timestamp::from_unix(1_800_000_000);
+    let customer = Customer {
+        id: CustomerId::generate(),
+        email: Email::parse("v1@example.com").unwrap(),
+        plan: PlanName::parse("free").unwrap(),
+        password_hash: None,
+        created_at: now,
+    };
+    store.insert_customer(&customer).await.unwrap();
+    let legacy = keyring.seal(&binding(&customer.id, Platform::Email), b"imap password").await.unwrap();
+    let work = CredentialRecord {
+        customer_id: customer.id.clone(),
+        platform: Platform::Email,
+        account: AccountName::parse("work").unwrap(),
+        sealed: legacy,
+        created_at: now,
+        updated_at: now,
+    };
+    store.put_credential(&work).await.unwrap();
+    let (opened, version) = work.open_versioned(&keyring).await.unwrap();
+    assert_eq!((opened.expose().as_slice(), version), (&b"imap password"[..], BindingVersion::V1), "v1 still opens");
+    let home = AccountName::parse("home").unwrap();
+    let v1_copy = CredentialRecord { account: home.clone(), ..work.clone() };
+    assert!(v1_copy.open(&keyring).await.is_ok(), "v1 does not bind the account: why records move to v2");
+
+    let report = rewrap_credentials(&store, &keyring, |_, _| {}).await.unwrap();
+    assert_eq!((report.examined, report.rewrapped, report.current), (1, 1, 0), "{report:?}");
+    let stored = store.credentials(&customer.id, None).await.unwrap();
+    assert_eq!(stored.len(), 1);
+    assert_eq!(stored[0].sealed.key_version, 1, "same data key: only the binding changed");
+    let (opened, version) = stored[0].open_versioned(&keyring).await.unwrap();
+    assert_eq!((opened.expose().as_slice(), version), (&b"imap password"[..], BindingVersion::V2));
+    let v2_copy = CredentialRecord { account: home, ..stored[0].clone() };
+    assert!(matches!(v2_copy.open(&keyring).await, Err(KeyringError::Undecryptable)), "v2 binds the account");
+
+    let again = rewrap_credentials(&store, &keyring, |_, _| {}).await.unwrap();
+    assert_eq!((again.rewrapped, again.current), (0, 1), "a second rewrap finds nothing to do");
 }

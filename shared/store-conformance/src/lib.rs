@@ -17,6 +17,7 @@
 // Test support: a failed expectation is meant to panic with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod binding;
 mod fixtures;
 mod guarded;
 pub mod queue;
@@ -28,6 +29,7 @@ use squaremcp_core::{AccountName, ApiKeyHash, ApiKeyId, CustomerId, Email, Platf
 use tokio::task::JoinSet;
 
 use self::fixtures::{NOW, api_key, credential, customer, unique_key};
+pub use self::binding::{CredentialKeys, RawCredentials, credentials_copied_to_other_keys_do_not_open};
 pub use self::guarded::guarded;
 
 #[doc(hidden)]
@@ -553,6 +555,8 @@ fn call_record(customer: &CustomerId, at: squaremcp_core::Timestamp, outcome: &s
         auth_method: "api_key".into(),
         client: Some("claude-code/2.1".into()),
         duration_ms: 12,
+        // Varies, so that the equality checks below prove the count round-trips.
+        upstream_requests: u32::try_from(at.unix() % 7).unwrap_or(0) + 1,
         outcome: outcome.into(),
         counted: outcome == "ok",
         arguments: serde_json::json!({"chat_id": 42, "text": "[redacted]"}),

@@ -39,6 +39,9 @@ pub(super) fn api_key(row: &Row<'_>) -> Result<ApiKeyRecord, StoreError> {
     })
 }
 
+/// Owner, platform and account are the row's primary key columns (see the schema), so a row
+/// copied under another customer's id reads as that customer's, and its sealed secret, bound
+/// to the original ones, does not open there.
 pub(super) fn credential(row: &Row<'_>) -> Result<CredentialRecord, StoreError> {
     Ok(CredentialRecord {
         customer_id: parsed(row, 0, CustomerId::parse)?,
