@@ -32,11 +32,11 @@ pub struct GrantSummary {
 }
 
 #[derive(Debug, Default, Serialize, Deserialize)]
-struct GrantIndex {
-    grants: Vec<GrantSummary>,
+pub(crate) struct GrantIndex {
+    pub(crate) grants: Vec<GrantSummary>,
 }
 
-fn index_key(customer: &CustomerId) -> String {
+pub(crate) fn index_key(customer: &CustomerId) -> String {
     format!("oauth:grants:{customer}")
 }
 

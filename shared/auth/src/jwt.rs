@@ -37,6 +37,10 @@ pub struct UserClaims {
     /// Session id: binds CSRF tokens to one login.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<String>,
+    /// The customer's sign-in generation when issued (`standing.rs`); absent on tokens from
+    /// before generations, which counts as 0.
+    #[serde(default)]
+    pub generation: u64,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -48,6 +52,9 @@ pub struct AccessClaims {
     pub scope: String,
     /// The grant (refresh-token family) this token belongs to: revoking it revokes the token.
     pub fam: String,
+    /// The grant's sign-in generation, compared with the grant's on every use.
+    #[serde(default)]
+    pub generation: u64,
     pub jti: String,
     pub iat: i64,
     pub exp: i64,
@@ -137,6 +144,7 @@ mod tests {
             iat: 100,
             exp,
             sid: None,
+            generation: 0,
         }
     }
 

@@ -12,6 +12,7 @@ use std::sync::OnceLock;
 use squaremcp_core::{Customer, CustomerId, Email, PutMode, Secret, Store, StoreError, Timestamp, random};
 
 use crate::crypto::{b64url, constant_time_eq, hmac_sha256, sha256_hex};
+use crate::standing::standing;
 use crate::jwt::{Role, USER_TOKEN_TYP, UserClaims};
 use crate::{Auth, AuthError};
 
@@ -23,6 +24,8 @@ pub struct Session {
     /// Random per login: CSRF tokens are bound to it.
     pub sid: String,
     pub expires_at: i64,
+    /// The customer's sign-in generation the cookie was issued under (`standing.rs`).
+    pub generation: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +35,9 @@ pub enum LoginError {
     Invalid,
     #[error("too many failed attempts; wait a few minutes")]
     RateLimited,
+    /// The password was right, but the operator disabled the account.
+    #[error("this account is disabled")]
+    Disabled,
     #[error(transparent)]
     Server(#[from] AuthError),
 }
@@ -42,7 +48,7 @@ impl From<StoreError> for LoginError {
     }
 }
 
-fn password_key(customer: &CustomerId) -> String {
+pub(crate) fn password_key(customer: &CustomerId) -> String {
     format!("login:password:{}", customer.as_str())
 }
 
@@ -53,7 +59,7 @@ pub async fn store_password_hash(store: &dyn Store, now: Timestamp, customer: &C
 }
 
 /// A hash to verify against when the email is unknown, so that both cases take as long.
-fn decoy_hash() -> &'static str {
+pub(crate) fn decoy_hash() -> &'static str {
     static DECOY: OnceLock<String> = OnceLock::new();
     DECOY.get_or_init(|| {
         bcrypt::hash(random::token::<16>(), bcrypt::DEFAULT_COST)
@@ -63,7 +69,7 @@ fn decoy_hash() -> &'static str {
 
 /// Reserves one attempt in the failure counter `key`: `RateLimited` once it holds `limit`
 /// (failures, and attempts still being checked).
-async fn reserve_attempt(store: &dyn Store, key: &str, limit: u64, client_ip: &str) -> Result<(), LoginError> {
+pub(crate) async fn reserve_attempt(store: &dyn Store, key: &str, limit: u64, client_ip: &str) -> Result<(), LoginError> {
     match store.add_to_counter(key, 1, Some(limit)).await {
         Ok(_) => Ok(()),
         Err(StoreError::LimitReached { .. }) => {
@@ -75,7 +81,7 @@ async fn reserve_attempt(store: &dyn Store, key: &str, limit: u64, client_ip: &s
 }
 
 /// Gives back an attempt reserved by `reserve_attempt`.
-async fn give_back(store: &dyn Store, key: &str) {
+pub(crate) async fn give_back(store: &dyn Store, key: &str) {
     // Failing to give it back only leaves the attempt counted until its window ends, so the
     // answer to the caller does not change; the counter is not named, as it holds the client IP.
     if let Err(error) = store.subtract_from_counter(key, 1).await {
@@ -125,8 +131,13 @@ impl Auth {
             Some(customer) if verified && has_hash => {
                 give_back(store, &email_key).await;
                 give_back(store, &ip_key).await;
+                let standing = standing(store, self.now(), &customer.id).await?;
+                if standing.disabled {
+                    tracing::warn!(customer = customer.id.as_str(), "sign-in refused: the account is disabled");
+                    return Err(LoginError::Disabled);
+                }
                 tracing::info!(customer = customer.id.as_str(), "signed in");
-                Ok(self.new_session(&customer)?)
+                Ok(self.new_session(&customer, standing.generation)?)
             }
             _ => {
                 // The reservations stay: they are this failure's count.
@@ -136,7 +147,7 @@ impl Auth {
         }
     }
 
-    fn new_session(&self, customer: &Customer) -> Result<(Session, Secret<String>), AuthError> {
+    pub(crate) fn new_session(&self, customer: &Customer, generation: u64) -> Result<(Session, Secret<String>), AuthError> {
         let now = self.now().unix();
         let sid = random::token::<16>();
         let claims = UserClaims {
@@ -149,13 +160,15 @@ impl Auth {
             iat: now,
             exp: now + self.settings.session_ttl,
             sid: Some(sid.clone()),
+            generation,
         };
         let token = self.keys.sign(USER_TOKEN_TYP, &claims)?;
-        let session = Session { customer_id: customer.id.clone(), email: claims.email, sid, expires_at: claims.exp };
+        let session = Session { customer_id: customer.id.clone(), email: claims.email, sid, expires_at: claims.exp, generation };
         Ok((session, Secret::new(token)))
     }
 
-    /// The session a cookie value stands for, if it is a valid, unexpired session token.
+    /// The session a cookie value stands for, if it is a valid, unexpired session token. Its
+    /// generation is not checked here: see [`Auth::current_session`].
     pub fn session(&self, cookie_value: &str) -> Option<Session> {
         let audience = self.settings.session_audience();
         let claims =
@@ -165,7 +178,16 @@ impl Auth {
             email: claims.email,
             sid: claims.sid?,
             expires_at: claims.exp,
+            generation: claims.generation,
         })
+    }
+
+    /// [`Auth::session`], then the customer's standing (one store read): a cookie issued before
+    /// the sessions were revoked, or of a disabled account, is no session.
+    pub async fn current_session(&self, cookie_value: &str) -> Result<Option<Session>, AuthError> {
+        let Some(session) = self.session(cookie_value) else { return Ok(None) };
+        let standing = standing(self.gateway.store(), self.now(), &session.customer_id).await?;
+        Ok(standing.admits(session.generation).then_some(session))
     }
 
     /// A fresh nonce for the login form's CSRF cookie.

@@ -310,6 +310,7 @@ async fn access_tokens_expire_and_need_the_mcp_audience() {
         client_id: client.clone(),
         scope: "mcp".into(),
         fam,
+        generation: 0,
         jti: "x".into(),
         iat: now,
         exp: now + 60,
@@ -325,7 +326,7 @@ async fn access_tokens_expire_and_need_the_mcp_audience() {
     assert!(!h.works_on_mcp(cookie.expose()).await);
     // A user JWT for /mcp is.
     let customer = h.auth.gateway().require_customer(&h.customer).await.unwrap();
-    let user = h.auth.mint_user_token(&customer, 300).unwrap();
+    let user = h.auth.mint_user_token(&customer, 300).await.unwrap();
     assert!(matches!(h.auth.authenticate_bearer(user.expose()).await.unwrap(), BearerCheck::Valid(_, AuthMethod::Jwt)));
     h.advance(3600);
     assert!(!h.works_on_mcp(tokens.access_token.expose()).await, "expired");
@@ -534,3 +535,5 @@ async fn account_forms_need_the_csrf_token_of_this_session_and_purpose() {
     assert!(!h.auth.check_session_csrf(&one, "connect", &token), "another purpose");
     assert!(!h.auth.check_session_csrf(&one, "account", ""));
 }
+
+mod revocation;

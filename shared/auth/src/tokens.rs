@@ -15,6 +15,7 @@ use crate::authorize::{CodeGrant, code_key, used_code_key, valid_verifier};
 use crate::clients::{Client, ClientCredentials};
 use crate::crypto::{constant_time_eq, s256, sha256_hex};
 use crate::jwt::{ACCESS_TOKEN_TYP, AccessClaims, Keys, Role, USER_TOKEN_TYP, UserClaims};
+use crate::standing::standing;
 use crate::uris::canonical_resource;
 use crate::{Auth, AuthError, OAuthError, SCOPE};
 
@@ -81,6 +82,9 @@ struct Family {
     previous: Option<(String, i64)>,
     /// Older hashes: presenting one of them is a reuse.
     retired: Vec<String>,
+    /// The customer's sign-in generation when granted (`standing.rs`): checked on refresh.
+    #[serde(default)]
+    generation: u64,
 }
 
 pub(crate) fn family_key(id: &str) -> String {
@@ -168,6 +172,11 @@ impl Auth {
             return Err(invalid_grant("the PKCE code_verifier does not match the code_challenge"));
         }
         self.check_resource(request.resource.as_deref(), &grant.resource)?;
+        // A code issued before the customer's sessions were revoked (or the account disabled)
+        // creates no grant.
+        if !standing(store, now, &grant.customer_id).await?.admits(grant.generation) {
+            return Err(invalid_grant("the authorization code was revoked; sign in again"));
+        }
 
         let expires = Some(squaremcp_core::Timestamp::from_unix(grant.expires_at).plus_seconds(3600));
         match store.put_item(&used_code_key(&hash), grant.family_id.as_bytes(), expires, PutMode::CreateOnly, now).await {
@@ -184,8 +193,9 @@ impl Auth {
             current: vec![sha256_hex(refresh_token.expose())],
             previous: None,
             retired: Vec::new(),
+            generation: grant.generation,
         };
-        let family_expires = Some(now.plus_seconds(self.settings.refresh_token_ttl));
+        let family_expires = Some(now.plus_seconds(self.settings.refresh_token_ttl.min(self.settings.grant_max_age)));
         store.put_item(&family_key(&grant.family_id), &encode_family(&family)?, family_expires, PutMode::CreateOnly, now).await?;
         self.mark_used(client).await?;
         self.index_grant(&family.customer_id, &grant.family_id, &client.client_id, client.display_name()).await;
@@ -220,6 +230,16 @@ impl Auth {
                 return Err(invalid_grant("the refresh token was issued to another client"));
             }
             self.check_resource(request.resource.as_deref(), &family.resource)?;
+            if now.unix() >= family.created_at.saturating_add(self.settings.grant_max_age) {
+                store.delete_item(&key).await?;
+                tracing::info!(customer = family.customer_id.as_str(), client_id = client.client_id, "grant reached its maximum age");
+                return Err(invalid_grant("the grant has reached its maximum age; sign in again"));
+            }
+            if !standing(store, now, &family.customer_id).await?.admits(family.generation) {
+                store.delete_item(&key).await?;
+                tracing::info!(customer = family.customer_id.as_str(), client_id = client.client_id, "refresh refused: sessions were revoked");
+                return Err(invalid_grant("the grant was revoked; sign in again"));
+            }
             let refresh_token = new_refresh_token(family_id);
             let new_hash = sha256_hex(refresh_token.expose());
             let mut next = family.clone();
@@ -248,7 +268,9 @@ impl Auth {
             }
             let excess = next.retired.len().saturating_sub(RETIRED_KEPT);
             next.retired.drain(..excess);
-            let expires = Some(now.plus_seconds(self.settings.refresh_token_ttl));
+            // Never past the grant's absolute lifetime, however often it is refreshed.
+            let ends = family.created_at.saturating_add(self.settings.grant_max_age);
+            let expires = Some(squaremcp_core::Timestamp::from_unix((now.unix() + self.settings.refresh_token_ttl).min(ends)));
             if store.swap_item(&key, &bytes, &encode_family(&next)?, expires, now).await? {
                 self.touch_grant(&next.customer_id, family_id).await;
                 return self.respond(family_id, &next, refresh_token);
@@ -267,6 +289,7 @@ impl Auth {
             client_id: family.client_id.clone(),
             scope: family.scope.clone(),
             fam: family_id.to_owned(),
+            generation: family.generation,
             jti: random::hex_id::<16>(),
             iat: now,
             exp: now + self.settings.access_token_ttl,
@@ -317,7 +340,9 @@ impl Auth {
                     return Ok(BearerCheck::Invalid);
                 };
                 let family = decode_family(&bytes)?;
-                if family.customer_id != customer || family.client_id != claims.client_id {
+                // The grant is deleted when the customer's sessions are revoked; the generation
+                // ties the token to this grant's, not to one recreated under the same id.
+                if family.customer_id != customer || family.client_id != claims.client_id || family.generation != claims.generation {
                     return Ok(BearerCheck::Invalid);
                 }
                 if !claims.scope.split(' ').any(|s| s == SCOPE) {
@@ -332,8 +357,12 @@ impl Auth {
                 Ok(match claims.role {
                     Role::Admin => BearerCheck::Valid(Principal::Superadmin, AuthMethod::Jwt),
                     Role::Customer => match CustomerId::parse(&claims.sub) {
-                        Ok(id) => BearerCheck::Valid(Principal::Customer { id }, AuthMethod::Jwt),
-                        Err(_) => BearerCheck::Invalid,
+                        // Operator-minted tokens are long-lived: one read of the standing so
+                        // that revoking sessions or disabling the account ends them too.
+                        Ok(id) if standing(self.gateway.store(), self.now(), &id).await?.admits(claims.generation) => {
+                            BearerCheck::Valid(Principal::Customer { id }, AuthMethod::Jwt)
+                        }
+                        _ => BearerCheck::Invalid,
                     },
                 })
             }
@@ -342,7 +371,8 @@ impl Auth {
     }
 
     /// A bearer JWT `{sub, email, plan, role}` for `/mcp`, for operators and tests.
-    pub fn mint_user_token(&self, customer: &squaremcp_core::Customer, ttl_seconds: i64) -> Result<Secret<String>, AuthError> {
+    pub async fn mint_user_token(&self, customer: &squaremcp_core::Customer, ttl_seconds: i64) -> Result<Secret<String>, AuthError> {
+        let generation = standing(self.gateway.store(), self.now(), &customer.id).await?.generation;
         let now = self.now().unix();
         let claims = UserClaims {
             iss: self.settings.issuer().to_owned(),
@@ -354,6 +384,7 @@ impl Auth {
             iat: now,
             exp: now + ttl_seconds,
             sid: None,
+            generation,
         };
         self.keys.sign(USER_TOKEN_TYP, &claims).map(Secret::new)
     }

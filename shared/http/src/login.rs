@@ -56,7 +56,7 @@ fn form(state: &AppState, headers: &HeaderMap, status: StatusCode, return_to: &s
     let csrf = state.auth.login_csrf(&nonce);
     let mut response = pages::login(
         status,
-        &LoginForm { csrf: &csrf, return_to, email, error, for_authorization: is_authorize_path(return_to) },
+        &LoginForm { csrf: &csrf, return_to, email, error, for_authorization: is_authorize_path(return_to), signup_open: state.auth.signup_open() },
     );
     if existing.is_none()
         && let Some(cookie) = state.config.set_cookie(LOGIN_CSRF, &nonce, CSRF_COOKIE_TTL)
@@ -98,6 +98,14 @@ async fn submit(State(state): State<AppState>, PeerIp(ip): PeerIp, headers: Head
         Err(LoginError::Invalid) => {
             form(&state, &headers, StatusCode::BAD_REQUEST, return_to, email, Some("The email or password is not correct."))
         }
+        Err(LoginError::Disabled) => form(
+            &state,
+            &headers,
+            StatusCode::FORBIDDEN,
+            return_to,
+            email,
+            Some("This account is disabled. Contact the operator of this service."),
+        ),
         Err(LoginError::RateLimited) => form(
             &state,
             &headers,
