@@ -94,6 +94,7 @@ impl Flow {
     async fn code(&mut self) -> String {
         let query = self.code_with(&[]).await;
         assert_eq!(query["state"], "s t&a=te", "state echoed verbatim");
+        assert_eq!(query["iss"], self.browser.base, "RFC 9207: iss is the issuer");
         query["code"].clone()
     }
 
@@ -134,7 +135,8 @@ async fn discovery_is_byte_identical_to_what_clients_compare() {
     assert_eq!(metadata["grant_types_supported"], json!(["authorization_code", "refresh_token"]));
     assert_eq!(metadata["token_endpoint_auth_methods_supported"], json!(["none", "client_secret_post", "client_secret_basic"]));
     assert_eq!(metadata["registration_endpoint"], format!("{}/oauth/register", server.base));
-    assert!(metadata.get("authorization_response_iss_parameter_supported").is_none(), "no iss in redirects, so not advertised");
+    assert_eq!(metadata["authorization_response_iss_parameter_supported"], true, "every redirect carries iss");
+    assert_eq!(metadata["client_id_metadata_document_supported"], true);
     for path in ["/.well-known/oauth-protected-resource/mcp", "/.well-known/oauth-protected-resource"] {
         let prm: Value = get(path).await.unwrap().json().await.unwrap();
         // Regression 2: the resource is the URL users paste, without a trailing slash.
@@ -339,6 +341,7 @@ async fn the_flow_and_every_refusal() {
     let page = flow.browser.post_form("/oauth/authorize", &[("request", &request), ("csrf", &csrf), ("action", "deny")]).await;
     let denied = query_of(page.location.as_deref().unwrap());
     assert_eq!((denied["error"].as_str(), denied["state"].as_str()), ("access_denied", "s t&a=te"));
+    assert_eq!(denied["iss"], server.base, "RFC 9207: the issuer on every authorization response");
 
     // Unknown client and redirect URI mismatch: an error page, never a redirect.
     for extra in [
@@ -349,19 +352,19 @@ async fn the_flow_and_every_refusal() {
         assert_eq!((page.status, page.location.is_none()), (400, true), "{extra:?}: {}", page.body);
         assert_eq!(page.headers["x-frame-options"], "DENY");
     }
-    // PKCE missing or plain, a foreign resource: redirected back with the error and the state.
-    for (extra, error) in [
+    // PKCE missing or plain, a foreign resource, another response type. The client has not
+    // completed a token exchange yet, so its redirect URI is as unvetted as the request
+    // (RFC 9700 §4.11.2): the error is shown here, not redirected.
+    let invalid = [
         (vec![("code_challenge", ""), ("code_challenge_method", "")], "invalid_request"),
         (vec![("code_challenge_method", "plain")], "invalid_request"),
         (vec![("resource", "https://evil.example/mcp")], "invalid_target"),
         (vec![("response_type", "token")], "unsupported_response_type"),
-    ] {
-        let page = flow.browser.get(&flow.authorize_path(&extra)).await;
-        assert_eq!(page.status, 303, "{extra:?}");
-        let location = page.location.unwrap();
-        assert!(location.starts_with(redirect), "{location}");
-        let query = query_of(&location);
-        assert_eq!((query["error"].as_str(), query["state"].as_str()), (error, "s t&a=te"), "{extra:?}");
+    ];
+    for (extra, error) in &invalid {
+        let page = flow.browser.get(&flow.authorize_path(extra)).await;
+        assert_eq!((page.status, page.location.is_none()), (400, true), "{extra:?}: {}", page.body);
+        assert!(page.body.contains(error), "{extra:?}: {}", page.body);
     }
 
     // Wrong verifier: invalid_grant (and the code is spent).
@@ -392,6 +395,18 @@ async fn the_flow_and_every_refusal() {
     assert_eq!(tokens["scope"], "mcp");
     assert_eq!(tokens["expires_in"], 3600);
     let access = tokens["access_token"].as_str().unwrap().to_owned();
+    // Now that the client has completed an exchange, a signed-in person's invalid request goes
+    // back to it with the error, the state and `iss`; without a session it is still a page.
+    for (extra, error) in &invalid {
+        let page = flow.browser.get(&flow.authorize_path(extra)).await;
+        assert_eq!(page.status, 303, "{extra:?}: {}", page.body);
+        let location = page.location.unwrap();
+        assert!(location.starts_with(redirect), "{location}");
+        let query = query_of(&location);
+        assert_eq!((query["error"].as_str(), query["state"].as_str(), query["iss"].as_str()), (*error, "s t&a=te", server.base.as_str()));
+        let page = Browser::new(&server.base).get(&flow.authorize_path(extra)).await;
+        assert_eq!((page.status, page.location.is_none()), (400, true), "signed out, {extra:?}: {}", page.body);
+    }
     // Regression 11: the resource server accepts what its own token endpoint issued.
     let (status, listed) = mcp(&server, Some(&access), &tools_list()).await;
     assert_eq!(status, 200, "{listed}");

@@ -72,3 +72,50 @@ async fn the_sdk_client_connects_through_the_browser_login_and_consent() {
         assert!(size > 5_000, "{} is missing or empty", file.display());
     }
 }
+
+/// A client identified by a Client ID Metadata Document (no registration): the document is
+/// served on loopback by the Node script (allowed here by `SQUAREMCP_ALLOW_PRIVATE_HOSTS=1`),
+/// Chromium signs in and allows, and the consent page names the document's host.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_metadata_document_client_connects_through_the_browser() {
+    assert!(Path::new("/usr/bin/chromium").exists(), "Debian chromium is missing: run scripts/test, which installs it");
+    let data = TempDir::new("oauth-browser-cimd");
+    let grace = create_customer_with_password(data.path(), "grace@example.com", "analytical engine");
+    let document = serde_json::json!({"bot_token": "123456789:AAHgrace_token_abcdefghijklmnopqrstu"}).to_string();
+    cli_json(data.path(), &["credentials", "set", "--customer", &grace, "--platform", "telegram"], &document);
+    let server = Server::start(data.path(), &[("SQUAREMCP_ALLOW_PRIVATE_HOSTS", "1")]);
+    let artifacts = Path::new(env!("CARGO_MANIFEST_DIR")).join("../target/artifacts/oauth-cimd");
+    let _ = std::fs::remove_dir_all(&artifacts);
+
+    let out = Command::new("node")
+        .current_dir(node_dir())
+        .arg("cimd-client.mjs")
+        .args([&server.base, &server.mcp_url(), "grace@example.com", "analytical engine"])
+        .arg(&artifacts)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "cimd-client.mjs failed:\n{}\n{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+
+    assert_eq!(report["metadata"]["client_id_metadata_document_supported"], true);
+    assert_eq!(report["metadata"]["authorization_response_iss_parameter_supported"], true);
+    // The consent page asks about the document's name, with the document's host in the question.
+    let client_id = report["clientId"].as_str().unwrap();
+    let host = client_id.trim_start_matches("http://").split('/').next().unwrap();
+    assert_eq!(report["consent"]["strong"], host, "{report}");
+    let heading = report["consent"]["heading"].as_str().unwrap();
+    assert_eq!(heading, format!("Allow CIMD end-to-end test (from {host}) to use your SquareMCP account?"));
+    assert!(report["consent"]["text"].as_str().unwrap().contains(&format!("Published by{host}")), "{report}");
+    // The authorization response carries the state and the issuer (RFC 9207).
+    assert_eq!(report["callback"]["stateEchoed"], true);
+    assert_eq!(report["callback"]["iss"], server.base.as_str());
+    assert_eq!(report["callback"]["code"], true);
+    assert_eq!(report["tokens"]["token_type"], "Bearer");
+    assert_eq!(report["tokens"]["refresh"], true);
+    assert_eq!(report["toolsStatus"], 200);
+    assert!(report["tools"].as_array().unwrap().iter().any(|t| t == "telegram_send_message"), "{report}");
+    // One fetch served the authorization, the consent and the token exchange (max-age=300).
+    assert_eq!(report["documentFetches"], 1);
+    let screenshot = artifacts.join("consent-cimd.png");
+    assert!(std::fs::metadata(&screenshot).map(|m| m.len()).unwrap_or(0) > 5_000, "{} is missing or empty", screenshot.display());
+}

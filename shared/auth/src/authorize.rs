@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use squaremcp_core::{CustomerId, PutMode, random};
 use url::Url;
 
+use crate::client_documents::{ClientDocumentError, is_document_client_id};
 use crate::crypto::{b64url, constant_time_eq, hmac_sha256, sha256_hex};
 use crate::login::Session;
 use crate::uris::{canonical_resource, display_host, redirect_uri_matches};
@@ -38,6 +39,10 @@ pub struct AuthorizationRequest {
     pub code_challenge: String,
     pub resource: String,
     pub scope: String,
+    /// For a metadata-document client, the host of its `client_id` URL: the one fact about it
+    /// that a look-alike `client_name` cannot fake, shown prominently on the consent page.
+    #[serde(default)]
+    pub client_host: Option<String>,
 }
 
 impl AuthorizationRequest {
@@ -56,9 +61,18 @@ pub enum AuthorizeError {
     UnknownClient,
     #[error("{0}")]
     BadRedirectUri(String),
-    /// Redirected to the client as `error`, `error_description` and `state`.
+    /// A metadata-document client whose document could not be fetched or is invalid: shown
+    /// (`invalid_client`), never redirected, since its redirect URIs are unknown.
+    #[error("{0}")]
+    ClientDocument(String),
+    /// An error for the client as `error`, `error_description`, `state` and `iss`. `trusted`
+    /// says whether the redirect URI may be followed automatically (RFC 9700 §4.11.2): only for
+    /// a registered client that has completed a token exchange before. Otherwise, the redirect
+    /// URI is as unvetted as the request (a client registered a minute ago, a document anyone
+    /// can publish), and the edge shows the error instead, so that an invalid request cannot
+    /// turn this server into a redirector to a phishing page.
     #[error("{error}: {description}")]
-    Redirect { location: String, error: &'static str, description: String },
+    Redirect { location: String, error: &'static str, description: String, trusted: bool },
     #[error(transparent)]
     Server(#[from] AuthError),
 }
@@ -99,6 +113,9 @@ pub(crate) struct CodeGrant {
     pub customer_id: CustomerId,
     /// The grant the code will create, chosen now so that a replay can revoke it.
     pub family_id: String,
+    /// The customer's sign-in generation when the code was issued (`standing.rs`).
+    #[serde(default)]
+    pub generation: u64,
     pub expires_at: i64,
 }
 
@@ -112,6 +129,14 @@ pub(crate) fn used_code_key(hash: &str) -> String {
 
 fn pending_key(request_id: &str) -> String {
     format!("oauth:pending:{}", sha256_hex(request_id))
+}
+
+/// An authorization response (success or error) to `redirect_uri`, with `iss` (RFC 9207 §2):
+/// the client can tell which server answered and resist mix-up attacks.
+fn authorization_response(redirect_uri: &str, issuer: &str, pairs: &[(&str, &str)]) -> String {
+    let mut all = pairs.to_vec();
+    all.push(("iss", issuer));
+    with_query(redirect_uri, &all)
 }
 
 /// `redirect_uri` with `pairs` added to its query.
@@ -141,10 +166,20 @@ pub(crate) fn valid_verifier(text: &str) -> bool {
 
 impl Auth {
     /// Checks a request in the order RFC 6749 §4.1.2.1 demands: the client and redirect URI
-    /// first (failures shown, never redirected), then everything else (redirected with `state`).
+    /// first (failures shown, never redirected), then everything else (an error for the client,
+    /// with `state`, redirected only when [`AuthorizeError::Redirect`] says it is `trusted`).
     pub async fn validate_authorization(&self, params: &AuthorizeParams) -> Result<AuthorizationRequest, AuthorizeError> {
         let client_id = params.client_id.as_deref().filter(|c| !c.is_empty()).ok_or(AuthorizeError::MissingClient)?;
-        let client = self.client(client_id).await?.ok_or(AuthorizeError::UnknownClient)?;
+        let client = if is_document_client_id(client_id) {
+            self.document_client(client_id).await.map_err(|e| match e {
+                ClientDocumentError::Server(e) => AuthorizeError::Server(e),
+                ClientDocumentError::Unsupported => AuthorizeError::UnknownClient,
+                other => AuthorizeError::ClientDocument(other.to_string()),
+            })?
+        } else {
+            self.client(client_id).await?.ok_or(AuthorizeError::UnknownClient)?
+        };
+        let trusted = client.used && !is_document_client_id(&client.client_id);
         let (redirect_uri, registered, given) = match params.redirect_uri.as_deref() {
             Some(presented) => {
                 let registered = client
@@ -165,7 +200,12 @@ impl Auth {
             if let Some(state) = state.as_deref() {
                 pairs.push(("state", state));
             }
-            AuthorizeError::Redirect { location: with_query(&redirect_uri, &pairs), error, description: description.to_owned() }
+            AuthorizeError::Redirect {
+                location: authorization_response(&redirect_uri, self.settings.issuer(), &pairs),
+                error,
+                description: description.to_owned(),
+                trusted,
+            }
         };
         if params.response_type.as_deref() != Some("code") {
             return Err(refuse("unsupported_response_type", "response_type must be code"));
@@ -184,7 +224,9 @@ impl Auth {
             Some(resource) => canonical_resource(resource, &self.settings.public_url)
                 .ok_or_else(|| refuse("invalid_target", "resource must be this server's MCP endpoint"))?,
         };
+        let client_host = is_document_client_id(&client.client_id).then(|| display_host(&client.client_id));
         Ok(AuthorizationRequest {
+            client_host,
             client_name: client.display_name().to_owned(),
             client_id: client.client_id,
             redirect_uri,
@@ -250,7 +292,7 @@ impl Auth {
             if let Some(state) = request.state.as_deref() {
                 pairs.push(("state", state));
             }
-            return Ok(with_query(&request.redirect_uri, &pairs));
+            return Ok(authorization_response(&request.redirect_uri, self.settings.issuer(), &pairs));
         }
         let key = self.consent_key(&session.customer_id, &request);
         let expires = Some(now.plus_seconds(self.settings.refresh_token_ttl));
@@ -263,6 +305,7 @@ impl Auth {
         let code = random::token::<32>();
         let now = self.now();
         let expires_at = now.plus_seconds(AuthSettings::CODE_TTL);
+        let generation = crate::standing::standing(self.gateway.store(), now, customer).await?.generation;
         let grant = CodeGrant {
             client_id: request.client_id.clone(),
             redirect_uri: request.redirect_uri.clone(),
@@ -272,6 +315,7 @@ impl Auth {
             scope: request.scope.clone(),
             customer_id: customer.clone(),
             family_id: random::hex_id::<16>(),
+            generation,
             expires_at: expires_at.unix(),
         };
         let bytes = serde_json::to_vec(&grant).map_err(|_| AuthError::Corrupt("authorization code"))?;
@@ -281,7 +325,7 @@ impl Auth {
         if let Some(state) = request.state.as_deref() {
             pairs.push(("state", state));
         }
-        Ok(with_query(&request.redirect_uri, &pairs))
+        Ok(authorization_response(&request.redirect_uri, self.settings.issuer(), &pairs))
     }
 }
 

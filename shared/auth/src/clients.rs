@@ -4,6 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use squaremcp_core::{PutMode, Secret, StoreError, random};
 
+use crate::client_documents::{ClientDocumentError, is_document_client_id};
 use crate::crypto::{constant_time_eq, sha256_hex};
 use crate::uris::check_redirect_uri;
 use crate::{Auth, AuthError, OAuthError};
@@ -118,7 +119,25 @@ pub(crate) fn client_key(client_id: &str) -> String {
     format!("oauth:client:{client_id}")
 }
 
-fn text_field(object: &Map<String, Value>, name: &str) -> Result<Option<String>, OAuthError> {
+/// What the consent page shows must read as what it is (see [`is_format_character`]).
+pub(crate) fn check_client_name(name: &str) -> Result<(), String> {
+    if name.chars().count() > MAX_NAME_CHARS || name.chars().any(|c| c.is_control() || is_format_character(c)) {
+        return Err(format!(
+            "client_name must be 1-{MAX_NAME_CHARS} printable characters, without invisible or text-direction characters"
+        ));
+    }
+    Ok(())
+}
+
+pub(crate) fn check_client_uri(uri: &str) -> Result<(), String> {
+    if uri.len() <= 2000 && (uri.starts_with("https://") || uri.starts_with("http://")) && url::Url::parse(uri).is_ok() {
+        Ok(())
+    } else {
+        Err("client_uri must be an http(s) URL".into())
+    }
+}
+
+pub(crate) fn text_field(object: &Map<String, Value>, name: &str) -> Result<Option<String>, OAuthError> {
     match object.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(s.trim().to_owned()).filter(|s| !s.is_empty())),
@@ -126,7 +145,7 @@ fn text_field(object: &Map<String, Value>, name: &str) -> Result<Option<String>,
     }
 }
 
-fn list_field(object: &Map<String, Value>, name: &str) -> Result<Option<Vec<String>>, OAuthError> {
+pub(crate) fn list_field(object: &Map<String, Value>, name: &str) -> Result<Option<Vec<String>>, OAuthError> {
     match object.get(name) {
         None | Some(Value::Null) => Ok(None),
         Some(Value::Array(items)) => items
@@ -177,18 +196,12 @@ impl Auth {
             return Err(OAuthError::InvalidClientMetadata(format!("response type `{bad}` is not supported; use code")));
         }
         let client_name = text_field(object, "client_name")?;
-        if let Some(name) = &client_name
-            && (name.chars().count() > MAX_NAME_CHARS || name.chars().any(|c| c.is_control() || is_format_character(c)))
-        {
-            return Err(OAuthError::InvalidClientMetadata(format!(
-                "client_name must be 1-{MAX_NAME_CHARS} printable characters, without invisible or text-direction characters"
-            )));
+        if let Some(name) = &client_name {
+            check_client_name(name).map_err(OAuthError::InvalidClientMetadata)?;
         }
         let client_uri = text_field(object, "client_uri")?;
-        if let Some(uri) = &client_uri
-            && !(uri.len() <= 2000 && (uri.starts_with("https://") || uri.starts_with("http://")) && url::Url::parse(uri).is_ok())
-        {
-            return Err(OAuthError::InvalidClientMetadata("client_uri must be an http(s) URL".into()));
+        if let Some(uri) = &client_uri {
+            check_client_uri(uri).map_err(OAuthError::InvalidClientMetadata)?;
         }
         let scope = text_field(object, "scope")?.filter(|s| s.len() <= 1000);
 
@@ -255,8 +268,14 @@ impl Auth {
             (None, Some(id)) => (id.as_str(), credentials.client_secret.as_ref()),
             (None, None) => return Err(OAuthError::InvalidClient("client authentication is required (client_id)".into())),
         };
-        let unknown = || OAuthError::InvalidClient("unknown client: register again".into());
-        let client = self.client(client_id).await?.ok_or_else(unknown)?;
+        let client = if is_document_client_id(client_id) {
+            self.document_client(client_id).await.map_err(|e| match e {
+                ClientDocumentError::Server(e) => OAuthError::Server(e),
+                other => OAuthError::InvalidClient(other.to_string()),
+            })?
+        } else {
+            self.client(client_id).await?.ok_or_else(|| OAuthError::InvalidClient("unknown client: register again".into()))?
+        };
         if let Some(expected) = &client.secret_hash {
             let presented = secret.map(|s| sha256_hex(s.expose())).unwrap_or_default();
             if !constant_time_eq(presented.as_bytes(), expected.as_bytes()) {
@@ -268,7 +287,8 @@ impl Auth {
 
     /// A client that completed a token exchange no longer expires.
     pub(crate) async fn mark_used(&self, client: &Client) -> Result<(), AuthError> {
-        if client.used {
+        // A metadata-document client is not stored as a registration: its document is its record.
+        if client.used || is_document_client_id(&client.client_id) {
             return Ok(());
         }
         let mut used = client.clone();

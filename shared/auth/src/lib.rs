@@ -9,23 +9,32 @@
 
 mod account;
 mod authorize;
+mod client_documents;
 mod clients;
 mod crypto;
 mod error;
 pub mod jwt;
 mod login;
+mod password;
+mod signup;
+pub mod standing;
 mod tokens;
 pub mod uris;
 
 use std::sync::Arc;
 
-use squaremcp_core::{Gateway, Secret, Timestamp};
+use squaremcp_core::{Gateway, Mailer, NoMailer, Secret, Timestamp};
 
 pub use account::GrantSummary;
 pub use authorize::{AuthorizationRequest, AuthorizeError, AuthorizeParams, ConsentError, PendingConsent};
+pub use client_documents::{
+    ClientDocumentError, ClientDocumentFetcher, FETCH_TIMEOUT, FetchError, FetchedDocument, MAX_DOCUMENT_BYTES, is_document_client_id,
+};
 pub use clients::{Client, ClientAuthMethod, ClientCredentials, Registered};
 pub use error::{AuthError, OAuthError};
 pub use login::{LoginError, Session, store_password_hash};
+pub use password::{MIN_PASSWORD_CHARS, PasswordChangeError, check_new_password};
+pub use signup::{SignupError, SignupPolicy};
 pub use tokens::{BearerCheck, TokenRequest, TokenResponse};
 
 /// The only scope there is: use of the MCP endpoint. Advertised identically in the AS and PRM
@@ -42,6 +51,9 @@ pub struct AuthSettings {
     pub public_url: String,
     pub access_token_ttl: i64,
     pub refresh_token_ttl: i64,
+    /// The absolute lifetime of a grant (refresh-token family): however often it is refreshed,
+    /// it ends this long after the consent, and the person signs in again.
+    pub grant_max_age: i64,
     /// How long a just-rotated refresh token stays usable, for clients that refresh concurrently.
     pub refresh_grace: i64,
     pub session_ttl: i64,
@@ -53,6 +65,11 @@ pub struct AuthSettings {
     pub login_failures_per_email: u64,
     pub login_failures_per_ip: u64,
     pub login_window: i64,
+    /// Accept `http://` metadata-document client ids on loopback hosts (tests and local
+    /// development, with `SQUAREMCP_ALLOW_PRIVATE_HOSTS=1`); otherwise only https.
+    pub allow_loopback_client_documents: bool,
+    /// Self-service sign-up and password reset (closed unless the operator opens them).
+    pub signup: SignupPolicy,
 }
 
 impl AuthSettings {
@@ -64,6 +81,7 @@ impl AuthSettings {
             public_url: public_url.trim_end_matches('/').to_owned(),
             access_token_ttl: 3600,
             refresh_token_ttl: 30 * 24 * 3600,
+            grant_max_age: 90 * 24 * 3600,
             refresh_grace: 60,
             session_ttl: 7 * 24 * 3600,
             unused_client_ttl: 24 * 3600,
@@ -72,6 +90,8 @@ impl AuthSettings {
             login_failures_per_email: 10,
             login_failures_per_ip: 50,
             login_window: 900,
+            allow_loopback_client_documents: false,
+            signup: SignupPolicy::default(),
         }
     }
 
@@ -95,6 +115,10 @@ pub struct Auth {
     gateway: Arc<Gateway>,
     settings: AuthSettings,
     keys: jwt::Keys,
+    /// Fetches Client ID Metadata Documents; without it URL client ids are refused.
+    client_documents: Option<Arc<dyn ClientDocumentFetcher>>,
+    /// Sign-up and reset links; refuses until [`Auth::with_mailer`].
+    mailer: Arc<dyn Mailer>,
 }
 
 impl Auth {
@@ -103,7 +127,13 @@ impl Auth {
         if secret.expose().len() < MIN_SECRET_BYTES {
             return Err(AuthError::WeakSecret);
         }
-        Ok(Self { gateway, settings, keys: jwt::Keys::derive(secret.expose()) })
+        Ok(Self { gateway, settings, keys: jwt::Keys::derive(secret.expose()), client_documents: None, mailer: Arc::new(NoMailer) })
+    }
+
+    /// Accepts clients identified by a metadata-document URL, fetched with `fetcher`.
+    pub fn with_client_documents(mut self, fetcher: Arc<dyn ClientDocumentFetcher>) -> Self {
+        self.client_documents = Some(fetcher);
+        self
     }
 
     pub fn settings(&self) -> &AuthSettings {
@@ -135,6 +165,9 @@ impl Auth {
             "token_endpoint_auth_methods_supported": methods,
             "revocation_endpoint_auth_methods_supported": methods,
             "scopes_supported": [SCOPE],
+            // Every authorization response, success or error, carries `iss` (RFC 9207 §2, §3).
+            "authorization_response_iss_parameter_supported": true,
+            "client_id_metadata_document_supported": self.client_documents.is_some(),
         })
     }
 
@@ -150,5 +183,7 @@ impl Auth {
     }
 }
 
+#[cfg(test)]
+mod client_document_tests;
 #[cfg(test)]
 mod tests;

@@ -210,7 +210,17 @@ fn authorize_error_page(error: &AuthorizeError) -> Response {
         AuthorizeError::BadRedirectUri(why) => {
             pages::error(StatusCode::BAD_REQUEST, "Invalid redirect address", &format!("The request was refused: {why}."))
         }
-        AuthorizeError::Redirect { location, .. } => see_other(location),
+        AuthorizeError::ClientDocument(why) => pages::error(
+            StatusCode::BAD_REQUEST,
+            "Application not accepted",
+            &format!("invalid_client: {why}. The application's publisher must fix it; nothing was sent back to the application."),
+        ),
+        // Shown, not redirected: the caller redirects only trusted ones (see `authorize`).
+        AuthorizeError::Redirect { error, description, .. } => pages::error(
+            StatusCode::BAD_REQUEST,
+            "Invalid request",
+            &format!("The application sent an invalid authorization request ({error}: {description})."),
+        ),
         AuthorizeError::Server(e) => {
             tracing::error!(error = %e, "authorization request failed");
             pages::error(StatusCode::SERVICE_UNAVAILABLE, "Try again shortly", "The service could not handle the request.")
@@ -226,11 +236,15 @@ async fn authorize(State(state): State<AppState>, headers: HeaderMap, uri: Uri) 
             return pages::error(StatusCode::BAD_REQUEST, "Invalid request", "Each parameter may appear only once.");
         }
     };
+    let session = login::session(&state, &headers);
     let request = match state.auth.validate_authorization(&params).await {
         Ok(request) => request,
+        // RFC 9700 §4.11.2: redirect an error only to a client this server has reason to trust,
+        // and only for a signed-in person; anyone else sees the error here.
+        Err(AuthorizeError::Redirect { location, trusted: true, .. }) if session.is_some() => return see_other(&location),
         Err(e) => return authorize_error_page(&e),
     };
-    let Some(session) = login::session(&state, &headers) else {
+    let Some(session) = session else {
         let here = uri.path_and_query().map_or("/oauth/authorize", |pq| pq.as_str());
         let return_to: String = url::form_urlencoded::byte_serialize(here.as_bytes()).collect();
         return see_other(&format!("/login?return_to={return_to}"));
@@ -246,6 +260,7 @@ async fn authorize(State(state): State<AppState>, headers: HeaderMap, uri: Uri) 
             .any(|h| url::Url::parse(&pending.request.redirect_uri).is_ok_and(|u| u.host_str() == Some(*h)));
         Ok::<_, AuthError>(pages::consent(&Consent {
             client_name: &pending.request.client_name,
+            client_host: pending.request.client_host.as_deref(),
             redirect_host: &pending.request.redirect_host(),
             redirect_origin: &origin,
             loopback,

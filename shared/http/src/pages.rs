@@ -138,6 +138,8 @@ pub struct LoginForm<'a> {
     pub error: Option<&'a str>,
     /// The sign-in is part of connecting an application.
     pub for_authorization: bool,
+    /// Self-service sign-up and reset are open: link to them.
+    pub signup_open: bool,
 }
 
 pub fn login(status: StatusCode, form: &LoginForm<'_>) -> Response {
@@ -160,7 +162,12 @@ pub fn login(status: StatusCode, form: &LoginForm<'_>) -> Response {
          <input id=\"email\" name=\"email\" type=\"email\" autocomplete=\"username\" required autofocus value=\"{email}\">\
          <label for=\"password\">Password</label>\
          <input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
-         <button type=\"submit\">Sign in</button></form>",
+         <button type=\"submit\">Sign in</button></form>{links}",
+        links = if form.signup_open {
+            "<p class=\"muted\"><a href=\"/reset\">Forgot your password?</a> · <a href=\"/signup\">Create an account</a></p>"
+        } else {
+            ""
+        },
         csrf = escape(form.csrf),
         return_to = escape(form.return_to),
         email = escape(form.email),
@@ -170,6 +177,8 @@ pub fn login(status: StatusCode, form: &LoginForm<'_>) -> Response {
 
 pub struct Consent<'a> {
     pub client_name: &'a str,
+    /// The host of a metadata-document client's `client_id` URL: who really published it.
+    pub client_host: Option<&'a str>,
     pub redirect_host: &'a str,
     /// `scheme://host[:port]` the decision redirects to.
     pub redirect_origin: &'a str,
@@ -181,16 +190,25 @@ pub struct Consent<'a> {
 
 pub fn consent(c: &Consent<'_>) -> Response {
     let name = escape(c.client_name);
+    // Anyone can call their application anything; the host of its metadata document cannot be
+    // faked, so it goes in the question itself.
+    let (asker, from) = match c.client_host {
+        Some(host) => {
+            let host = escape(host);
+            (format!("{name} (from <strong>{host}</strong>)"), format!("<dt>Published by</dt><dd>{host}</dd>"))
+        }
+        None => (name.clone(), String::new()),
+    };
     let where_to = if c.loopback {
         "It runs on this computer (a loopback address). Allow it only if you just started it yourself."
     } else {
         "Allow it only if you trust it and you started this connection yourself."
     };
     let body = format!(
-        "<h1>Allow {name} to use your SquareMCP account?</h1>\
+        "<h1>Allow {asker} to use your SquareMCP account?</h1>\
          <p>{name} will be able to list and call SquareMCP tools on the platforms you connected, \
          using your stored credentials.</p>\
-         <dl><dt>Application</dt><dd>{name}</dd><dt>Returns to</dt><dd>{host}</dd><dt>Account</dt><dd>{email}</dd></dl>\
+         <dl><dt>Application</dt><dd>{name}</dd>{from}<dt>Returns to</dt><dd>{host}</dd><dt>Account</dt><dd>{email}</dd></dl>\
          <p class=\"muted\">{where_to}</p>\
          <form method=\"post\" action=\"/oauth/authorize\">\
          <input type=\"hidden\" name=\"request\" value=\"{request}\">\
@@ -232,6 +250,30 @@ mod tests {
     #[test]
     fn escaping() {
         assert_eq!(escape(r#"<a href="x">'&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+    }
+
+    async fn consent_text(client_host: Option<&str>) -> String {
+        let response = consent(&Consent {
+            client_name: "Claude <Code>",
+            client_host,
+            redirect_host: "127.0.0.1:33418",
+            redirect_origin: "http://127.0.0.1:33418",
+            loopback: true,
+            email: "ada@example.com",
+            request_id: "r",
+            csrf: "c",
+        });
+        let bytes = axum::body::to_bytes(response.into_body(), 1 << 20).await.map(|b| b.to_vec()).unwrap_or_default();
+        String::from_utf8(bytes).unwrap_or_default()
+    }
+
+    #[tokio::test]
+    async fn consent_names_the_host_of_a_metadata_document_client() {
+        let page = consent_text(Some("evil.example")).await;
+        assert!(page.contains("<h1>Allow Claude &lt;Code&gt; (from <strong>evil.example</strong>)"), "{page}");
+        assert!(page.contains("<dt>Published by</dt><dd>evil.example</dd>"), "{page}");
+        let page = consent_text(None).await;
+        assert!(page.contains("<h1>Allow Claude &lt;Code&gt; to use") && !page.contains("Published by"), "{page}");
     }
 
     #[test]
