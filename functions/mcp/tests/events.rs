@@ -77,6 +77,35 @@ async fn every_sample_event_gets_the_expected_response() {
     assert_eq!(checked.len(), 8, "{checked:?}");
 }
 
+/// An MCP 2026-07-28 request (no `initialize`, headers mirrored from the body) through the
+/// Lambda adapter, built from the `tools/list` sample event; then the same with a lying header.
+#[tokio::test]
+async fn a_2026_07_28_request_is_served_and_a_header_mismatch_refused_through_the_adapter() {
+    let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/mcp/tools-list.json");
+    let mut event: Value = serde_json::from_str(&std::fs::read_to_string(sample).unwrap()).unwrap();
+    let meta = serde_json::json!({
+        "io.modelcontextprotocol/protocolVersion": "2026-07-28",
+        "io.modelcontextprotocol/clientCapabilities": {},
+    });
+    event["headers"]["mcp-protocol-version"] = "2026-07-28".into();
+    event["headers"]["mcp-method"] = "server/discover".into();
+    event["body"] = serde_json::json!({"jsonrpc": "2.0", "id": 1, "method": "server/discover", "params": {"_meta": meta}}).to_string().into();
+    let data_dir = std::env::temp_dir().join(format!("squaremcp-events-2026-{}", std::process::id()));
+    let router = router(&data_dir);
+
+    let response = lambda::invoke(router.clone(), &event.to_string()).await.unwrap();
+    assert_eq!(response["statusCode"], 200, "{response}");
+    let result = &body(&response)["result"];
+    assert_eq!(result["resultType"], "complete", "{response}");
+    assert_eq!(result["supportedVersions"][0], "2026-07-28", "{response}");
+
+    event["headers"]["mcp-method"] = "tools/list".into();
+    let response = lambda::invoke(router, &event.to_string()).await.unwrap();
+    assert_eq!(response["statusCode"], 400, "{response}");
+    assert_eq!(body(&response)["error"]["code"], -32020, "{response}");
+    let _ = std::fs::remove_dir_all(&data_dir);
+}
+
 /// LinkedIn's publishing tools through the Lambda adapter, against the LinkedIn mock: a post, a
 /// video uploaded in parts to the URLs the mock returns and waited for, and a partner-only tool
 /// answering with the restriction without calling LinkedIn.

@@ -11,10 +11,12 @@ mod item;
 mod keyring;
 pub mod provision;
 mod queue;
+mod scoped_keys;
 mod store;
 pub mod table;
 
 pub use clients::{AwsClients, RequestCounter};
 pub use keyring::KmsKeyring;
 pub use queue::SqsQueue;
+pub use scoped_keys::{PrefixKeys, ScopedKeys, ScopedKeysError};
 pub use store::DynamoStore;

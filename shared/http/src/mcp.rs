@@ -12,6 +12,7 @@ use axum::routing::post;
 use http::header::{ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_TYPE, USER_AGENT, WWW_AUTHENTICATE};
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::json;
+use squaremcp_core::mcp::RequestHeaders;
 use squaremcp_core::{CallContext, Principal};
 
 use crate::auth::{AuthOutcome, authenticate};
@@ -110,9 +111,19 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body, request_id: &
             );
         }
     };
-    let version = headers.get("mcp-protocol-version").map(|v| v.to_str().unwrap_or("(not text)"));
-    let reply = state.mcp.handle(&context, version, &bytes).await;
+    let mcp_headers = RequestHeaders {
+        protocol_version: mcp_header(headers, "mcp-protocol-version"),
+        method: mcp_header(headers, "mcp-method"),
+        name: mcp_header(headers, "mcp-name"),
+    };
+    let reply = state.mcp.handle_request(&context, mcp_headers, &bytes).await;
     render(reply.status, reply.body, framing)
+}
+
+/// An MCP request header as text. A value that is not visible ASCII becomes a NUL, which
+/// matches no body value and fails the 2026-07-28 header checks as malformed.
+fn mcp_header<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    headers.get(name).map(|v| v.to_str().unwrap_or("\0"))
 }
 
 fn negotiate(headers: &HeaderMap) -> Option<Framing> {

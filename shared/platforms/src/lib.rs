@@ -214,8 +214,8 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// redirects, so that a URL carrying a token (Telegram puts it in the path) is never sent anywhere
 /// else and a credential header never follows a redirect to another host.
 ///
-/// Built once per process and shared (a clone is a handle to the same pool): building one reads
-/// every system root certificate, which is a visible share of a Lambda cold start.
+/// Built once per process and shared (a clone is a handle to the same pool), on the process's one
+/// read of the system root certificates ([`kit::roots`]), which the AWS SDK's client shares.
 ///
 /// # Panics
 /// Only when the TLS backend cannot start, which no request could survive either.
@@ -223,7 +223,7 @@ pub fn http_client() -> reqwest::Client {
     static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
     CLIENT
         .get_or_init(|| {
-            reqwest::Client::builder()
+            kit::roots::trusting_system_roots(reqwest::Client::builder())
                 .connect_timeout(CONNECT_TIMEOUT)
                 .timeout(REQUEST_TIMEOUT)
                 .user_agent(concat!("SquareMCP/", env!("CARGO_PKG_VERSION")))

@@ -4,6 +4,9 @@
 //! turns a body into a reply.
 
 mod cursor;
+mod modern;
+
+pub use modern::{MODERN_VERSIONS, RequestHeaders};
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -13,7 +16,8 @@ use serde_json::{Map, Value, json};
 use crate::gateway::{CallContext, UnknownTool};
 use crate::{Gateway, Platform, Principal, ToolDefinition};
 
-/// Newest first. `initialize` echoes a supported version and otherwise offers the newest.
+/// The revisions that open with `initialize`, newest first. `initialize` echoes a supported
+/// version and otherwise offers the newest (2026-07-28 has no `initialize`, so never that one).
 pub const SUPPORTED_VERSIONS: [&str; 3] = ["2025-11-25", "2025-06-18", "2025-03-26"];
 pub const LATEST_VERSION: &str = SUPPORTED_VERSIONS[0];
 /// What a request without an `MCP-Protocol-Version` header is taken to speak (spec: 2025-06-18 §Transports).
@@ -117,11 +121,24 @@ impl McpServer {
         &self.gateway
     }
 
+    /// One POST body with only the `MCP-Protocol-Version` header known.
     pub async fn handle(&self, context: &CallContext, version_header: Option<&str>, body: &[u8]) -> Reply {
+        self.handle_request(context, RequestHeaders::version_only(version_header), body).await
+    }
+
+    /// One POST body and the MCP headers that came with it. A request that declares 2026-07-28
+    /// (in `_meta` or, unless it is `initialize`, in the header) is served statelessly by that
+    /// revision's rules; anything else as before, so older clients see no change.
+    pub async fn handle_request(&self, context: &CallContext, headers: RequestHeaders<'_>, body: &[u8]) -> Reply {
         let message: Value = match serde_json::from_slice(body) {
             Ok(v) => v,
             Err(e) => return Reply::bad_request(error(Value::Null, PARSE_ERROR, format!("Parse error: {e}"))),
         };
+        let modern_header = headers.protocol_version.is_some_and(|v| MODERN_VERSIONS.contains(&v));
+        if modern::declared_version(&message).is_some() || (modern_header && !is_initialize(&message)) {
+            return self.handle_modern(context, &headers, message).await;
+        }
+        let version_header = headers.protocol_version;
 
         if let Some(version) = version_header
             && !SUPPORTED_VERSIONS.contains(&version)
@@ -140,12 +157,34 @@ impl McpServer {
 
         match message {
             Value::Array(batch) => self.handle_batch(context, version_header, batch).await,
-            single => match self.handle_message(context, single).await {
-                Outcome::NoReply => Reply::accepted(),
-                Outcome::Reply(body) => Reply { status: 200, body: Some(body) },
-                Outcome::Invalid(body) => Reply { status: 400, body: Some(body) },
-            },
+            single => self.handle_message(context, single, Era::Legacy).await.into_reply(),
         }
+    }
+
+    /// A 2026-07-28 request: headers checked against the body, then the declared version.
+    async fn handle_modern(&self, context: &CallContext, headers: &RequestHeaders<'_>, message: Value) -> Reply {
+        let Value::Object(object) = &message else {
+            return Reply::bad_request(error(
+                Value::Null,
+                INVALID_REQUEST,
+                "Invalid Request: MCP 2026-07-28 takes one JSON-RPC object per POST (no batches)",
+            ));
+        };
+        let id = object.get("id").filter(|id| valid_id(id)).cloned().unwrap_or(Value::Null);
+        if let Err(refusal) = modern::validate_headers(headers, object) {
+            return Reply::bad_request(error(id, refusal.code, refusal.message));
+        }
+        let requested = modern::declared_version(&message).and_then(Value::as_str).unwrap_or_default();
+        if SUPPORTED_VERSIONS.contains(&requested) {
+            // An older revision named the new way: its rules apply; it needs no handshake here.
+            return self.handle_message(context, message, Era::Legacy).await.into_reply();
+        }
+        if !MODERN_VERSIONS.contains(&requested) {
+            let mut body = error(id, modern::UNSUPPORTED_PROTOCOL_VERSION, "Unsupported protocol version");
+            body["error"]["data"] = json!({"supported": all_versions(), "requested": requested});
+            return Reply::bad_request(body);
+        }
+        self.handle_message(context, message, Era::Modern).await.into_reply()
     }
 
     async fn handle_batch(&self, context: &CallContext, version_header: Option<&str>, batch: Vec<Value>) -> Reply {
@@ -165,15 +204,15 @@ impl McpServer {
         }
         let mut replies = Vec::new();
         for message in batch {
-            match self.handle_message(context, message).await {
+            match self.handle_message(context, message, Era::Legacy).await {
                 Outcome::NoReply => {}
-                Outcome::Reply(body) | Outcome::Invalid(body) => replies.push(body),
+                Outcome::Reply(body) | Outcome::Invalid(body) | Outcome::NotFound(body) => replies.push(body),
             }
         }
         if replies.is_empty() { Reply::accepted() } else { Reply { status: 200, body: Some(format!("[{}]", replies.join(","))) } }
     }
 
-    async fn handle_message(&self, context: &CallContext, message: Value) -> Outcome {
+    async fn handle_message(&self, context: &CallContext, message: Value, era: Era) -> Outcome {
         let Value::Object(mut message) = message else {
             return Outcome::invalid(Value::Null, INVALID_REQUEST, "Invalid Request: a message must be a JSON object");
         };
@@ -205,11 +244,63 @@ impl McpServer {
             Some(Value::Object(params)) => params,
             Some(_) => return Outcome::Reply(error(id, INVALID_PARAMS, "Invalid params: `params` must be an object").to_string()),
         };
-        Outcome::Reply(match self.dispatch(context, &method, params).await {
-            Ok(Rendered::Value(result)) => json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string(),
-            Ok(Rendered::Serialized(result)) => format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#),
-            Err((code, message)) => error(id, code, message).to_string(),
-        })
+        let dispatched = match era {
+            Era::Legacy => self.dispatch(context, &method, params).await,
+            Era::Modern => self.dispatch_modern(context, &method, params).await,
+        };
+        match dispatched {
+            Ok(Rendered::Value(result)) => Outcome::Reply(json!({"jsonrpc": "2.0", "id": id, "result": result}).to_string()),
+            Ok(Rendered::Serialized(result)) => Outcome::Reply(format!(r#"{{"jsonrpc":"2.0","id":{id},"result":{result}}}"#)),
+            // 2026-07-28 §Protocol Version Header: an unimplemented method is a 404, so a client
+            // can tell it from a 404 of a server without an MCP endpoint.
+            Err((METHOD_NOT_FOUND, message)) if era == Era::Modern => {
+                Outcome::NotFound(error(id, METHOD_NOT_FOUND, message).to_string())
+            }
+            Err((code, message)) => Outcome::Reply(error(id, code, message).to_string()),
+        }
+    }
+
+    /// 2026-07-28: `server/discover` replaces `initialize`; `ping` is gone; every result says
+    /// `resultType` and names the server in `_meta`; lists carry cache hints.
+    async fn dispatch_modern(&self, context: &CallContext, method: &str, params: Map<String, Value>) -> Result<Rendered, (i64, String)> {
+        if !matches!(method, "server/discover" | "tools/list" | "tools/call") {
+            return Err((METHOD_NOT_FOUND, format!("Method not found: {method} (not part of MCP 2026-07-28 here)")));
+        }
+        modern::check_client_capabilities(&params).map_err(|message| (INVALID_PARAMS, message))?;
+        let server_info = json!({ modern::SERVER_INFO_KEY: {"name": self.info.name, "version": self.info.version} });
+        match method {
+            "server/discover" => Ok(Rendered::Value(json!({
+                "resultType": "complete",
+                "supportedVersions": all_versions(),
+                "capabilities": {"tools": {"listChanged": false}},
+                "instructions": self.info.instructions,
+                // The same for every caller and changed only by a deployment.
+                "ttlMs": modern::DISCOVER_TTL_MS,
+                "cacheScope": "public",
+                "_meta": server_info,
+            }))),
+            "tools/list" => {
+                let pages = self.pages_for(context).await?;
+                let page = self.list_tools(&pages, &params)?;
+                // Pages are serialized once; the modern fields go in front of the page's own.
+                let body = page.strip_prefix('{').unwrap_or(&page);
+                Ok(Rendered::Serialized(Arc::from(format!(
+                    r#"{{"resultType":"complete","ttlMs":{},"cacheScope":"private","_meta":{server_info},{body}"#,
+                    modern::TOOLS_LIST_TTL_MS
+                ))))
+            }
+            _ => {
+                let mut result = self.call_tool(context, params).await?;
+                result["resultType"] = json!("complete");
+                match result.get_mut("_meta").and_then(Value::as_object_mut) {
+                    Some(meta) => {
+                        meta.insert(modern::SERVER_INFO_KEY.to_owned(), server_info[modern::SERVER_INFO_KEY].clone());
+                    }
+                    None => result["_meta"] = server_info,
+                }
+                Ok(Rendered::Value(result))
+            }
+        }
     }
 
     async fn dispatch(&self, context: &CallContext, method: &str, params: Map<String, Value>) -> Result<Rendered, (i64, String)> {
@@ -283,14 +374,33 @@ impl McpServer {
     }
 }
 
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Era {
+    /// 2025-03-26 to 2025-11-25: `initialize`, `ping`, results as they were.
+    Legacy,
+    /// 2026-07-28: stateless, per-request `_meta`.
+    Modern,
+}
+
 enum Outcome {
     NoReply,
     Reply(String),
     /// Not a valid JSON-RPC message: alone in a request, it earns a 400.
     Invalid(String),
+    /// A 2026-07-28 request for a method this server lacks: 404.
+    NotFound(String),
 }
 
 impl Outcome {
+    fn into_reply(self) -> Reply {
+        match self {
+            Outcome::NoReply => Reply::accepted(),
+            Outcome::Reply(body) => Reply { status: 200, body: Some(body) },
+            Outcome::Invalid(body) => Reply { status: 400, body: Some(body) },
+            Outcome::NotFound(body) => Reply { status: 404, body: Some(body) },
+        }
+    }
+
     fn invalid(id: Value, code: i64, message: &str) -> Self {
         Self::Invalid(error(id, code, message).to_string())
     }
@@ -343,6 +453,11 @@ fn render_tool(def: &ToolDefinition) -> Value {
 
 fn error(id: Value, code: i64, message: impl Into<String>) -> Value {
     json!({"jsonrpc": "2.0", "id": id, "error": {"code": code, "message": message.into()}})
+}
+
+/// Every revision served, newest first: what `server/discover` and a version refusal list.
+fn all_versions() -> Vec<&'static str> {
+    MODERN_VERSIONS.iter().chain(SUPPORTED_VERSIONS.iter()).copied().collect()
 }
 
 fn valid_id(id: &Value) -> bool {

@@ -21,6 +21,8 @@ use crate::{
 struct CredentialsOnly {
     records: Mutex<Vec<CredentialRecord>>,
     calls: Mutex<Vec<CallRecord>>,
+    /// Plays a broken adapter: `credentials` ignores the customer asked for.
+    ignores_owner: std::sync::atomic::AtomicBool,
 }
 
 #[async_trait]
@@ -76,7 +78,10 @@ impl Store for CredentialsOnly {
             .lock()
             .unwrap()
             .iter()
-            .filter(|r| &r.customer_id == customer && platform.is_none_or(|p| p == r.platform))
+            .filter(|r| {
+                (&r.customer_id == customer || self.ignores_owner.load(std::sync::atomic::Ordering::Relaxed))
+                    && platform.is_none_or(|p| p == r.platform)
+            })
             .cloned()
             .collect())
     }
@@ -177,7 +182,7 @@ async fn fixture(tools: usize, page_size: usize) -> Fixture {
     let gateway = Arc::new(Gateway::new(store.clone(), Arc::new(TestKeyring), clock, registry, Some(Secret::new("admin-secret".into()))));
     let (alice, bob) = (CustomerId::generate(), CustomerId::generate());
     for (customer, label) in [(&alice, "alice-bot"), (&bob, "bob-bot")] {
-        let binding = SecretBinding { customer_id: customer.clone(), platform: Platform::Telegram };
+        let binding = SecretBinding { customer_id: customer.clone(), platform: Platform::Telegram, account: Some(AccountName::default_account()) };
         let sealed = TestKeyring.seal(&binding, json!({"label": label}).to_string().as_bytes()).await.unwrap();
         store
             .put_credential(&CredentialRecord {
@@ -383,6 +388,20 @@ async fn missing_credentials_and_the_admin_key_explain_themselves() {
 }
 
 #[tokio::test]
+async fn a_record_the_store_files_under_another_customer_is_refused() {
+    let f = fixture(1, 10).await;
+    let Principal::Customer { id: bob } = &f.bob.principal else { unreachable!() };
+    // Only Alice's record is left, and the store hands it out to Bob too.
+    f.store.records.lock().unwrap().retain(|r| &r.customer_id != bob);
+    f.store.ignores_owner.store(true, std::sync::atomic::Ordering::Relaxed);
+    let reply = f.server.handle(&f.bob, None, call(1, "telegram_echo0", json!({"text": "x"})).to_string().as_bytes()).await;
+    let result = reply.json().unwrap()["result"].clone();
+    assert_eq!(result["isError"], true, "{result}");
+    let text = result["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("damaged") && !text.contains("alice-bot"), "{text}");
+}
+
+#[tokio::test]
 async fn a_credential_copied_to_another_customer_does_not_open() {
     let f = fixture(1, 10).await;
     let Principal::Customer { id: alice } = &f.alice.principal else { unreachable!() };
@@ -417,4 +436,134 @@ async fn every_customer_call_is_recorded_with_redacted_arguments() {
         assert!(record.expires_at > record.at);
     }
     assert_eq!(calls[0].arguments, json!({"text": "[redacted]"}));
+}
+
+// --- MCP 2026-07-28: stateless requests, mirrored headers ---
+
+const MODERN: &str = "2026-07-28";
+
+/// A 2026-07-28 request: `_meta` in the body and the matching headers.
+fn modern_body(id: i64, method: &str, mut params: Value) -> Value {
+    params["_meta"] = json!({
+        "io.modelcontextprotocol/protocolVersion": MODERN,
+        "io.modelcontextprotocol/clientCapabilities": {},
+        "io.modelcontextprotocol/clientInfo": {"name": "hand-written", "version": "1"},
+    });
+    json!({"jsonrpc": "2.0", "id": id, "method": method, "params": params})
+}
+
+async fn post_modern(f: &Fixture, method: Option<&str>, name: Option<&str>, body: &Value) -> Reply {
+    let headers = RequestHeaders { protocol_version: Some(MODERN), method, name };
+    f.server.handle_request(&f.alice, headers, body.to_string().as_bytes()).await
+}
+
+#[tokio::test]
+async fn server_discover_answers_without_initialize() {
+    let f = fixture(1, 10).await;
+    let reply = post_modern(&f, Some("server/discover"), None, &modern_body(1, "server/discover", json!({}))).await;
+    assert_eq!(reply.status, 200, "{reply:?}");
+    let result = &reply.json().unwrap()["result"];
+    assert_eq!(result["resultType"], "complete");
+    assert_eq!(result["supportedVersions"], json!(["2026-07-28", "2025-11-25", "2025-06-18", "2025-03-26"]));
+    assert!(result["capabilities"]["tools"].is_object());
+    assert_eq!(result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "squaremcp");
+    assert_eq!(result["instructions"], "Use the tools.");
+    assert!(result["ttlMs"].is_u64() && result["cacheScope"] == "public", "{result}");
+}
+
+#[tokio::test]
+async fn modern_tools_list_and_call_carry_result_type_and_cache_hints() {
+    let f = fixture(3, 2).await;
+    let reply = post_modern(&f, Some("tools/list"), None, &modern_body(2, "tools/list", json!({}))).await;
+    assert_eq!(reply.status, 200);
+    let result = &reply.json().unwrap()["result"];
+    assert_eq!(result["resultType"], "complete");
+    assert_eq!(result["cacheScope"], "private");
+    assert!(result["ttlMs"].as_u64().unwrap() > 0);
+    assert_eq!(result["tools"].as_array().unwrap().len(), 2);
+    let cursor = result["nextCursor"].as_str().unwrap().to_owned();
+    let next = post_modern(&f, Some("tools/list"), None, &modern_body(3, "tools/list", json!({"cursor": cursor}))).await;
+    assert_eq!(next.json().unwrap()["result"]["tools"].as_array().unwrap().len(), 1);
+
+    let body = modern_body(4, "tools/call", json!({"name": "telegram_echo0", "arguments": {"text": "hi"}}));
+    let reply = post_modern(&f, Some("tools/call"), Some("telegram_echo0"), &body).await;
+    assert_eq!(reply.status, 200);
+    let result = &reply.json().unwrap()["result"];
+    assert_eq!((result["resultType"].as_str(), result["isError"].as_bool()), (Some("complete"), Some(false)), "{result}");
+    assert_eq!(result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "squaremcp");
+    // A tool failure keeps its own `_meta` beside the server's.
+    let body = modern_body(5, "tools/call", json!({"name": "telegram_echo0", "arguments": {"text": "x", "fail": true}}));
+    let result = post_modern(&f, Some("tools/call"), Some("telegram_echo0"), &body).await.json().unwrap()["result"].clone();
+    assert_eq!(result["isError"], true, "{result}");
+    assert_eq!(result["_meta"]["squaremcp/error"]["kind"], "upstream_error", "{result}");
+    assert_eq!(result["_meta"]["io.modelcontextprotocol/serverInfo"]["name"], "squaremcp", "{result}");
+}
+
+#[tokio::test]
+async fn header_body_mismatch_is_refused_with_400_and_header_mismatch() {
+    let f = fixture(2, 10).await;
+    let body = modern_body(7, "tools/call", json!({"name": "telegram_echo0", "arguments": {"text": "hi"}}));
+    for (method, name) in [(Some("tools/list"), Some("telegram_echo0")), (Some("tools/call"), Some("telegram_echo1")), (None, Some("telegram_echo0")), (Some("tools/call"), None)] {
+        let reply = post_modern(&f, method, name, &body).await;
+        assert_eq!(reply.status, 400, "{method:?} {name:?}");
+        assert_eq!(error_code(&reply), -32020);
+        assert_eq!(reply.json().unwrap()["id"], 7);
+    }
+    // Nothing ran: the refused call left no record.
+    assert!(f.store.calls.lock().unwrap().is_empty());
+    // `_meta` names a version the header contradicts.
+    let headers = RequestHeaders { protocol_version: Some("2025-11-25"), method: Some("tools/call"), name: Some("telegram_echo0") };
+    let reply = f.server.handle_request(&f.alice, headers, body.to_string().as_bytes()).await;
+    assert_eq!((reply.status, error_code(&reply)), (400, -32020));
+}
+
+#[tokio::test]
+async fn an_unsupported_declared_version_lists_the_supported_ones() {
+    let f = fixture(1, 10).await;
+    let mut body = modern_body(8, "tools/list", json!({}));
+    body["params"]["_meta"]["io.modelcontextprotocol/protocolVersion"] = json!("2099-01-01");
+    let headers = RequestHeaders { protocol_version: Some("2099-01-01"), method: Some("tools/list"), name: None };
+    let reply = f.server.handle_request(&f.alice, headers, body.to_string().as_bytes()).await;
+    assert_eq!(reply.status, 400);
+    let error = &reply.json().unwrap()["error"];
+    assert_eq!(error["code"], -32022);
+    assert_eq!(error["data"]["requested"], "2099-01-01");
+    assert_eq!(error["data"]["supported"][0], MODERN);
+}
+
+#[tokio::test]
+async fn methods_of_the_old_revisions_are_404_in_2026_07_28() {
+    let f = fixture(1, 10).await;
+    for method in ["ping", "initialize", "resources/list"] {
+        let reply = post_modern(&f, Some(method), None, &modern_body(9, method, json!({}))).await;
+        assert_eq!((reply.status, error_code(&reply)), (404, METHOD_NOT_FOUND), "{method}");
+    }
+}
+
+#[tokio::test]
+async fn modern_requests_need_client_capabilities_and_no_batches() {
+    let f = fixture(1, 10).await;
+    let mut body = modern_body(10, "tools/list", json!({}));
+    body["params"]["_meta"].as_object_mut().unwrap().remove("io.modelcontextprotocol/clientCapabilities");
+    let reply = post_modern(&f, Some("tools/list"), None, &body).await;
+    assert_eq!(error_code(&reply), INVALID_PARAMS);
+    let batch = json!([modern_body(11, "tools/list", json!({}))]);
+    let reply = post_modern(&f, Some("tools/list"), None, &batch).await;
+    assert_eq!((reply.status, error_code(&reply)), (400, INVALID_REQUEST));
+}
+
+#[tokio::test]
+async fn older_clients_are_unaffected_by_the_new_revision() {
+    let f = fixture(1, 10).await;
+    // initialize asking for 2026-07-28 (even under that header) is a legacy handshake: offer the newest legacy revision.
+    let init = json!({"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {"protocolVersion": MODERN, "capabilities": {}}});
+    let reply = post(&f, Some(MODERN), init).await;
+    assert_eq!(reply.json().unwrap()["result"]["protocolVersion"], LATEST_VERSION);
+    // A 2025-11-25 tools/call without Mcp-* headers or `_meta`, and its result as before (no resultType).
+    let reply = post(&f, Some("2025-11-25"), call(2, "telegram_echo0", json!({"text": "hi"}))).await;
+    let result = &reply.json().unwrap()["result"];
+    assert_eq!(result["isError"], false);
+    assert!(result.get("resultType").is_none(), "{result}");
+    let ping = post(&f, Some("2025-11-25"), json!({"jsonrpc": "2.0", "id": 3, "method": "ping"})).await;
+    assert_eq!(ping.json().unwrap()["result"], json!({}));
 }
