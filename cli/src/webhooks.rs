@@ -40,6 +40,14 @@ pub enum WebhooksCommand {
         #[arg(long)]
         endpoint: String,
     },
+    /// Turn an endpoint disabled for failing too long back on (then replay its dead letters).
+    Enable {
+        #[command(flatten)]
+        customer: CustomerArg,
+        /// Endpoint id (ep_…).
+        #[arg(long)]
+        endpoint: String,
+    },
     /// A new secret signs from now on; the previous one also signs for 24 hours. Prints the new
     /// secret once.
     #[command(name = "rotate-secret")]
@@ -121,7 +129,7 @@ pub async fn run(config: &Config, backends: &Backends, gateway: &Gateway, comman
                     return format!("{customer} has no webhook endpoints.");
                 }
                 list.iter()
-                    .map(|e| format!("{}  {}  {}  secrets={}{}", e.id, e.url, events_text(e), e.valid_secrets(now), if e.disabled { "  DISABLED" } else { "" }))
+                    .map(|e| format!("{}  {}  {}  secrets={}{}", e.id, e.url, events_text(e), e.valid_secrets(now), health_text(e)))
                     .collect::<Vec<_>>()
                     .join("\n")
             });
@@ -130,6 +138,13 @@ pub async fn run(config: &Config, backends: &Backends, gateway: &Gateway, comman
             let customer = customer_of(&customer)?;
             endpoints.remove(&customer, &endpoint).await?;
             out.print(&json!({"removed": endpoint}), || format!("Removed endpoint {endpoint}."));
+        }
+        WebhooksCommand::Enable { customer, endpoint } => {
+            let customer = customer_of(&customer)?;
+            let endpoint = endpoints.enable(&customer, &endpoint).await?;
+            out.print(&endpoint_json(&endpoint, deliverer.clock.now()), || {
+                format!("Enabled endpoint {} → {}. Replay what it missed with `squaremcp webhooks dlq replay --all`.", endpoint.id, endpoint.url)
+            });
         }
         WebhooksCommand::RotateSecret { customer, endpoint } => {
             let customer = customer_of(&customer)?;
@@ -233,12 +248,24 @@ fn events_text(endpoint: &Endpoint) -> String {
     if endpoint.events.is_empty() { "all events".to_owned() } else { endpoint.events.join(",") }
 }
 
+/// `DISABLED` (since when, for failing), or since when it has been failing.
+fn health_text(endpoint: &Endpoint) -> String {
+    match (endpoint.disabled, endpoint.disabled_at, endpoint.failing_since) {
+        (true, Some(at), _) => format!("  DISABLED since {} (every delivery failed; `webhooks enable` turns it back on)", at.to_rfc3339()),
+        (true, None, _) => "  DISABLED".to_owned(),
+        (false, _, Some(since)) => format!("  failing since {}", since.to_rfc3339()),
+        (false, _, None) => String::new(),
+    }
+}
+
 fn endpoint_json(endpoint: &Endpoint, now: Timestamp) -> Value {
     json!({
         "id": endpoint.id,
         "url": endpoint.url,
         "events": endpoint.events,
         "disabled": endpoint.disabled,
+        "disabled_at": endpoint.disabled_at.map(Timestamp::to_rfc3339),
+        "failing_since": endpoint.failing_since.map(Timestamp::to_rfc3339),
         "valid_secrets": endpoint.valid_secrets(now),
         "created_at": endpoint.created_at.to_rfc3339(),
     })

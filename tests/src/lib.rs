@@ -6,6 +6,7 @@
 
 pub mod dovecot;
 pub mod oauth;
+pub mod receiver;
 
 use std::io::Write as _;
 use std::net::TcpListener;

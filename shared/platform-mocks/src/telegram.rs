@@ -4,8 +4,14 @@
 //! `PhotoSize`, `Update`, `ChatFullInfo`, in the `{"ok":true,"result":…}` envelope); any other
 //! token gets Telegram's real 401, an unknown method its real 404. Every sent message is
 //! `message_id` 4242, which the end-to-end tests and the benchmark look for.
+//!
+//! Webhook mode as Telegram runs it: `setWebhook` checks its request as the Bot API does (an
+//! HTTPS `url`, a `secret_token` of 1 to 256 of `A-Z a-z 0-9 _ -`, `allowed_updates` a list of
+//! strings, no unknown parameter), `getWebhookInfo` reports it, and `getUpdates` answers 409
+//! until `deleteWebhook`.
 
 use std::collections::HashMap;
+use std::sync::Mutex;
 
 use serde_json::{Value, json};
 
@@ -15,18 +21,70 @@ use crate::{Fault, PlatformMock, RecordedRequest, Reply};
 pub struct Telegram {
     tokens: Vec<String>,
     results: HashMap<String, Value>,
+    /// Per token, the accepted `setWebhook` parameters while a webhook is set.
+    webhooks: Mutex<HashMap<String, Value>>,
 }
 
 impl Telegram {
     /// Accepts exactly these tokens (`<bot id>:<secret>`); the bot's id is the part before the colon.
     pub fn accepting(tokens: &[&str]) -> Self {
-        Self { tokens: tokens.iter().map(|t| (*t).to_owned()).collect(), results: HashMap::new() }
+        Self { tokens: tokens.iter().map(|t| (*t).to_owned()).collect(), results: HashMap::new(), webhooks: Mutex::default() }
     }
 
     /// Answers `method` (e.g. `getMe`) with exactly `result`, for tests that compare whole outputs.
     pub fn with_result(mut self, method: &str, result: Value) -> Self {
         self.results.insert(method.to_owned(), result);
         self
+    }
+
+    /// The parameters of the webhook set for `token`, if one is.
+    pub fn webhook(&self, token: &str) -> Option<Value> {
+        self.webhooks.lock().unwrap().get(token).cloned()
+    }
+
+    fn set_webhook(&self, token: &str, params: &Value) -> Reply {
+        const KNOWN: [&str; 7] =
+            ["url", "certificate", "ip_address", "max_connections", "allowed_updates", "drop_pending_updates", "secret_token"];
+        let Some(fields) = params.as_object() else { return error(400, "Bad Request: bad webhook: request body is not an object") };
+        if let Some(unknown) = fields.keys().find(|k| !KNOWN.contains(&k.as_str())) {
+            return error(400, &format!("Bad Request: unknown parameter {unknown}"));
+        }
+        match fields.get("url").and_then(Value::as_str) {
+            None | Some("") => return error(400, "Bad Request: bad webhook: URL must not be empty"),
+            Some(url) if !url.starts_with("https://") => {
+                return error(400, "Bad Request: bad webhook: An HTTPS URL must be provided for webhook");
+            }
+            Some(_) => {}
+        }
+        if let Some(secret) = fields.get("secret_token") {
+            let allowed = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+            if !secret.as_str().is_some_and(|s| !s.is_empty() && s.len() <= 256 && s.bytes().all(allowed)) {
+                return error(400, "Bad Request: secret token contains unallowed characters");
+            }
+        }
+        if let Some(kinds) = fields.get("allowed_updates")
+            && !kinds.as_array().is_some_and(|kinds| kinds.iter().all(Value::is_string))
+        {
+            return error(400, "Bad Request: can't parse allowed updates JSON object");
+        }
+        self.webhooks.lock().unwrap().insert(token.to_owned(), params.clone());
+        Reply::json(200, json!({ "ok": true, "result": true, "description": "Webhook was set" }))
+    }
+
+    fn delete_webhook(&self, token: &str) -> Reply {
+        let was_set = self.webhooks.lock().unwrap().remove(token).is_some();
+        let description = if was_set { "Webhook was deleted" } else { "Webhook is already deleted" };
+        Reply::json(200, json!({ "ok": true, "result": true, "description": description }))
+    }
+
+    fn webhook_info(&self, token: &str) -> Value {
+        match self.webhook(token) {
+            Some(params) => json!({
+                "url": params["url"], "has_custom_certificate": false, "pending_update_count": 0, "max_connections": 40,
+                "allowed_updates": params.get("allowed_updates").cloned().unwrap_or_else(|| json!([]))
+            }),
+            None => json!({ "url": "", "has_custom_certificate": false, "pending_update_count": 0 }),
+        }
     }
 }
 
@@ -75,7 +133,13 @@ impl PlatformMock for Telegram {
                     ok(message(token, chat_id, extra))
                 }
             },
+            "getUpdates" if self.webhook(token).is_some() => {
+                error(409, "Conflict: can't use getUpdates method while webhook is active; use deleteWebhook to delete the webhook first")
+            }
             "getUpdates" => ok(updates(params["offset"].as_i64())),
+            "setWebhook" => self.set_webhook(token, &params),
+            "deleteWebhook" => self.delete_webhook(token),
+            "getWebhookInfo" => ok(self.webhook_info(token)),
             "getChat" => match &params["chat_id"] {
                 Value::Null => error(400, "Bad Request: chat_id is empty"),
                 chat_id => ok(chat_full_info(chat_id)),
@@ -236,6 +300,28 @@ mod tests {
         assert_eq!(mock.answer(&post("/getMe", json!({}))).status, 404);
         assert_eq!(call(&mock, "sendMessage", json!({"chat_id": 1})).1["description"], "Bad Request: message text is empty");
         assert_eq!(call(&mock, "getChat", json!({})).0, 400);
+    }
+
+    #[test]
+    fn set_webhook_is_checked_as_telegram_does_and_blocks_get_updates() {
+        let mock = Telegram::accepting(&[TOKEN]);
+        let refused = |body: Value| call(&mock, "setWebhook", body);
+        assert_eq!(refused(json!({"url": "http://x.example/h"})).1["description"], "Bad Request: bad webhook: An HTTPS URL must be provided for webhook");
+        assert_eq!(refused(json!({"url": "https://x.example/h", "secret_token": "a b"})).1["description"], "Bad Request: secret token contains unallowed characters");
+        assert_eq!(refused(json!({"url": "https://x.example/h", "allowed_updates": "message"})).0, 400);
+        assert_eq!(refused(json!({"url": "https://x.example/h", "secret": "x"})).1["description"], "Bad Request: unknown parameter secret");
+        assert!(mock.webhook(TOKEN).is_none(), "nothing refused is set");
+
+        let params = json!({"url": "https://x.example/h", "secret_token": "Ab_-9", "allowed_updates": ["message"]});
+        assert_eq!(call(&mock, "setWebhook", params.clone()), (200, json!({"ok": true, "result": true, "description": "Webhook was set"})));
+        assert_eq!(mock.webhook(TOKEN), Some(params));
+        assert_eq!(call(&mock, "getWebhookInfo", json!({})).1["result"]["url"], "https://x.example/h");
+        let (status, conflict) = call(&mock, "getUpdates", json!({}));
+        assert_eq!((status, conflict["error_code"].as_i64()), (409, Some(409)));
+
+        assert_eq!(call(&mock, "deleteWebhook", json!({})).1["description"], "Webhook was deleted");
+        assert_eq!(call(&mock, "deleteWebhook", json!({})).1["description"], "Webhook is already deleted");
+        assert_eq!(call(&mock, "getUpdates", json!({})).0, 200);
     }
 
     #[test]

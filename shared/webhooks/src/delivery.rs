@@ -25,7 +25,9 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 use squaremcp_core::events::{EventSink, PublishError};
 use squaremcp_core::ports::queue_limits::MAX_DELAY;
-use squaremcp_core::{Clock, CustomerId, Keyring, KeyringError, PutMode, Queue, QueueError, Store, StoreError, Timestamp};
+use squaremcp_core::{
+    Clock, CustomerId, Keyring, KeyringError, Mailer, NoMailer, OutgoingEmail, PutMode, Queue, QueueError, Store, StoreError, Timestamp,
+};
 use squaremcp_platforms::kit::NetworkPolicy;
 
 use crate::endpoint::{Endpoint, Endpoints};
@@ -187,6 +189,26 @@ pub enum DeliveryError {
     Invalid(String),
 }
 
+/// When an endpoint that keeps failing is disabled, and how its customer is told.
+#[derive(Clone)]
+pub struct Disabling {
+    /// Failing without a single success for this long disables the endpoint
+    /// (`SQUAREMCP_WEBHOOK_DISABLE_AFTER_HOURS`; Svix's 5 days by default).
+    pub after_seconds: i64,
+    /// Tells the customer by email. An event would go to the dead endpoint itself, so none is sent.
+    pub mailer: Arc<dyn Mailer>,
+}
+
+impl Disabling {
+    pub const DEFAULT_AFTER_HOURS: i64 = 5 * 24;
+}
+
+impl Default for Disabling {
+    fn default() -> Self {
+        Self { after_seconds: Self::DEFAULT_AFTER_HOURS * 3600, mailer: Arc::new(NoMailer) }
+    }
+}
+
 /// Publishes events and delivers them. One per process.
 pub struct Deliverer {
     pub store: Arc<dyn Store>,
@@ -197,6 +219,7 @@ pub struct Deliverer {
     pub retry_queue: Arc<dyn Queue>,
     pub dead_letter_queue: Arc<dyn Queue>,
     pub schedule: RetrySchedule,
+    pub disabling: Disabling,
 }
 
 fn seq_key(kind: &str, customer: &CustomerId) -> String {
@@ -265,6 +288,7 @@ impl Deliverer {
             return Ok(Processed::DeadLettered { id });
         }
         let response = self.attempt(&job, endpoint, false).await?;
+        self.note_health(&job.customer, &endpoint.id, response.delivered()).await?;
         if response.delivered() {
             return Ok(Processed::Delivered);
         }
@@ -279,6 +303,52 @@ impl Deliverer {
                 let id = self.dead_letter(&job, job.attempt, response.error).await?;
                 Ok(Processed::DeadLettered { id })
             }
+        }
+    }
+
+    /// Tracks the endpoint's failing run; when this attempt disabled it, tells the customer.
+    async fn note_health(&self, customer: &CustomerId, endpoint: &str, delivered: bool) -> Result<(), DeliveryError> {
+        let disabled = self.endpoints().record_outcome(customer, endpoint, delivered, self.disabling.after_seconds).await.map_err(|e| match e {
+            crate::EndpointError::Store(e) => DeliveryError::Store(e),
+            other => DeliveryError::Invalid(other.to_string()),
+        })?;
+        let Some(disabled) = disabled else { return Ok(()) };
+        tracing::warn!(customer = customer.as_str(), endpoint, "a webhook endpoint kept failing and was disabled");
+        self.tell_disabled(customer, &disabled).await;
+        Ok(())
+    }
+
+    /// An email to the customer, when a mail server is configured; a failure is logged, not
+    /// retried (the mark on the account page and in `webhooks list` stays).
+    async fn tell_disabled(&self, customer: &CustomerId, endpoint: &Endpoint) {
+        let email = match self.store.customer(customer).await {
+            Ok(Some(found)) => found.email,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::error!(customer = customer.as_str(), error = %e, "the customer of a disabled endpoint could not be read");
+                return;
+            }
+        };
+        let hours = self.disabling.after_seconds / 3600;
+        let text = format!(
+            "Your SquareMCP webhook endpoint {id} ({url}) has failed every delivery for {hours} hours, so it was disabled: \
+             no new events are sent to it, and events still queued for it go to your dead-letter queue.\n\n\
+             Once the endpoint answers 2xx again, enable it on your account page or with \
+             `squaremcp webhooks enable --endpoint {id}`, then replay the dead letters.\n",
+            id = endpoint.id,
+            url = endpoint.url
+        );
+        let html = format!("<p>{}</p>", html_escape(&text).replace("\n\n", "</p><p>"));
+        let message = OutgoingEmail {
+            to: email.as_str().to_owned(),
+            subject: format!("Webhook endpoint {} disabled", endpoint.id),
+            text,
+            html,
+            message_id: format!("<endpoint-disabled.{}.{}@squaremcp>", endpoint.id, self.clock.now().unix()),
+        };
+        match self.disabling.mailer.send(&message).await {
+            Ok(()) => tracing::info!(customer = customer.as_str(), endpoint = endpoint.id, "told the customer that an endpoint was disabled"),
+            Err(e) => tracing::warn!(customer = customer.as_str(), endpoint = endpoint.id, error = %e, "could not email that an endpoint was disabled"),
         }
     }
 
@@ -395,4 +465,8 @@ impl EventSink for Deliverer {
     async fn publish(&self, customer: &CustomerId, event_type: &str, dedupe_key: &str, data: Value) -> Result<usize, PublishError> {
         self.publish_event(customer, event_type, dedupe_key, data).await.map_err(|e| PublishError(e.to_string()))
     }
+}
+
+fn html_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }

@@ -34,6 +34,12 @@ pub struct Endpoint {
     pub created_at: Timestamp,
     #[serde(default)]
     pub disabled: bool,
+    /// When the current run of failed attempts began (no success since); `None` while healthy.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failing_since: Option<Timestamp>,
+    /// When the gateway disabled the endpoint for failing too long.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_at: Option<Timestamp>,
     /// Newest first; the older one only until its `expires_at`.
     secrets: Vec<StoredSecret>,
 }
@@ -94,7 +100,8 @@ fn document_key(customer: &CustomerId) -> String {
 }
 
 fn binding(customer: &CustomerId) -> SecretBinding {
-    SecretBinding { customer_id: customer.clone(), platform: SEALING_PLATFORM }
+    // v1 associated data (no account): webhook secrets are not credentials.
+    SecretBinding { customer_id: customer.clone(), platform: SEALING_PLATFORM, account: None }
 }
 
 fn tag(endpoint: &str) -> String {
@@ -186,6 +193,8 @@ impl Endpoints<'_> {
             events,
             created_at: self.clock.now(),
             disabled: false,
+            failing_since: None,
+            disabled_at: None,
             secrets: vec![self.seal(customer, &id, &secret).await?],
         };
         let added = endpoint.clone();
@@ -231,6 +240,57 @@ impl Endpoints<'_> {
             })
             .await?;
         Ok((endpoint, secret))
+    }
+
+    /// Notes an attempt's outcome: a failure starts a failing run (or, once the run is
+    /// `disable_after_seconds` old, disables the endpoint), a success ends it. Writes only on
+    /// such a change. Returns the endpoint when this call disabled it.
+    pub async fn record_outcome(
+        &self,
+        customer: &CustomerId,
+        id: &str,
+        delivered: bool,
+        disable_after_seconds: i64,
+    ) -> Result<Option<Endpoint>, EndpointError> {
+        let now = self.clock.now();
+        let due = |endpoint: &Endpoint| match (delivered, endpoint.failing_since) {
+            (true, since) => since.is_some(),
+            (false, None) => !endpoint.disabled,
+            (false, Some(since)) => !endpoint.disabled && now.unix() - since.unix() >= disable_after_seconds,
+        };
+        let Some(current) = self.list(customer).await?.into_iter().find(|e| e.id == id) else { return Ok(None) };
+        if !due(&current) {
+            return Ok(None);
+        }
+        self.update(customer, |endpoints| {
+            let Some(endpoint) = endpoints.iter_mut().find(|e| e.id == id) else { return Ok(None) };
+            if !due(endpoint) {
+                return Ok(None);
+            }
+            match (delivered, endpoint.failing_since) {
+                (true, _) => endpoint.failing_since = None,
+                (false, None) => endpoint.failing_since = Some(now),
+                (false, Some(_)) => {
+                    endpoint.disabled = true;
+                    endpoint.disabled_at = Some(now);
+                    return Ok(Some(endpoint.clone()));
+                }
+            }
+            Ok(None)
+        })
+        .await
+    }
+
+    /// Turns a disabled endpoint back on, with a clean failure record.
+    pub async fn enable(&self, customer: &CustomerId, id: &str) -> Result<Endpoint, EndpointError> {
+        self.update(customer, |endpoints| {
+            let endpoint = endpoints.iter_mut().find(|e| e.id == id).ok_or_else(|| EndpointError::NotFound(id.to_owned()))?;
+            endpoint.disabled = false;
+            endpoint.disabled_at = None;
+            endpoint.failing_since = None;
+            Ok(endpoint.clone())
+        })
+        .await
     }
 
     /// The secrets that sign now, newest first.

@@ -18,7 +18,7 @@ pub mod signing;
 pub mod transport;
 pub mod worker;
 
-pub use delivery::{Deliverer, DeliveryError, Job, RetrySchedule};
+pub use delivery::{Deliverer, DeliveryError, Disabling, Job, RetrySchedule};
 pub use endpoint::{Endpoint, EndpointError, Endpoints, NewEndpoint};
 pub use transport::{HttpTransport, Transport};
 

@@ -2,12 +2,11 @@
 //! each attempt, and every name the HTTP client resolves goes through the same guard, so a DNS
 //! answer cannot swap in a private address), 10 s timeout, no redirects (a 3xx is a failure).
 
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
-use squaremcp_platforms::kit::NetworkPolicy;
+use squaremcp_platforms::kit::{GuardedResolver, NetworkPolicy};
 
 use crate::endpoint::check_url;
 
@@ -41,19 +40,6 @@ pub trait Transport: Send + Sync {
 pub struct HttpTransport {
     client: std::sync::OnceLock<Result<reqwest::Client, String>>,
     network: NetworkPolicy,
-}
-
-struct GuardedResolver(NetworkPolicy);
-
-impl reqwest::dns::Resolve for GuardedResolver {
-    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
-        let policy = self.0.clone();
-        let host = name.as_str().to_owned();
-        Box::pin(async move {
-            let address: SocketAddr = policy.resolve(&host, 0).await.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
-            Ok(Box::new(std::iter::once(address)) as reqwest::dns::Addrs)
-        })
-    }
 }
 
 impl HttpTransport {

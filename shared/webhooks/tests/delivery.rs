@@ -14,7 +14,7 @@ use squaremcp_platforms::kit::NetworkPolicy;
 use squaremcp_webhooks::delivery::Processed;
 use squaremcp_webhooks::signing::WebhookSecret;
 use squaremcp_webhooks::transport::Response;
-use squaremcp_webhooks::{Deliverer, EndpointError, NewEndpoint, RetrySchedule, Transport};
+use squaremcp_webhooks::{Deliverer, Disabling, EndpointError, NewEndpoint, RetrySchedule, Transport};
 
 /// Answers with the next scripted status (the last one repeats) and keeps what it was sent.
 /// A request's headers and body.
@@ -59,6 +59,7 @@ fn fixture(schedule: &str, statuses: &[u16]) -> Fixture {
         retry_queue: retry,
         dead_letter_queue: dead_letter.clone(),
         schedule: RetrySchedule::parse(schedule).unwrap(),
+        disabling: Disabling::default(),
     });
     Fixture { deliverer, transport, dead_letter, _dir: dir }
 }
@@ -201,5 +202,6 @@ fn clone_deliverer(d: &Deliverer) -> Deliverer {
         retry_queue: d.retry_queue.clone(),
         dead_letter_queue: d.dead_letter_queue.clone(),
         schedule: d.schedule.clone(),
+        disabling: d.disabling.clone(),
     }
 }

@@ -1,4 +1,4 @@
-//! Telegram Bot API: one bot token per account, five tools.
+//! Telegram Bot API: one bot token per account, five tools; webhook mode in [`webhook`].
 //!
 //! Every call is `POST {origin}/bot{token}/{method}` with a JSON body. The token sits in the URL
 //! path: the kit never logs a URL and scrubs the token from every failure message.
@@ -18,6 +18,7 @@ mod credential;
 mod dialect;
 mod schemas;
 mod tools;
+pub mod webhook;
 
 use credential::BotToken;
 
@@ -36,5 +37,7 @@ pub static ENTRY: PlatformEntry = PlatformEntry {
     tools: tools::build,
     health_probe: Some("get_me"),
     oauth: None,
+    // Routed by bot id only while in webhook mode: `webhook` claims the index when switched on
+    // (one bot token may be stored by several accounts; a webhook has one owner).
     routing_key: None,
 };

@@ -4,13 +4,15 @@
 
 use std::sync::Arc;
 
-use serde_json::{Value, json};
-use squaremcp_core::tool::{Annotations, Tool, ToolFailure};
+use async_trait::async_trait;
+use serde_json::{Map, Value, json};
+use squaremcp_core::Secret;
+use squaremcp_core::tool::{Annotations, FailureKind, Tool, ToolDefinition, ToolFailure, ToolOutput};
 
 use super::dialect::TelegramDialect;
-use super::schemas;
+use super::{schemas, webhook};
 use crate::kit::spec::{flag, integer, integer_between, normalized, text};
-use crate::kit::{Arg, HttpApi, HttpTool, HttpToolSpec, Output, PlatformContext, ToolSpec};
+use crate::kit::{Arg, HttpApi, HttpTool, HttpToolSpec, Output, PlatformContext, Records, ToolSpec};
 
 /// The longest long poll actually sent. Callers may ask for up to 50 s, but the HTTP client gives
 /// up after 30 s and so does an API Gateway request, so a longer wait would turn "no updates yet"
@@ -21,10 +23,50 @@ const MAX_LONG_POLL_SECONDS: u64 = 20;
 /// same offset twice gives the same answer: destructive and idempotent, not read-only.
 const GET_UPDATES: Annotations = Annotations { read_only: false, destructive: true, idempotent: true, open_world: true };
 
-/// Every Telegram tool, sharing one client.
+/// Every Telegram tool, sharing one client. `get_updates` reads the webhook buffer when the bot
+/// is in webhook mode (see [`BufferedOrPolled`]).
 pub(super) fn build(context: &PlatformContext) -> Vec<Arc<dyn Tool>> {
     let api = Arc::new(HttpApi::new(context.http.clone(), context.origin.clone(), TelegramDialect));
-    rows().into_iter().map(|row| Arc::new(HttpTool::new(row, api.clone())) as Arc<dyn Tool>).collect()
+    rows()
+        .into_iter()
+        .map(|row| {
+            let polled = row.spec.name == "get_updates";
+            let tool = Arc::new(HttpTool::new(row, api.clone())) as Arc<dyn Tool>;
+            match &context.records {
+                Some(records) if polled => Arc::new(BufferedOrPolled { polling: tool, records: records.clone() }) as Arc<dyn Tool>,
+                _ => tool,
+            }
+        })
+        .collect()
+}
+
+/// `get_updates` for a bot in webhook mode answers from the updates the gateway received
+/// (Telegram refuses `getUpdates` while a webhook is set); otherwise it polls Telegram.
+struct BufferedOrPolled {
+    polling: Arc<dyn Tool>,
+    records: Records,
+}
+
+#[async_trait]
+impl Tool for BufferedOrPolled {
+    fn definition(&self) -> &ToolDefinition {
+        self.polling.definition()
+    }
+
+    async fn call(&self, credential: &Secret<Value>, arguments: Map<String, Value>) -> Result<ToolOutput, ToolFailure> {
+        let Some(bot_id) = webhook::bot_id_of(credential.expose()) else { return self.polling.call(credential, arguments).await };
+        let offset = arguments.get("offset").and_then(Value::as_f64).map(|o| o as i64);
+        let limit = arguments.get("limit").and_then(Value::as_f64).map_or(100, |l| l.clamp(1.0, 100.0) as usize);
+        let (store, clock) = (self.records.store.as_ref(), self.records.clock.as_ref());
+        match webhook::buffered_updates(store, clock, &bot_id, offset, limit).await {
+            Ok(Some(updates)) => Ok(ToolOutput { structured: json!({ "updates": updates }) }),
+            Ok(None) => self.polling.call(credential, arguments).await,
+            Err(e) => {
+                tracing::error!(error = %e, "the Telegram update buffer could not be read");
+                Err(ToolFailure::new(FailureKind::UpstreamTransient, "The gateway could not read the bot's updates. Try again shortly."))
+            }
+        }
+    }
 }
 
 /// In the order `tools/list` shows them.
@@ -112,8 +154,9 @@ fn rows() -> Vec<HttpToolSpec> {
                 "get_updates",
                 "Telegram: get updates",
                 "Returns the bot's incoming updates (messages sent to it, edits, channel posts, button presses), \
-                 oldest first, as {\"updates\": [...]}. Telegram keeps unconfirmed updates for 24 hours. It fails \
-                 while the bot has a webhook set.",
+                 oldest first, as {\"updates\": [...]}. Unconfirmed updates are kept for 24 hours. When the bot is \
+                 in webhook mode on this gateway, the updates it received are returned (at most the newest 100; \
+                 `timeout` and `allowed_updates` do not apply).",
                 GET_UPDATES,
             )
             .arg(

@@ -4,6 +4,7 @@
 #![allow(clippy::unwrap_used)]
 
 mod payloads;
+mod webhook;
 
 use std::io;
 use std::sync::{Arc, Mutex};
