@@ -34,11 +34,13 @@ async fn a_video_is_uploaded_processed_and_posted_and_refusals_read_as_x_meant_t
     assert!(hints.iter().all(|h| !h.2), "nothing X does here is destructive");
 
     let video = base64::engine::general_purpose::STANDARD.encode(vec![7u8; 300_000]);
+    let before_upload = mock.request_count();
     let uploaded = server.call_tool_ok(&tenant.key, "twitter_upload_video", json!({"media_data": video, "media_type": "video/mp4"})).await;
     assert_eq!(uploaded["ready"], true, "{uploaded}");
     let media_id = uploaded["media_id"].as_str().unwrap().to_owned();
     let upload = mock.platform().uploads().remove(&media_id).unwrap();
     assert_eq!((upload.segments, upload.status_checks), (vec![(0, 300_000)], 3));
+    let upload_requests = mock.request_count() - before_upload;
 
     let posted = server.call_tool_ok(&tenant.key, "twitter_create_tweet", json!({"text": "secret launch text", "media_ids": [media_id]})).await;
     assert!(posted["data"]["id"].is_string());
@@ -64,4 +66,17 @@ async fn a_video_is_uploaded_processed_and_posted_and_refusals_read_as_x_meant_t
     let post = entries.iter().find(|e| e["tool"] == "twitter_create_tweet" && e["outcome"] == "ok").expect("the post is logged");
     assert_eq!(post["arguments"], json!({"text": "[redacted]", "media_ids": [media_id]}), "ids kept, text redacted");
     assert!(!audit.to_string().contains("secret launch text") && !audit.to_string().contains(TOKEN));
+
+    // X bills per request: each call's record counts the requests it sent, as the mock saw them.
+    let requests_of = |tool: &str, outcome: &str| {
+        entries.iter().find(|e| e["tool"] == tool && e["outcome"] == outcome).map(|e| e["upstream_requests"].clone())
+    };
+    assert_eq!(upload_requests, 6, "initialize, one append, finalize and three status checks");
+    assert_eq!(requests_of("twitter_upload_video", "ok"), Some(json!(upload_requests)));
+    assert_eq!(requests_of("twitter_create_tweet", "ok"), Some(json!(1)));
+    assert_eq!(requests_of("twitter_create_tweet", "invalid_input"), Some(json!(0)), "refused before any request");
+    assert_eq!(requests_of("twitter_search_tweets", "rate_limited"), Some(json!(1)), "a refused request is billed too");
+    let usage = cli_json(data.path(), &["usage", "show", "--customer", &tenant.id], "");
+    assert_eq!(usage["upstream_requests"], json!(mock.request_count()), "{usage}");
+    assert_eq!(usage["upstream_requests_by_tool"]["twitter_upload_video"], json!(upload_requests), "{usage}");
 }

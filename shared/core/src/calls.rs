@@ -22,6 +22,10 @@ pub struct CallRecord {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub client: Option<String>,
     pub duration_ms: u64,
+    /// Requests the tool sent to the platform's API (X bills each one; a chunked upload makes
+    /// many). Records written before the count existed read as 0.
+    #[serde(default)]
+    pub upstream_requests: u32,
     /// `ok`, a failure kind (e.g. `rate_limited`), or `limit_reached`.
     pub outcome: String,
     /// Whether the call counts against the plan (successful calls only).
@@ -61,6 +65,33 @@ mod tests {
         let args = json!({"chat_id": 42, "text": "secret plans", "account": "work"});
         let Value::Object(args) = args else { unreachable!() };
         assert_eq!(redact(&args, &["chat_id", "account"]), json!({"chat_id": 42, "text": "[redacted]", "account": "work"}));
+    }
+
+    #[test]
+    fn records_without_an_upstream_count_read_as_zero() {
+        let now = Timestamp::from_unix(1_700_000_000);
+        let record = CallRecord {
+            id: CallRecord::new_id(now),
+            customer_id: CustomerId::generate(),
+            at: now,
+            tool: "twitter_upload_video".into(),
+            platform: Platform::Twitter,
+            auth_method: "api_key".into(),
+            client: None,
+            duration_ms: 5,
+            upstream_requests: 6,
+            outcome: "ok".into(),
+            counted: true,
+            arguments: json!({}),
+            expires_at: now.plus_seconds(60),
+        };
+        let mut stored = serde_json::to_value(&record).expect("serialisable");
+        assert_eq!(stored["upstream_requests"], 6);
+        let round_trip: CallRecord = serde_json::from_value(stored.clone()).expect("readable");
+        assert_eq!(round_trip, record);
+        stored.as_object_mut().expect("an object").remove("upstream_requests");
+        let older: CallRecord = serde_json::from_value(stored).expect("an older record is readable");
+        assert_eq!(older.upstream_requests, 0);
     }
 
     #[test]

@@ -204,6 +204,29 @@ pub async fn with_caller<F: std::future::Future>(customer: crate::CustomerId, ca
     CALLER.scope(customer, call).await
 }
 
+tokio::task_local! {
+    static UPSTREAM_REQUESTS: std::cell::Cell<u32>;
+}
+
+/// Counts one request sent to a platform's API for the running tool call. Platforms such as X
+/// bill per request, and one tool call may make many (a chunked upload), so the call log keeps
+/// the count ([`crate::CallRecord::upstream_requests`]). Outside [`counting_upstream_requests`]
+/// (a tool called directly) it does nothing.
+pub fn note_upstream_request() {
+    let _ = UPSTREAM_REQUESTS.try_with(|count| count.set(count.get().saturating_add(1)));
+}
+
+/// Runs `call` and returns its output with the number of upstream requests it noted. A task-local
+/// counter rather than a return value, so that no tool has to thread a count through its code.
+pub async fn counting_upstream_requests<F: std::future::Future>(call: F) -> (F::Output, u32) {
+    UPSTREAM_REQUESTS
+        .scope(std::cell::Cell::new(0), async {
+            let output = call.await;
+            (output, UPSTREAM_REQUESTS.with(std::cell::Cell::get))
+        })
+        .await
+}
+
 #[async_trait]
 pub trait Tool: Send + Sync {
     fn definition(&self) -> &ToolDefinition;
@@ -260,5 +283,25 @@ impl Registry {
 
     pub fn platforms(&self) -> impl Iterator<Item = Platform> + '_ {
         self.modules.iter().map(|m| m.platform())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn upstream_requests_are_counted_per_call_and_not_outside_one() {
+        note_upstream_request(); // outside a counted call: ignored, no panic
+        let ((), three) = counting_upstream_requests(async {
+            for _ in 0..3 {
+                tokio::task::yield_now().await;
+                note_upstream_request();
+            }
+        })
+        .await;
+        assert_eq!(three, 3);
+        let ((), none) = counting_upstream_requests(async {}).await;
+        assert_eq!(none, 0, "each call starts from zero");
     }
 }

@@ -70,6 +70,8 @@ fn display_name(platform: Platform) -> &'static str {
         Platform::Linkedin => "LinkedIn",
         Platform::Tiktok => "TikTok",
         Platform::Snapchat => "Snapchat",
+        Platform::Facebook => "Facebook",
+        Platform::Instagram => "Instagram",
         other => other.as_str(),
     }
 }
@@ -179,26 +181,44 @@ async fn callback(State(state): State<AppState>, Path(platform): Path<String>, h
     let Some(code) = params.remove("code").filter(|c| !c.is_empty()) else {
         return ended(StatusCode::BAD_REQUEST, "Connection failed", "The platform sent no authorization code.");
     };
-    let (document, identity) =
-        match state.oauth.exchange(platform, &code, &redirect_uri(&state, platform), pending.verifier.as_deref()).await {
-            Ok(done) => done,
-            Err(e) => {
-                tracing::warn!(customer = session.customer_id.as_str(), %platform, error = %e, "connect: the code exchange failed");
-                return ended(StatusCode::BAD_GATEWAY, "Connection failed", "The platform did not accept the authorization. Start again from your account page.");
-            }
-        };
-    let account = AccountName::parse(&identity.account_name()).unwrap_or_else(|_| AccountName::default_account());
-    match gateway.set_credential(&session.customer_id, platform, account, document.expose()).await {
-        Ok(record) => {
-            // The page shows the new connection's health at once.
-            gateway.probe(&record).await;
-            tracing::info!(customer = session.customer_id.as_str(), %platform, "connected");
-            see_other("/account?done=connected")
-        }
+    let accounts = match state.oauth.connect(platform, &code, &redirect_uri(&state, platform), pending.verifier.as_deref()).await {
+        Ok(accounts) => accounts,
         Err(e) => {
-            tracing::error!(customer = session.customer_id.as_str(), %platform, error = %e, "connect: the tokens could not be stored");
-            ended(StatusCode::SERVICE_UNAVAILABLE, "Try again shortly", "The service could not store the connection.")
+            tracing::warn!(customer = session.customer_id.as_str(), %platform, error = %e, "connect: the code exchange failed");
+            return ended(StatusCode::BAD_GATEWAY, "Connection failed", "The platform did not accept the authorization. Start again from your account page.");
         }
+    };
+    if accounts.is_empty() {
+        // Meta: no Page granted, or none with a linked Instagram professional account.
+        tracing::info!(customer = session.customer_id.as_str(), %platform, "connect: no account to store");
+        return ended(StatusCode::BAD_REQUEST, "Nothing to connect", no_accounts_message(platform));
+    }
+    // One authorization may connect several accounts (Meta's Pages): each is stored and probed.
+    for connected in accounts {
+        let account = AccountName::parse(&connected.account_name).unwrap_or_else(|_| AccountName::default_account());
+        match gateway.set_credential(&session.customer_id, platform, account, connected.document.expose()).await {
+            // The page shows the new connection's health at once.
+            Ok(record) => {
+                gateway.probe(&record).await;
+            }
+            Err(e) => {
+                tracing::error!(customer = session.customer_id.as_str(), %platform, error = %e, "connect: the tokens could not be stored");
+                return ended(StatusCode::SERVICE_UNAVAILABLE, "Try again shortly", "The service could not store the connection.");
+            }
+        }
+    }
+    tracing::info!(customer = session.customer_id.as_str(), %platform, "connected");
+    see_other("/account?done=connected")
+}
+
+fn no_accounts_message(platform: Platform) -> &'static str {
+    match platform {
+        Platform::Instagram => {
+            "None of the Pages you allowed has an Instagram professional account linked to it. Link one to a Page in Meta's \
+             settings, then connect again and allow that Page."
+        }
+        Platform::Facebook => "You allowed no Page. Connect again and pick the Pages SquareMCP may post to.",
+        _ => "The platform named no account to connect.",
     }
 }
 

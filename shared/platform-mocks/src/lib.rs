@@ -49,6 +49,12 @@ impl RecordedRequest {
         serde_json::from_slice(&self.body).unwrap_or(Value::Null)
     }
 
+    /// The pairs of an `application/x-www-form-urlencoded` body, decoded.
+    pub fn form_pairs(&self) -> Vec<(String, String)> {
+        let body = String::from_utf8_lossy(&self.body).into_owned();
+        RecordedRequest { query: Some(body), ..self.clone() }.query_pairs()
+    }
+
     /// The query string's pairs, decoded.
     pub fn query_pairs(&self) -> Vec<(String, String)> {
         let Some(query) = &self.query else { return Vec::new() };

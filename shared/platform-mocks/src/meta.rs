@@ -33,6 +33,26 @@ pub const MISSING_ID: &str = "404404404404404";
 /// Media whose URL contains this fails processing.
 pub const BROKEN_MEDIA: &str = "broken";
 
+// Facebook Login (Connect): the app, the code the dialog hands out, the user tokens, and a
+// second Page (with no Instagram account) beside [`PAGE_ID`]. `/me/accounts` answers both Pages;
+// [`PAGE_ID`]'s token is the first token the mock accepts.
+pub const APP_ID: &str = "meta-app-id";
+pub const APP_SECRET: &str = "meta-app-secret";
+pub const CONNECT_CODE: &str = "meta-authorization-code";
+pub const SHORT_USER_TOKEN: &str = "EAAshort-lived-user-token";
+pub const LONG_USER_TOKEN: &str = "EAAlong-lived-user-token";
+pub const SECOND_PAGE_ID: &str = "104882489141999";
+pub const SECOND_PAGE_TOKEN: &str = "EAAsecond-page-token";
+
+// Instagram Login (Connect with `SQUAREMCP_INSTAGRAM_LOGIN=instagram`): the Instagram app, its
+// codes (any starting with [`IG_CONNECT_CODE`], each once), and the tokens. The long-lived
+// token must be one the mock accepts for `/me` to answer.
+pub const IG_APP_ID: &str = "instagram-app-id";
+pub const IG_APP_SECRET: &str = "instagram-app-secret";
+pub const IG_CONNECT_CODE: &str = "instagram-authorization-code";
+pub const IG_SHORT_TOKEN: &str = "IGAAshort-lived-instagram-token";
+pub const IG_LONG_TOKEN: &str = "IGAAlong-lived-instagram-token";
+
 /// A video or container being processed.
 struct Processing {
     checks_left: u32,
@@ -51,6 +71,10 @@ struct World {
     containers: HashMap<String, Processing>,
     /// Published Instagram media, oldest first.
     media: Vec<Value>,
+    /// Codes exchanged so far: each is single use. Any code starting with [`CONNECT_CODE`] is one.
+    used_codes: std::collections::HashSet<String>,
+    /// Instagram Login tokens issued by `/refresh_access_token`, accepted like the given ones.
+    renewed: Vec<String>,
 }
 
 /// The mock's state; start it with [`crate::Mock::start`].
@@ -113,8 +137,113 @@ impl Meta {
                 "Error validating access token: Session has expired on Tuesday, 01-Dec-26 12:00:00 PST. The current time is Wednesday, 02-Dec-26 13:00:00 PST.",
             )),
             Some(token) if self.tokens.iter().any(|t| t == token) => None,
+            Some(token) if self.world.lock().unwrap().renewed.iter().any(|t| t == token) => None,
             _ => Some(graph_error(400, 190, None, "Invalid OAuth access token - Cannot parse access token")),
         }
+    }
+
+    /// `GET /oauth/access_token`: a code for a short-lived user token, then
+    /// `fb_exchange_token` for a long-lived one; the app's id and secret must come with both.
+    fn access_token(&self, request: &RecordedRequest) -> Reply {
+        let query: HashMap<String, String> = request.query_pairs().into_iter().collect();
+        let given = |name: &str| query.get(name).map(String::as_str);
+        if request.method != Method::GET {
+            return graph_error(400, 100, None, "Unsupported post request.");
+        }
+        if given("client_id") != Some(APP_ID) || given("client_secret") != Some(APP_SECRET) {
+            return graph_error(400, 1, None, "Error validating application. Invalid application ID or secret.");
+        }
+        let token = |token: &str, expires_in: u64| ok(json!({"access_token": token, "token_type": "bearer", "expires_in": expires_in}));
+        match (given("grant_type"), given("code"), given("fb_exchange_token")) {
+            (None, Some(code), None)
+                if code.starts_with(CONNECT_CODE)
+                    && given("redirect_uri").is_some_and(|uri| !uri.is_empty())
+                    && self.world.lock().unwrap().used_codes.insert(code.to_owned()) =>
+            {
+                token(SHORT_USER_TOKEN, 3_600)
+            }
+            (Some("fb_exchange_token"), None, Some(SHORT_USER_TOKEN)) => token(LONG_USER_TOKEN, 5_183_944),
+            _ => graph_error(400, 100, None, "Invalid verification code format."),
+        }
+    }
+
+    /// `POST /oauth/access_token` on `api.instagram.com` (form): an Instagram Login code for a
+    /// short-lived token, in the `{"data": [...]}` shape.
+    fn instagram_code(&self, request: &RecordedRequest) -> Reply {
+        let form: HashMap<String, String> = request.form_pairs().into_iter().collect();
+        let given = |name: &str| form.get(name).map(String::as_str);
+        if request.method != Method::POST || request.header("content-type") != Some("application/x-www-form-urlencoded") {
+            return Reply::json(400, json!({"error_type": "OAuthException", "code": 400, "error_message": "Invalid request: use a form POST"}));
+        }
+        if given("client_id") != Some(IG_APP_ID) || given("client_secret") != Some(IG_APP_SECRET) {
+            return Reply::json(400, json!({"error_type": "OAuthException", "code": 400, "error_message": "Invalid platform app"}));
+        }
+        let fresh = given("code").is_some_and(|code| code.starts_with(IG_CONNECT_CODE) && self.world.lock().unwrap().used_codes.insert(code.to_owned()));
+        if given("grant_type") != Some("authorization_code") || given("redirect_uri").is_none_or(str::is_empty) || !fresh {
+            return Reply::json(400, json!({"error_type": "OAuthException", "code": 400, "error_message": "Invalid authorization code"}));
+        }
+        ok(json!({"data": [{"access_token": IG_SHORT_TOKEN, "user_id": IG_USER_ID, "permissions": "instagram_business_basic,instagram_business_content_publish"}]}))
+    }
+
+    /// `GET /access_token?grant_type=ig_exchange_token&client_secret&access_token` on
+    /// `graph.instagram.com`: the short-lived token for a 60-day one.
+    fn instagram_exchange(&self, request: &RecordedRequest) -> Reply {
+        let query: HashMap<String, String> = request.query_pairs().into_iter().collect();
+        let given = |name: &str| query.get(name).map(String::as_str);
+        match (given("grant_type"), given("client_secret"), given("access_token")) {
+            (Some("ig_exchange_token"), Some(IG_APP_SECRET), Some(IG_SHORT_TOKEN)) if request.method == Method::GET => {
+                ok(json!({"access_token": IG_LONG_TOKEN, "token_type": "bearer", "expires_in": 5_183_944}))
+            }
+            _ => graph_error(400, 100, None, "Invalid ig_exchange_token request."),
+        }
+    }
+
+    /// Instagram Login tokens renewed so far (`/refresh_access_token`), oldest first.
+    pub fn renewed_tokens(&self) -> Vec<String> {
+        self.world.lock().unwrap().renewed.clone()
+    }
+
+    /// `GET /refresh_access_token?grant_type=ig_refresh_token&access_token=…` (no version in
+    /// the path): a new 60-day token for a valid, unexpired one.
+    fn refresh_access_token(&self, request: &RecordedRequest) -> Reply {
+        let query: HashMap<String, String> = request.query_pairs().into_iter().collect();
+        if request.method != Method::GET || query.get("grant_type").map(String::as_str) != Some("ig_refresh_token") {
+            return graph_error(400, 100, None, "Unsupported request: grant_type must be ig_refresh_token.");
+        }
+        let token = query.get("access_token").cloned().unwrap_or_default();
+        if self.expired.contains(&token) {
+            return graph_error(400, 190, Some(463), "Error validating access token: Session has expired.");
+        }
+        let mut world = self.world.lock().unwrap();
+        if !self.tokens.contains(&token) && !world.renewed.contains(&token) {
+            return graph_error(400, 190, None, "Invalid OAuth access token - Cannot parse access token");
+        }
+        let renewed = format!("IGAArenewed-{}", world.renewed.len() + 1);
+        world.renewed.push(renewed.clone());
+        ok(json!({"access_token": renewed, "token_type": "bearer", "expires_in": 5_183_944}))
+    }
+
+    /// `GET /me/accounts` with the long-lived user token: the Pages granted with their tokens.
+    fn accounts(&self, request: &RecordedRequest) -> Reply {
+        if request.header("authorization") != Some(&format!("Bearer {LONG_USER_TOKEN}")) {
+            return graph_error(400, 190, None, "Invalid OAuth access token - Cannot parse access token");
+        }
+        let fields = request.query_pairs().into_iter().find(|(k, _)| k == "fields").map(|(_, v)| v).unwrap_or_default();
+        let has = |field: &str| fields.split([',', '{', '}']).any(|f| f == field);
+        if !(has("id") && has("name") && has("access_token") && has("instagram_business_account") && has("username")) {
+            return graph_error(400, 100, None, "The gateway must ask for the Page tokens and the linked Instagram accounts.");
+        }
+        let page_token = self.tokens.first().cloned().unwrap_or_default();
+        page(
+            request,
+            vec![
+                json!({"id": PAGE_ID, "name": "Ada's Bakery", "category": "Bakery", "access_token": page_token,
+                    "tasks": ["ADVERTISE", "ANALYZE", "CREATE_CONTENT", "MESSAGING", "MODERATE", "MANAGE"],
+                    "instagram_business_account": {"id": IG_USER_ID, "username": "adasbakery"}}),
+                json!({"id": SECOND_PAGE_ID, "name": "Ada's Café", "category": "Cafe", "access_token": SECOND_PAGE_TOKEN,
+                    "tasks": ["CREATE_CONTENT"]}),
+            ],
+        )
     }
 
     fn create_post(&self, body: &Value) -> Reply {
@@ -309,11 +438,22 @@ impl PlatformMock for Meta {
     fn answer(&self, request: &RecordedRequest) -> Reply {
         let segments: Vec<&str> = request.path.trim_start_matches('/').split('/').collect();
         let unknown_path = || graph_error(400, 100, None, "Unknown path components");
+        match request.path.as_str() {
+            "/refresh_access_token" => return self.refresh_access_token(request),
+            "/oauth/access_token" => return self.instagram_code(request),
+            "/access_token" => return self.instagram_exchange(request),
+            _ => {}
+        }
         let (id, edge) = match segments.as_slice() {
             [version, id] if is_version(version) => (*id, None),
             [version, id, edge] if is_version(version) => (*id, Some(*edge)),
             _ => return unknown_path(),
         };
+        match (id, edge) {
+            ("oauth", Some("access_token")) => return self.access_token(request),
+            ("me", Some("accounts")) => return self.accounts(request),
+            _ => {}
+        }
         if let Some(refusal) = self.token_check(request) {
             return refusal;
         }

@@ -10,6 +10,8 @@
 
 use squaremcp_core::Platform;
 
+use crate::kit::oauth::meta::PAGES_URL;
+use crate::kit::oauth::{ClientAuth, Connects, MetaAccounts, OAuthApp};
 use crate::kit::{CredentialDocument, PlatformEntry};
 
 pub(crate) mod credential;
@@ -32,8 +34,23 @@ pub static ENTRY: PlatformEntry = PlatformEntry {
     check_credential: |document| credential::PageToken::parse(document).map(drop),
     tools: tools::build,
     health_probe: Some("get_page"),
-    oauth: None,
+    oauth: Some(&OAUTH),
     routing_key: None,
+};
+
+/// Connect Facebook: Meta's Facebook Login dialog, where the person picks the Pages; each Page
+/// granted is stored as an account with its Page token (`kit::oauth::meta`).
+pub static OAUTH: OAuthApp = OAuthApp {
+    platform: Platform::Facebook,
+    authorize_url: "https://www.facebook.com/{version}/dialog/oauth",
+    token_url: "https://graph.facebook.com/{version}/oauth/access_token",
+    profile_url: PAGES_URL,
+    scopes: &["pages_show_list", "pages_read_engagement", "pages_manage_posts"],
+    pkce: false,
+    client_auth: ClientAuth::Post,
+    scope_separator: ",",
+    connects: Connects::MetaPages(MetaAccounts::Pages),
+    ..OAuthApp::DEFAULTS
 };
 
 /// The video host for `origin`: Meta's own unless the operator moved the API elsewhere (a mock,

@@ -1,7 +1,9 @@
 //! The Instagram credential document, `{"login", "ig_user_id", "access_token"}`: which login the
 //! token comes from (`instagram`: Instagram Login, a long-lived Instagram user token;
 //! `facebook`: Facebook Login, a Facebook user or Page token with instagram_basic and
-//! instagram_content_publish), the Instagram professional account's id, and the token.
+//! instagram_content_publish), the Instagram professional account's id, and the token. An
+//! Instagram Login token may carry `expires_at` (Unix seconds): the gateway then renews it with
+//! `ig_refresh_token` before it expires (`kit::oauth::meta`).
 
 use reqwest::header::HeaderValue;
 use serde_json::Value;
@@ -13,6 +15,7 @@ use crate::kit::{CredentialDocument, CredentialError, Fields};
 const LOGIN: &str = "login";
 const USER_ID: &str = "ig_user_id";
 const TOKEN: &str = "access_token";
+const EXPIRES_AT: &str = "expires_at";
 
 /// Which Meta login issued the token: it decides the host.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -32,7 +35,9 @@ impl CredentialDocument for InstagramToken {
     const EXAMPLE: &'static str = CREDENTIAL_EXAMPLE;
 
     fn parse(document: &Value) -> Result<Self, CredentialError> {
-        let fields = Fields::of(document, &[LOGIN, USER_ID, TOKEN], CREDENTIAL_EXAMPLE)?;
+        let fields = Fields::of(document, &[LOGIN, USER_ID, TOKEN, EXPIRES_AT], CREDENTIAL_EXAMPLE)?;
+        // Read by the refresher, not by the tools: checked here so a bad value is refused when stored.
+        fields.optional_integer(EXPIRES_AT, 1, 32_503_680_000)?;
         let login = match fields.string(LOGIN, "say which login issued the token: \"instagram\" or \"facebook\"")? {
             "instagram" => Login::Instagram,
             "facebook" => Login::Facebook,
@@ -69,11 +74,14 @@ mod tests {
         assert_eq!((parsed.login, parsed.ig_user_id.as_str()), (Login::Instagram, "17841405822304914"));
         let facebook = json!({"login": "facebook", "ig_user_id": "1", "access_token": "EAAG"});
         assert_eq!(InstagramToken::parse(&facebook).map(|t| t.login).ok(), Some(Login::Facebook));
+        let renewable = json!({"login": "instagram", "ig_user_id": "1", "access_token": "IGAA", "expires_at": 4_102_444_800_i64});
+        assert!(InstagramToken::parse(&renewable).is_ok(), "an Instagram Login token may say when it expires");
         let token = "IGAAsecret-token";
         for (document, expected) in [
             (json!({"login": "tiktok", "ig_user_id": "1", "access_token": token}), "`login` must be"),
             (json!({"login": "instagram", "ig_user_id": "@ada", "access_token": token}), "`ig_user_id` must be the numeric"),
             (json!({"ig_user_id": "1", "access_token": token}), "`login` is missing"),
+            (json!({"login": "instagram", "ig_user_id": "1", "access_token": token, "expires_at": "soon"}), "`expires_at` must be a whole number"),
             (json!({"login": "instagram", "ig_user_id": "1", "access_token": format!("Bearer {token}")}), "starts with `Bearer `"),
         ] {
             let message = InstagramToken::parse(&document).err().map(|e| e.to_string()).unwrap_or_default();

@@ -13,6 +13,8 @@
 
 use squaremcp_core::Platform;
 
+use crate::kit::oauth::meta::PAGES_URL;
+use crate::kit::oauth::{ClientAuth, Connects, LoginChoice, MetaAccounts, OAuthApp};
 use crate::kit::{CredentialDocument, PlatformEntry};
 
 mod credential;
@@ -36,8 +38,43 @@ pub static ENTRY: PlatformEntry = PlatformEntry {
     check_credential: |document| credential::InstagramToken::parse(document).map(drop),
     tools: tools::build,
     health_probe: Some("get_profile"),
-    oauth: None,
+    oauth: Some(&OAUTH),
     routing_key: None,
+};
+
+/// Connect Instagram through Facebook Login (the default): the person picks the Pages in Meta's
+/// dialog, and the Instagram professional account linked to each becomes an account, used with
+/// its Page's token (`kit::oauth::meta`). `SQUAREMCP_INSTAGRAM_LOGIN=instagram` connects through
+/// Instagram Login instead ([`INSTAGRAM_LOGIN_OAUTH`]).
+pub static OAUTH: OAuthApp = OAuthApp {
+    platform: Platform::Instagram,
+    authorize_url: "https://www.facebook.com/{version}/dialog/oauth",
+    token_url: "https://graph.facebook.com/{version}/oauth/access_token",
+    profile_url: PAGES_URL,
+    scopes: &["instagram_basic", "instagram_content_publish", "pages_show_list", "pages_read_engagement"],
+    pkce: false,
+    client_auth: ClientAuth::Post,
+    scope_separator: ",",
+    connects: Connects::MetaPages(MetaAccounts::InstagramOfPages),
+    login_choice: Some(&LOGIN_CHOICE),
+    ..OAuthApp::DEFAULTS
+};
+
+static LOGIN_CHOICE: LoginChoice = LoginChoice { default: "facebook", other: "instagram", other_app: &INSTAGRAM_LOGIN_OAUTH };
+
+/// Connect Instagram through Instagram Login (Business Login for Instagram, an Instagram app's id
+/// and secret): one professional account per authorization, a 60-day token renewed before it ends.
+pub static INSTAGRAM_LOGIN_OAUTH: OAuthApp = OAuthApp {
+    platform: Platform::Instagram,
+    authorize_url: "https://www.instagram.com/oauth/authorize",
+    token_url: "https://api.instagram.com/oauth/access_token",
+    profile_url: "https://graph.instagram.com/{version}/me?fields=user_id,username",
+    scopes: &["instagram_business_basic", "instagram_business_content_publish"],
+    pkce: false,
+    client_auth: ClientAuth::Post,
+    scope_separator: ",",
+    connects: Connects::InstagramLogin,
+    ..OAuthApp::DEFAULTS
 };
 
 /// The two hosts for `origin` (Instagram Login's, Facebook Login's): Meta's own, unless the

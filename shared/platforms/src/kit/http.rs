@@ -110,6 +110,8 @@ impl<D: Dialect> HttpApi<D> {
         let builder = if authorize { self.dialect.authorize(builder, credential) } else { builder };
         tracing::debug!(platform = %D::PLATFORM, operation, "calling the platform");
         let secrets = credential.secrets();
+        // Counted when sent: a request that timed out may still have been billed.
+        squaremcp_core::tool::note_upstream_request();
         let response = builder.send().await.map_err(|e| self.transport_failure(operation, e, &secrets))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();
@@ -186,6 +188,8 @@ impl<D: Dialect> HttpApi<D> {
         builder = self.dialect.authorize(builder, credential);
         tracing::debug!(platform = %D::PLATFORM, operation, "calling the platform");
         let secrets = credential.secrets();
+        // Counted when sent: a request that timed out may still have been billed.
+        squaremcp_core::tool::note_upstream_request();
         let response = builder.send().await.map_err(|e| self.transport_failure(operation, e, &secrets))?;
         let status = response.status().as_u16();
         let headers = response.headers().clone();

@@ -24,6 +24,10 @@ use serde_json::{Value, json};
 use squaremcp_core::connections::{RefreshError, TokenRefresher};
 use squaremcp_core::{Platform, Secret};
 
+pub mod meta;
+
+pub use meta::MetaAccounts;
+
 /// How the app authenticates at the token endpoint.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum ClientAuth {
@@ -52,6 +56,32 @@ impl Identity {
     }
 }
 
+/// What one authorization connects.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Connects {
+    /// The account the token belongs to, named by the profile endpoint: one credential holding
+    /// the tokens.
+    TheUser,
+    /// Meta's Facebook Login: the user token is exchanged for a long-lived one, and each Page the
+    /// person granted (or the Instagram account linked to it) becomes a credential of its own
+    /// with the Page's token; `profile_url` is `/me/accounts` ([`meta`]).
+    MetaPages(MetaAccounts),
+    /// Instagram Login: the code's token is exchanged for a long-lived one (`ig_exchange_token`)
+    /// and stored with its expiry, renewed later with `ig_refresh_token` ([`meta`]).
+    InstagramLogin,
+}
+
+/// A platform with two login products (Instagram: Facebook Login or Instagram Login): the
+/// operator picks one with `SQUAREMCP_<PLATFORM>_LOGIN`.
+#[derive(Debug)]
+pub struct LoginChoice {
+    /// The value naming the app the row itself describes (the default), e.g. `facebook`.
+    pub default: &'static str,
+    /// The value naming the other app, e.g. `instagram`.
+    pub other: &'static str,
+    pub other_app: &'static OAuthApp,
+}
+
 /// A platform's OAuth app, as data: its row next to the registration table's.
 #[derive(Debug)]
 pub struct OAuthApp {
@@ -74,6 +104,10 @@ pub struct OAuthApp {
     pub client_id_param: &'static str,
     /// How scopes are joined in the authorization request (a space; Meta and TikTok use commas).
     pub scope_separator: &'static str,
+    /// One credential for the user, or one per Page (Meta).
+    pub connects: Connects,
+    /// Another login product the operator may choose instead.
+    pub login_choice: Option<&'static LoginChoice>,
 }
 
 impl OAuthApp {
@@ -90,7 +124,15 @@ impl OAuthApp {
         identity: |_| None,
         client_id_param: "client_id",
         scope_separator: " ",
+        connects: Connects::TheUser,
+        login_choice: None,
     };
+}
+
+/// One credential a Connect produced: the account name to store it under, and the document.
+pub struct ConnectedAccount {
+    pub account_name: String,
+    pub document: Secret<Value>,
 }
 
 /// Why a connection could not be completed or renewed. Never carries a token.
@@ -120,6 +162,9 @@ struct Configured {
 #[derive(Clone, Debug, Default)]
 pub struct OAuthSettings {
     apps: BTreeMap<Platform, Configured>,
+    /// Where Instagram Login tokens are renewed (`graph.instagram.com`, or its override); empty
+    /// for the real one. Needs no app: the token is its own grant.
+    instagram_origin: String,
 }
 
 /// Every configured OAuth app with the HTTP client, built once per cold start. Renews tokens
@@ -127,6 +172,7 @@ pub struct OAuthSettings {
 pub struct OAuthClients {
     http: reqwest::Client,
     apps: BTreeMap<Platform, Configured>,
+    instagram_origin: String,
 }
 
 fn env_name(platform: Platform, suffix: &str) -> String {
@@ -143,9 +189,24 @@ impl OAuthSettings {
     /// one of the two, or a bad override, is refused with the variable's name.
     pub fn from_lookup(apps: &[&'static OAuthApp], lookup: impl Fn(&str) -> Option<String>) -> Result<Self, String> {
         let get = |name: &str| lookup(name).map(|v| v.trim().to_owned()).filter(|v| !v.is_empty());
+        // Meta's endpoints carry the Graph API version in their path (`{version}`).
+        let graph_version = match get("SQUAREMCP_GRAPH_API_VERSION") {
+            Some(text) => super::graph_api_version(&text).map_err(|why| format!("SQUAREMCP_GRAPH_API_VERSION: {why}"))?,
+            None => super::DEFAULT_GRAPH_API_VERSION.to_owned(),
+        };
         let mut configured = BTreeMap::new();
-        for app in apps {
+        for &app in apps {
             let platform = app.platform;
+            let app = match (app.login_choice, get(&env_name(platform, "LOGIN"))) {
+                (_, None) => app,
+                (Some(choice), Some(login)) if login == choice.default => app,
+                (Some(choice), Some(login)) if login == choice.other => choice.other_app,
+                (Some(choice), Some(login)) => {
+                    let variable = env_name(platform, "LOGIN");
+                    return Err(format!("{variable}: `{login}` is neither `{}` nor `{}`", choice.default, choice.other));
+                }
+                (None, Some(_)) => return Err(format!("{}: {platform} has only one login", env_name(platform, "LOGIN"))),
+            };
             let (id_var, secret_var) = (env_name(platform, "CLIENT_ID"), env_name(platform, "CLIENT_SECRET"));
             let (client_id, client_secret) = match (get(&id_var), get(&secret_var)) {
                 (Some(id), Some(secret)) => (id, Secret::new(secret)),
@@ -154,6 +215,8 @@ impl OAuthSettings {
                 (None, Some(_)) => return Err(format!("{id_var}: required with {secret_var}")),
             };
             let resolve = |default: &str, variable: String| {
+                let default = default.replace("{version}", &graph_version);
+                let default = default.as_str();
                 super::origin(default, get(&variable).as_deref())
                     // `origin` trims a trailing slash (right for API bases); TikTok's OAuth
                     // endpoints are written with one, and are kept as written.
@@ -172,7 +235,9 @@ impl OAuthSettings {
                 },
             );
         }
-        Ok(Self { apps: configured })
+        let instagram_origin = super::origin(meta::INSTAGRAM_ORIGIN, get(&Platform::Instagram.base_url_env()).as_deref())
+            .map_err(|why| format!("{}: {why}", Platform::Instagram.base_url_env()))?;
+        Ok(Self { apps: configured, instagram_origin })
     }
 
     pub fn platforms(&self) -> Vec<Platform> {
@@ -182,7 +247,9 @@ impl OAuthSettings {
 
 impl OAuthClients {
     pub fn new(http: reqwest::Client, settings: &OAuthSettings) -> Self {
-        Self { http, apps: settings.apps.clone() }
+        let instagram_origin =
+            if settings.instagram_origin.is_empty() { meta::INSTAGRAM_ORIGIN.to_owned() } else { settings.instagram_origin.clone() };
+        Self { http, apps: settings.apps.clone(), instagram_origin }
     }
 
     /// The platforms with a configured app.
@@ -247,6 +314,11 @@ impl OAuthClients {
             .map_err(|e| OAuthClientError::Unavailable { platform, why: e.without_url().to_string() })?;
         let status = response.status().as_u16();
         let body: Value = response.json().await.unwrap_or(Value::Null);
+        // Instagram Login answers `{"data": [{"access_token", "user_id", "permissions"}]}`.
+        let body = match body.pointer("/data/0") {
+            Some(first) if body.get("access_token").is_none() => first.clone(),
+            _ => body,
+        };
         match status {
             200..=299 if body.get("access_token").and_then(Value::as_str).is_some() => Ok(body),
             200..=299 => Err(OAuthClientError::Unavailable { platform, why: "the token answer has no access_token".into() }),
@@ -279,6 +351,30 @@ impl OAuthClients {
             document["scopes"] = json!(scopes);
         }
         document
+    }
+
+    /// Completes a Connect: the credentials to store, one per connected account (several for
+    /// Meta's Pages; none when the person granted no Page that fits).
+    pub async fn connect(
+        &self,
+        platform: Platform,
+        code: &str,
+        redirect_uri: &str,
+        verifier: Option<&str>,
+    ) -> Result<Vec<ConnectedAccount>, OAuthClientError> {
+        let configured = self.apps.get(&platform).ok_or(OAuthClientError::NotConfigured(platform))?;
+        match configured.app.connects {
+            Connects::TheUser => {
+                let (document, identity) = self.exchange(platform, code, redirect_uri, verifier).await?;
+                Ok(vec![ConnectedAccount { account_name: identity.account_name(), document }])
+            }
+            Connects::MetaPages(accounts) => meta::connect(&self.http, configured, accounts, code, redirect_uri).await,
+            Connects::InstagramLogin => {
+                let form = vec![("grant_type", "authorization_code".to_owned()), ("code", code.to_owned()), ("redirect_uri", redirect_uri.to_owned())];
+                let answer = self.token_request(configured, form).await?;
+                meta::connect_instagram_login(&self.http, configured, &self.instagram_origin, &answer).await.map(|account| vec![account])
+            }
+        }
     }
 
     /// Exchanges an authorization code and reads who the account is: the credential document
@@ -330,7 +426,19 @@ impl TokenRefresher for OAuthClients {
         self.apps.contains_key(&platform)
     }
 
+    fn can_refresh(&self, platform: Platform, document: &Value) -> bool {
+        meta::is_instagram_login(platform, document)
+            || (self.refreshes(platform) && document.get("refresh_token").and_then(Value::as_str).is_some_and(|t| !t.is_empty()))
+    }
+
+    fn refresh_margin(&self, platform: Platform) -> i64 {
+        if platform == Platform::Instagram { meta::INSTAGRAM_REFRESH_MARGIN } else { squaremcp_core::connections::REFRESH_MARGIN }
+    }
+
     async fn refresh(&self, platform: Platform, document: &Secret<Value>) -> Result<Secret<Value>, RefreshError> {
+        if meta::is_instagram_login(platform, document.expose()) {
+            return meta::refresh_instagram_login(&self.http, &self.instagram_origin, document).await;
+        }
         let configured = self.apps.get(&platform).ok_or_else(|| RefreshError::Refused(format!("no OAuth app is configured for {platform}")))?;
         let refresh_token = document.expose().get("refresh_token").and_then(Value::as_str).unwrap_or_default();
         if refresh_token.is_empty() {
@@ -360,6 +468,37 @@ mod tests {
         let kept = OAuthClients::document(&json!({"access_token": "a3"}), Some(&previous));
         assert_eq!(kept["refresh_token"], "r1");
         assert!(kept.get("expires_at").is_none());
+    }
+
+    #[test]
+    fn the_operator_picks_instagrams_login_and_meta_urls_carry_the_graph_version() {
+        let apps = [&crate::instagram::OAUTH];
+        let env = |login: Option<&'static str>| {
+            move |name: &str| match name {
+                "SQUAREMCP_INSTAGRAM_CLIENT_ID" => Some("app".to_owned()),
+                "SQUAREMCP_INSTAGRAM_CLIENT_SECRET" => Some("secret".to_owned()),
+                "SQUAREMCP_GRAPH_API_VERSION" => Some("v25.0".to_owned()),
+                "SQUAREMCP_INSTAGRAM_LOGIN" => login.map(str::to_owned),
+                _ => None,
+            }
+        };
+        let dialog = |settings: &OAuthSettings| {
+            let clients = OAuthClients::new(reqwest::Client::new(), settings);
+            let url = clients.authorize_url(Platform::Instagram, "https://gw.example/cb", "s", None).unwrap_or_default();
+            url.split_once('?').map(|(path, _)| path.to_owned()).unwrap_or_default()
+        };
+        let facebook = OAuthSettings::from_lookup(&apps, env(None)).expect("valid");
+        assert_eq!(dialog(&facebook), "https://www.facebook.com/v25.0/dialog/oauth");
+        assert_eq!(facebook.apps[&Platform::Instagram].token_url, "https://graph.facebook.com/v25.0/oauth/access_token");
+        let named = OAuthSettings::from_lookup(&apps, env(Some("facebook"))).expect("valid");
+        assert_eq!(dialog(&named), "https://www.facebook.com/v25.0/dialog/oauth");
+        let instagram = OAuthSettings::from_lookup(&apps, env(Some("instagram"))).expect("valid");
+        assert_eq!(dialog(&instagram), "https://www.instagram.com/oauth/authorize");
+        assert_eq!(instagram.apps[&Platform::Instagram].profile_url, "https://graph.instagram.com/v25.0/me?fields=user_id,username");
+        let wrong = OAuthSettings::from_lookup(&apps, env(Some("tiktok"))).err().unwrap_or_default();
+        assert!(wrong.starts_with("SQUAREMCP_INSTAGRAM_LOGIN: `tiktok`"), "{wrong}");
+        let only_one = OAuthSettings::from_lookup(&[&crate::twitter::OAUTH], |name| (name == "SQUAREMCP_TWITTER_LOGIN").then(|| "x".to_owned()));
+        assert!(only_one.is_err_and(|why| why.contains("only one login")));
     }
 
     #[test]

@@ -53,6 +53,7 @@ pub static OAUTH: OAuthApp = OAuthApp {
     identity,
     client_id_param: "client_key",
     scope_separator: ",",
+    ..OAuthApp::DEFAULTS
 };
 
 /// Who the token belongs to, from user info: `open_id` (per app) and `display_name`. TikTok's
