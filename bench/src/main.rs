@@ -3,6 +3,8 @@
 //! JSON). `bench/run` builds everything and calls it; `--smoke` is a one-second pass for CI.
 
 mod linkedin_video;
+mod webhooks_burst;
+mod vault_search;
 mod mocks;
 mod open_loop;
 mod procs;
@@ -129,6 +131,10 @@ async fn main() -> std::process::ExitCode {
         paced_only().await.map(|()| Vec::new())
     } else if std::env::args().nth(1).as_deref() == Some("linkedin-video") {
         linkedin_video::run(&std::env::args().skip(2).collect::<Vec<_>>()).await
+    } else if std::env::args().nth(1).as_deref() == Some("webhooks-burst") {
+        webhooks_burst::run(&std::env::args().skip(2).collect::<Vec<_>>()).await
+    } else if std::env::args().nth(1).as_deref() == Some("vault-search") {
+        vault_search::run(&std::env::args().skip(2).collect::<Vec<_>>()).await
     } else {
         match parse_options() {
             Ok(options) => run(&options).await,
@@ -673,6 +679,7 @@ async fn metering_cost(options: &Options, scratch: &Path) -> Result<MeteringCost
         auth_method: "api_key".into(),
         client: Some("bench".into()),
         duration_ms: 1,
+        upstream_requests: 1,
         outcome: "ok".into(),
         counted: true,
         arguments: json!({"chat_id": 42, "text": "[redacted]"}),

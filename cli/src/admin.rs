@@ -75,7 +75,9 @@ pub async fn serve(options: Options, routes: &[squaremcp_http::RouteGroup]) -> R
     let deliverer = squaremcp_runtime::deliverer(&config, &backends)?;
     let events = deliverer.clone().map(|d| d as Arc<dyn squaremcp_core::events::EventSink>);
     let gateway = squaremcp_runtime::gateway_with_events(&config, backends.clone(), events.clone());
-    let state = squaremcp_runtime::app_state_with_events(&config, gateway, events)?;
+    let mut state = squaremcp_runtime::app_state_with_events(&config, gateway, events)?;
+    // The account page manages the customer's endpoints and dead letters.
+    state.webhooks = deliverer.clone();
     match deliverer {
         // Outbound webhooks: first attempts and retries from the retry queue, in-process.
         Some(deliverer) => squaremcp_webhooks::worker::spawn(deliverer, 4),
@@ -141,6 +143,7 @@ pub async fn run(command: Command, options: Options, json: bool) -> Result<(), C
         Command::Usage(UsageCommand::Show { customer, month }) => usage(&gateway, &customer.customer, month, out).await,
         Command::Audit(AuditCommand::Tail { customer, limit }) => audit(&gateway, &customer.customer, limit, out).await,
         Command::Webhooks(c) => crate::webhooks::run(&config, &backends, &gateway, c, out).await,
+        Command::Telegram(c) => crate::telegram::run(&config, &backends, &gateway, c, out).await,
     }
 }
 
@@ -186,6 +189,9 @@ async fn customers(gateway: &Arc<Gateway>, command: CustomersCommand, out: Print
             squaremcp_auth::store_password_hash(gateway.store(), gateway.now(), &customer, &hash).await?;
             out.print(&json!({"id": customer.as_str(), "password_set": true}), || format!("Set the password of {customer}."));
         }
+        CustomersCommand::RevokeSessions { customer } => crate::access::revoke_sessions(gateway, &customer.customer, out).await?,
+        CustomersCommand::Disable { customer } => crate::access::disable(gateway, &customer.customer, out).await?,
+        CustomersCommand::Enable { customer } => crate::access::enable(gateway, &customer.customer, out).await?,
     }
     Ok(())
 }
@@ -413,9 +419,13 @@ async fn usage(gateway: &Arc<Gateway>, customer: &str, month: Option<String>, ou
     let plan = gateway.plans().get(&customer.plan);
     let records = gateway.store().call_records(&customer.id, month.start(), month.end(), 100_000, gateway.now()).await?;
     let mut by_tool: BTreeMap<String, BTreeMap<String, u64>> = BTreeMap::new();
+    // Requests sent to the platforms, whatever the outcome: X bills each one.
+    let mut upstream_by_tool: BTreeMap<String, u64> = BTreeMap::new();
     for record in &records {
         *by_tool.entry(record.tool.clone()).or_default().entry(record.outcome.clone()).or_default() += 1;
+        *upstream_by_tool.entry(record.tool.clone()).or_default() += u64::from(record.upstream_requests);
     }
+    let upstream_requests: u64 = upstream_by_tool.values().sum();
     let included = plan.map(|p| p.monthly_calls);
     let over = included.map_or(0, |i| used.saturating_sub(i));
     let value = json!({
@@ -428,6 +438,8 @@ async fn usage(gateway: &Arc<Gateway>, customer: &str, month: Option<String>, ou
         "overage_cents_per_call": plan.and_then(|p| p.overage_cents),
         "resets_on": month.next().first_day(),
         "by_tool": by_tool,
+        "upstream_requests": upstream_requests,
+        "upstream_requests_by_tool": upstream_by_tool,
     });
     out.print(&value, || {
         let mut text = format!(
@@ -440,9 +452,11 @@ async fn usage(gateway: &Arc<Gateway>, customer: &str, month: Option<String>, ou
         if over > 0 {
             text.push_str(&format!("\n{over} call(s) over the limit."));
         }
+        text.push_str(&format!("\n{upstream_requests} request(s) to the platforms."));
         for (tool, outcomes) in &by_tool {
             let parts: Vec<String> = outcomes.iter().map(|(o, n)| format!("{o} {n}")).collect();
-            text.push_str(&format!("\n  {tool}: {}", parts.join(", ")));
+            let requests = upstream_by_tool.get(tool).copied().unwrap_or(0);
+            text.push_str(&format!("\n  {tool}: {}; {requests} upstream request(s)", parts.join(", ")));
         }
         text
     });
@@ -462,11 +476,12 @@ async fn audit(gateway: &Arc<Gateway>, customer: &str, limit: usize, out: Printe
             .iter()
             .map(|r| {
                 format!(
-                    "{}  {:<24} {:<16} {:>6} ms  {}  {}  {}",
+                    "{}  {:<24} {:<16} {:>6} ms {:>4} req  {}  {}  {}",
                     r.at.to_rfc3339(),
                     r.tool,
                     r.outcome,
                     r.duration_ms,
+                    r.upstream_requests,
                     r.auth_method,
                     r.client.as_deref().unwrap_or("-"),
                     r.arguments

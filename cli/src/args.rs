@@ -76,6 +76,9 @@ pub enum Command {
     /// Outbound webhooks: a customer's endpoints and secrets, the delivery log, dead letters.
     #[command(subcommand)]
     Webhooks(crate::webhooks::WebhooksCommand),
+    /// Telegram bots: switch a bot between polling and webhook mode.
+    #[command(subcommand)]
+    Telegram(crate::telegram::TelegramCommand),
 }
 
 #[derive(Subcommand, Debug)]
@@ -143,6 +146,21 @@ pub enum CustomersCommand {
     },
     /// Set or change the password a customer signs in with (first line of stdin).
     SetPassword {
+        #[command(flatten)]
+        customer: CustomerArg,
+    },
+    /// End every session, OAuth grant and minted JWT of a customer (API keys keep working).
+    RevokeSessions {
+        #[command(flatten)]
+        customer: CustomerArg,
+    },
+    /// Disable a customer: no sign-in; sessions, OAuth grants and API keys revoked.
+    Disable {
+        #[command(flatten)]
+        customer: CustomerArg,
+    },
+    /// Let a disabled customer sign in again (what was revoked stays revoked).
+    Enable {
         #[command(flatten)]
         customer: CustomerArg,
     },

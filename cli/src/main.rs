@@ -1,9 +1,11 @@
 //! `squaremcp`: the gateway for laptops and containers, and its administration commands.
 
+mod access;
 mod admin;
 mod args;
 mod output;
 mod progress;
+mod telegram;
 mod webhooks;
 
 use std::process::ExitCode;

@@ -159,6 +159,17 @@ pub enum RefreshError {
 pub trait TokenRefresher: Send + Sync {
     /// Whether this platform's credentials are OAuth tokens this refresher can renew.
     fn refreshes(&self, platform: Platform) -> bool;
+    /// Whether it can renew this document: by default one with a `refresh_token`. Some tokens
+    /// are their own refresh grant (Instagram Login's long-lived tokens).
+    fn can_refresh(&self, platform: Platform, document: &Value) -> bool {
+        self.refreshes(platform) && has_refresh_token(document)
+    }
+    /// A token expiring within this many seconds is renewed before a call: [`REFRESH_MARGIN`],
+    /// or longer where the platform renews only unexpired tokens that live for weeks, so that a
+    /// connection used now and then is renewed in time (Instagram Login).
+    fn refresh_margin(&self, _platform: Platform) -> i64 {
+        REFRESH_MARGIN
+    }
     /// Exchanges the document's `refresh_token`; returns the whole new credential document
     /// (`access_token`, `refresh_token`, `expires_at`, `scopes`, `account`).
     async fn refresh(&self, platform: Platform, document: &Secret<Value>) -> Result<Secret<Value>, RefreshError>;
@@ -280,7 +291,7 @@ impl Gateway {
     /// `ok` or `expiring` for a credential that works: `expiring` when its token cannot be
     /// refreshed and ends soon. A platform without a probe is `unchecked`.
     fn health_without_probe(&self, platform: Platform, document: &Value) -> Health {
-        let refreshable = has_refresh_token(document) && self.refresher().is_some_and(|r| r.refreshes(platform));
+        let refreshable = self.refresher().is_some_and(|r| r.can_refresh(platform, document));
         match expires_at(document) {
             Some(at) if !refreshable && at <= self.now().unix() + EXPIRING_WINDOW => Health::Expiring { expires_at: at },
             _ if self.registry().module(platform).and_then(|m| m.health_probe()).is_none() => Health::Unchecked,
@@ -291,7 +302,7 @@ impl Gateway {
     /// Opens a stored credential document.
     pub(crate) async fn open_credential(&self, record: &CredentialRecord) -> Result<Secret<Value>, ToolFailure> {
         let platform = record.platform;
-        let plaintext = self.keyring().open(&record.binding(), &record.sealed).await.map_err(|e| {
+        let plaintext = record.open(self.keyring()).await.map_err(|e| {
             tracing::error!(customer = record.customer_id.as_str(), %platform, error = %e, "credential could not be opened");
             ToolFailure::new(FailureKind::NotConfigured, format!("The stored {platform} credentials could not be decrypted. Store them again."))
         })?;
@@ -388,10 +399,11 @@ impl Gateway {
         arguments: Map<String, Value>,
     ) -> Result<(ToolOutput, Secret<Value>), ToolFailure> {
         let platform = record.platform;
-        let refreshable =
-            has_refresh_token(credential.expose()) && self.refresher().is_some_and(|r| r.refreshes(platform));
+        let refresher = self.refresher().filter(|r| r.can_refresh(platform, credential.expose()));
+        let refreshable = refresher.is_some();
+        let margin = refresher.map_or(REFRESH_MARGIN, |r| r.refresh_margin(platform));
         let mut refreshed = false;
-        if refreshable && expires_at(credential.expose()).is_some_and(|at| at <= self.now().unix() + REFRESH_MARGIN) {
+        if refreshable && expires_at(credential.expose()).is_some_and(|at| at <= self.now().unix() + margin) {
             credential = self.refresh(record, &credential).await?;
             refreshed = true;
         }

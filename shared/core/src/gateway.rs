@@ -208,15 +208,20 @@ impl Gateway {
             Some(_) => return Ok(Err(ToolFailure::invalid_arguments("the arguments must be an object"))),
         };
         let logged_arguments = calls::redact(&arguments, &tool.definition().logged_arguments);
-        let (outcome, metering) = match &context.principal {
+        let ((outcome, metering), upstream_requests) = match &context.principal {
             Principal::Superadmin => (
-                Err(ToolFailure::new(
-                    FailureKind::Forbidden,
-                    "The admin key has no platform credentials of its own. Call tools with a customer's API key.",
-                )),
-                Metering::NotMetered,
+                (
+                    Err(ToolFailure::new(
+                        FailureKind::Forbidden,
+                        "The admin key has no platform credentials of its own. Call tools with a customer's API key.",
+                    )),
+                    Metering::NotMetered,
+                ),
+                0,
             ),
-            Principal::Customer { id } => self.run_metered(tool.as_ref(), id, arguments).await,
+            Principal::Customer { id } => {
+                crate::tool::counting_upstream_requests(self.run_metered(tool.as_ref(), id, arguments)).await
+            }
         };
         let elapsed = started.elapsed();
         let customer = context.principal.customer_id().map(CustomerId::as_str).unwrap_or("superadmin");
@@ -226,7 +231,7 @@ impl Gateway {
             (Err(_), Metering::Refused) => "limit_reached",
             (Err(failure), _) => failure.kind.as_str(),
         };
-        tracing::info!(customer, tool = name, elapsed_ms, outcome = outcome_name, "tool call");
+        tracing::info!(customer, tool = name, elapsed_ms, upstream_requests, outcome = outcome_name, "tool call");
         if let Principal::Customer { id } = &context.principal {
             let now = self.clock.now();
             let record = CallRecord {
@@ -238,6 +243,7 @@ impl Gateway {
                 auth_method: auth_method_name(context.auth_method).to_owned(),
                 client: context.client.clone(),
                 duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+                upstream_requests,
                 outcome: outcome_name.to_owned(),
                 counted: outcome.is_ok() && !matches!(metering, Metering::NotMetered),
                 arguments: logged_arguments,
@@ -393,7 +399,13 @@ impl Gateway {
             },
         };
         let record = record.clone();
-        let plaintext = self.keyring.open(&record.binding(), &record.sealed).await.map_err(|e| {
+        // The store files records by key, so this holds unless an adapter broke its contract;
+        // checked anyway, since a mix-up here would hand one customer's account to another.
+        record.check_filed_under(customer, platform).map_err(|misfiled| {
+            tracing::error!(customer = customer.as_str(), %platform, found_customer = misfiled.found_customer.as_str(), found_platform = %misfiled.found_platform, "a stored credential is filed under another customer or platform: refused as corrupt");
+            ToolFailure::new(FailureKind::NotConfigured, format!("The stored {platform} credentials are damaged. Store them again."))
+        })?;
+        let plaintext = record.open(self.keyring.as_ref()).await.map_err(|e| {
             tracing::error!(customer = customer.as_str(), %platform, error = %e, "credential could not be opened");
             ToolFailure::new(
                 FailureKind::NotConfigured,
@@ -484,7 +496,7 @@ impl Gateway {
         module.check_credential(document).map_err(|why| GatewayError::InvalidCredential { platform, why })?;
         self.require_customer(customer).await?;
         let plaintext = Secret::new(serde_json::to_vec(document).map_err(|e| StoreError::Corrupt(e.to_string()))?);
-        let binding = SecretBinding { customer_id: customer.clone(), platform };
+        let binding = SecretBinding { customer_id: customer.clone(), platform, account: Some(account.clone()) };
         let sealed = self.keyring.seal(&binding, plaintext.expose()).await?;
         let now = self.clock.now();
         let previous = self.store.credentials(customer, Some(platform)).await?.into_iter().find(|r| r.account == account);
@@ -548,7 +560,7 @@ impl Gateway {
     async fn routing_key_of(&self, module: &dyn PlatformModule, record: &CredentialRecord) -> Option<String> {
         // Platforms that route nothing by credential: no decryption.
         let key_of = module.routing_key()?;
-        let plaintext = match self.keyring.open(&record.binding(), &record.sealed).await {
+        let plaintext = match record.open(self.keyring.as_ref()).await {
             Ok(plaintext) => plaintext,
             Err(e) => {
                 tracing::warn!(customer = record.customer_id.as_str(), platform = %record.platform, error = %e, "a replaced credential could not be opened to release its routing claim");

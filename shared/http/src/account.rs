@@ -41,7 +41,8 @@ pub fn router() -> Router<AppState> {
 }
 
 /// Notices after an action, by code: the query never puts text of its own on the page.
-const NOTICES: [(&str, &str); 9] = [
+const NOTICES: [(&str, &str); 10] = [
+    ("password-changed", "Your password was changed. You were signed out everywhere else and your MCP clients were disconnected."),
     ("connection-renamed", "The connection was renamed. Tools pick it by its new name (the `account` argument)."),
     ("key-revoked", "The API key was revoked. It no longer works."),
     ("client-revoked", "The application was disconnected. Its tokens no longer work."),
@@ -138,6 +139,8 @@ async fn render(state: &AppState, session: &Session, status: StatusCode, notice:
     body.push_str(&connections_section(state, session, &connections, &csrf));
     body.push_str(&keys_section(&overview, new_key.as_ref(), &csrf));
     body.push_str(&clients_section(&grants, &csrf));
+    body.push_str(&crate::account_password::section(&csrf));
+    body.push_str(&crate::account_webhooks::section(state, session, &csrf).await);
     body.push_str(&invoices_section(&overview));
     pages::page_with_class(status, "Your account", &body, &[], "wide")
 }

@@ -3,6 +3,8 @@
 //! protocol itself lives in `squaremcp_core::mcp`, sign-in in `squaremcp_auth`.
 
 mod account;
+mod account_password;
+mod account_webhooks;
 mod auth;
 mod client_ip;
 mod connect;
@@ -16,6 +18,8 @@ mod oauth;
 mod pages;
 mod request_id;
 mod rest;
+mod session_check;
+mod signup;
 mod webhooks;
 
 use std::sync::Arc;
@@ -70,6 +74,10 @@ pub struct AppState {
     pub config: Arc<HttpConfig>,
     /// The inbound WhatsApp webhook (app secret, verify token, where notifications go).
     pub whatsapp: Arc<squaremcp_platforms::whatsapp::webhook::WhatsappWebhook>,
+    /// Inbound Telegram updates for bots in webhook mode.
+    pub telegram: Arc<squaremcp_platforms::telegram::webhook::TelegramWebhook>,
+    /// Outbound webhooks (endpoints, dead letters) for the account page; `None` without queues.
+    pub webhooks: Option<Arc<squaremcp_webhooks::Deliverer>>,
     /// The configured OAuth apps: the Connect flows of the account page.
     pub oauth: Arc<squaremcp_platforms::kit::oauth::OAuthClients>,
 }
@@ -84,17 +92,21 @@ pub fn mcp_router(state: AppState) -> Router {
 /// Discovery, registration, authorization, token and revocation: the `oauth` route group.
 pub fn oauth_router(state: AppState) -> Router {
     let config = state.config.clone();
-    edge(oauth::router().with_state(state), &config)
+    let checked = axum::middleware::from_fn_with_state(state.clone(), session_check::check);
+    edge(oauth::router().layer(checked).with_state(state), &config)
 }
 
 /// `GET/POST /login`, `POST /logout`, and the account page (`/account…`): the `login` route
 /// group, on the host of the session cookie.
 pub fn login_router(state: AppState) -> Router {
     let config = state.config.clone();
-    edge(login::router().merge(account::router()).merge(connect::router()).with_state(state), &config)
+    let checked = axum::middleware::from_fn_with_state(state.clone(), session_check::check);
+    let routes = login::router().merge(account::router()).merge(account_password::router()).merge(account_webhooks::router()).merge(connect::router()).merge(signup::router());
+    edge(routes.layer(checked).with_state(state), &config)
 }
 
-/// `GET/POST /webhooks/whatsapp`: the `webhooks` route group (platforms calling in).
+/// `GET/POST /webhooks/whatsapp` and `POST /webhooks/telegram/{bot_id}`: the `webhooks` route
+/// group (platforms calling in).
 pub fn webhooks_router(state: AppState) -> Router {
     let config = state.config.clone();
     edge(webhooks::router().with_state(state), &config)

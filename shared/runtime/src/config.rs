@@ -98,6 +98,10 @@ pub struct Config {
     pub session_ttl: i64,
     /// Seconds a just-rotated refresh token stays usable (concurrent refreshes).
     pub refresh_grace: i64,
+    /// The absolute lifetime of an OAuth grant, however often refreshed (`SQUAREMCP_GRANT_MAX_AGE`).
+    pub grant_max_age: i64,
+    /// Self-service sign-up and password reset (`SQUAREMCP_SIGNUP`, `_SIGNUP_PLAN`, `_SIGNUP_LINK_TTL`).
+    pub signup: crate::signup::SignupConfig,
     /// Customer-supplied hosts (mail servers): whether private addresses and plaintext are
     /// allowed (`SQUAREMCP_ALLOW_PRIVATE_HOSTS`), and extra trusted roots (`SQUAREMCP_EXTRA_CA_FILE`).
     pub network: squaremcp_platforms::kit::NetworkPolicy,
@@ -105,8 +109,9 @@ pub struct Config {
     pub graph_api_version: String,
     /// The `LinkedIn-Version` header LinkedIn's tools send, `YYYYMM`.
     pub linkedin_version: String,
-    /// Where directory vaults live (`SQUAREMCP_OBSIDIAN_ROOT`) and the Obsidian Headless Sync
-    /// command for `obsidian_sync_status` (`SQUAREMCP_OBSIDIAN_OB`).
+    /// Where directory vaults live (`SQUAREMCP_OBSIDIAN_ROOT`), the Obsidian Headless Sync
+    /// command for `obsidian_sync_status` (`SQUAREMCP_OBSIDIAN_OB`), and the deployment's vault
+    /// bucket (`SQUAREMCP_OBSIDIAN_BUCKET`, `SQUAREMCP_OBSIDIAN_ROLE_ARN`).
     pub obsidian: squaremcp_platforms::obsidian::ObsidianSettings,
     /// Caps on media tools upload (`SQUAREMCP_MEDIA_MAX_BYTES`, `SQUAREMCP_MEDIA_MAX_INLINE_BYTES`).
     pub media: squaremcp_platforms::kit::MediaSettings,
@@ -121,6 +126,9 @@ pub struct Config {
     pub whatsapp_verify_token: Option<Secret<String>>,
     /// The delays between outbound webhook attempts (`SQUAREMCP_WEBHOOK_RETRY_SCHEDULE`).
     pub webhook_retry_schedule: squaremcp_webhooks::RetrySchedule,
+    /// How long an outbound webhook endpoint may fail without a success before it is disabled,
+    /// in seconds (`SQUAREMCP_WEBHOOK_DISABLE_AFTER_HOURS`, fractions allowed so tests can shorten it).
+    pub webhook_disable_after_seconds: i64,
     /// The OAuth apps of the platforms customers connect themselves
     /// (`SQUAREMCP_<PLATFORM>_CLIENT_ID`, `_CLIENT_SECRET`, `_AUTHORIZE_BASE_URL`, `_TOKEN_BASE_URL`).
     pub oauth_apps: squaremcp_platforms::kit::oauth::OAuthSettings,
@@ -347,6 +355,8 @@ impl Config {
             access_token_ttl: seconds("SQUAREMCP_ACCESS_TOKEN_TTL", 3600)?,
             refresh_token_ttl: seconds("SQUAREMCP_REFRESH_TOKEN_TTL", 30 * 24 * 3600)?,
             session_ttl: seconds("SQUAREMCP_SESSION_TTL", 7 * 24 * 3600)?,
+            grant_max_age: seconds("SQUAREMCP_GRANT_MAX_AGE", 90 * 24 * 3600)?,
+            signup: crate::signup::from_lookup(&get)?,
             refresh_grace: match get("SQUAREMCP_REFRESH_GRACE") {
                 Some(text) => text
                     .parse::<i64>()
@@ -361,6 +371,7 @@ impl Config {
             obsidian: squaremcp_platforms::obsidian::ObsidianSettings {
                 root: get("SQUAREMCP_OBSIDIAN_ROOT").map(PathBuf::from),
                 ob_command: get("SQUAREMCP_OBSIDIAN_OB").map(PathBuf::from),
+                deployment_bucket: crate::vaults::deployment_bucket(&get)?,
                 ..squaremcp_platforms::obsidian::ObsidianSettings::default()
             },
             media,
@@ -373,8 +384,20 @@ impl Config {
                     .map_err(|why| error("SQUAREMCP_WEBHOOK_RETRY_SCHEDULE", why))?,
                 None => squaremcp_webhooks::RetrySchedule::default(),
             },
+            webhook_disable_after_seconds: match get("SQUAREMCP_WEBHOOK_DISABLE_AFTER_HOURS") {
+                Some(text) => disable_after_seconds(&text).ok_or_else(|| {
+                    error("SQUAREMCP_WEBHOOK_DISABLE_AFTER_HOURS", format!("`{text}` is not a number of hours above 0 and at most 2160 (90 days)"))
+                })?,
+                None => squaremcp_webhooks::Disabling::DEFAULT_AFTER_HOURS * 3600,
+            },
         })
     }
+}
+
+/// Hours (a fraction too, e.g. `0.001` for 3.6 s in tests) as whole seconds, at least one.
+fn disable_after_seconds(text: &str) -> Option<i64> {
+    let hours = text.trim().parse::<f64>().ok().filter(|h| h.is_finite() && *h > 0.0 && *h <= 2160.0)?;
+    Some(((hours * 3600.0).round() as i64).max(1))
 }
 
 /// `scheme://host[:port][/path]` with the scheme and host lowercased and no trailing slash,
@@ -429,6 +452,17 @@ mod tests {
         assert_eq!(c.aws.kms_key_id, "alias/squaremcp");
         assert_eq!((c.aws.retry_queue_url, c.aws.dead_letter_queue_url), (None, None));
         assert!(!c.network.allows_private_hosts() && c.network.extra_roots().is_empty());
+    }
+
+    #[test]
+    fn the_webhook_disable_window_is_hours_with_fractions() {
+        assert_eq!(config(&[]).unwrap().webhook_disable_after_seconds, 5 * 24 * 3600);
+        assert_eq!(config(&[("SQUAREMCP_WEBHOOK_DISABLE_AFTER_HOURS", "48")]).unwrap().webhook_disable_after_seconds, 48 * 3600);
+        assert_eq!(config(&[("SQUAREMCP_WEBHOOK_DISABLE_AFTER_HOURS", "0.001")]).unwrap().webhook_disable_after_seconds, 4);
+        for bad in ["0", "-1", "abc", "NaN", "2161"] {
+            let why = config(&[("SQUAREMCP_WEBHOOK_DISABLE_AFTER_HOURS", bad)]).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(why.contains("SQUAREMCP_WEBHOOK_DISABLE_AFTER_HOURS"), "{bad}: {why}");
+        }
     }
 
     #[test]

@@ -2,10 +2,13 @@
 //! `docs/configuration.md`), backends, the gateway, logging, and the two ways to serve a
 //! router (a TCP listener for `squaremcp serve`, the Lambda runtime for `functions/*`).
 
+mod client_documents;
 mod config;
 pub mod lambda;
 mod logging;
 mod serve;
+mod signup;
+mod vaults;
 
 use std::sync::Arc;
 
@@ -22,10 +25,12 @@ use squaremcp_embedded::{KeyFileKeyring, MemoryQueue, SqliteStore};
 use squaremcp_mail::SmtpMailer;
 use squaremcp_http::{AppState, HttpConfig};
 use squaremcp_platforms::PlatformConfig;
+use squaremcp_platforms::telegram::webhook::TelegramWebhook;
 use squaremcp_platforms::whatsapp::webhook::WhatsappWebhook;
 use squaremcp_webhooks::Deliverer;
 
 pub use config::{AwsSettings, Config, ConfigError, LogFormat, StoreKind};
+pub use signup::SignupConfig;
 pub use logging::{init_logging, init_server_logging};
 pub use serve::{bind, serve, spawn_invoice_scheduler};
 
@@ -89,7 +94,11 @@ impl Backends {
             StoreKind::Sqlite => Self::embedded(config),
             #[cfg(not(feature = "embedded"))]
             StoreKind::Sqlite => Err(StartError::NotBuiltIn(NO_EMBEDDED_STORE)),
-            StoreKind::DynamoDb => Ok(Self::aws(config, &AwsClients::from_env().await)),
+            // The SDK trusts the roots the platforms' client read: the system's are read once.
+            StoreKind::DynamoDb => {
+                let clients = AwsClients::from_env_trusting(squaremcp_platforms::kit::roots::system_roots()).await;
+                Ok(Self::aws(config, &clients))
+            }
         }
     }
 
@@ -331,7 +340,23 @@ pub fn auth(config: &Config, gateway: Arc<Gateway>) -> Result<Arc<Auth>, StartEr
     settings.refresh_token_ttl = config.refresh_token_ttl;
     settings.session_ttl = config.session_ttl;
     settings.refresh_grace = config.refresh_grace;
-    Ok(Arc::new(Auth::new(gateway, settings, &jwt_secret(config)?)?))
+    settings.grant_max_age = config.grant_max_age;
+    settings.signup = config.signup.policy(&config.plans)?;
+    // Client ID Metadata Documents are fetched through the same guard as webhooks; http on
+    // loopback only where private hosts are allowed (tests, local development).
+    settings.allow_loopback_client_documents = config.network.allows_private_hosts();
+    let fetcher = Arc::new(client_documents::GuardedDocumentFetcher::new(config.network.clone()));
+    let mut auth = Auth::new(gateway, settings, &jwt_secret(config)?)?.with_client_documents(fetcher);
+    // Only open sign-up mails from here: a function built without SMTP refuses to start with it.
+    if config.signup.open {
+        auth = auth.with_mailer(mailer(config).map_err(|e| match e {
+            StartError::NotBuiltIn(_) => StartError::NotBuiltIn(
+                "this binary is built without SMTP, so it cannot serve open sign-up (SQUAREMCP_SIGNUP=open): set it on the login function or `squaremcp serve` only",
+            ),
+            other => other,
+        })?);
+    }
+    Ok(Arc::new(auth))
 }
 
 /// Outbound webhooks on these backends: publishing events, delivering them, retries through
@@ -348,6 +373,11 @@ pub fn deliverer(config: &Config, backends: &Backends) -> Result<Option<Arc<Deli
         retry_queue: queues.retry.clone(),
         dead_letter_queue: queues.dead_letter.clone(),
         schedule: config.webhook_retry_schedule.clone(),
+        disabling: squaremcp_webhooks::Disabling {
+            after_seconds: config.webhook_disable_after_seconds,
+            // A Lambda built without SMTP still disables; the customer sees the mark.
+            mailer: mailer(config).unwrap_or_else(|_| Arc::new(NoMailer)),
+        },
     })))
 }
 
@@ -372,12 +402,16 @@ pub fn app_state_with_events(
             .to_owned(),
     };
     let (store, clock) = gateway.store_and_clock();
+    let mut telegram = TelegramWebhook::new(store.clone(), clock.clone());
     let mut whatsapp =
         WhatsappWebhook::new(store, clock, config.whatsapp_app_secret.clone(), config.whatsapp_verify_token.clone());
     if let Some(events) = events {
+        telegram = telegram.with_events(events.clone());
         whatsapp = whatsapp.with_events(events);
     }
     Ok(AppState {
+        webhooks: None,
+        telegram: Arc::new(telegram),
         oauth: oauth_clients(config),
         whatsapp: Arc::new(whatsapp),
         mcp: Arc::new(McpServer::new(gateway, info, config.tools_page_size)),
@@ -396,9 +430,11 @@ pub fn app_state_with_events(
 pub async fn build_from_env() -> Result<(Config, AppState), StartError> {
     let config = Config::from_env()?;
     let backends = Backends::from_config(&config).await?;
-    let events = deliverer(&config, &backends)?.map(|d| d as Arc<dyn squaremcp_core::events::EventSink>);
+    let deliverer = deliverer(&config, &backends)?;
+    let events = deliverer.clone().map(|d| d as Arc<dyn squaremcp_core::events::EventSink>);
     let gateway = gateway_with_events(&config, backends, events.clone());
-    let state = app_state_with_events(&config, gateway, events)?;
+    let mut state = app_state_with_events(&config, gateway, events)?;
+    state.webhooks = deliverer;
     Ok((config, state))
 }
 

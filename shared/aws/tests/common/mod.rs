@@ -7,7 +7,11 @@ use squaremcp_aws::AwsClients;
 use squaremcp_core::random;
 
 pub async fn clients() -> AwsClients {
-    for variable in ["AWS_ENDPOINT_URL_DYNAMODB", "AWS_ENDPOINT_URL_KMS", "AWS_ENDPOINT_URL_SQS"] {
+    for variable in [
+        "AWS_ENDPOINT_URL_DYNAMODB",
+        "AWS_ENDPOINT_URL_KMS",
+        "AWS_ENDPOINT_URL_SQS",
+    ] {
         let value = std::env::var(variable).unwrap_or_default();
         assert!(
             value.starts_with("http://127.0.0.1") || value.starts_with("http://localhost"),
@@ -25,6 +29,8 @@ pub fn unique(kind: &str) -> String {
 
 pub async fn fresh_table(clients: &AwsClients) -> String {
     let table = unique("table");
-    squaremcp_aws::provision::ensure_table(&clients.dynamodb, &table).await.expect("creating a table");
+    squaremcp_aws::provision::ensure_table(&clients.dynamodb, &table)
+        .await
+        .expect("creating a table");
     table
 }

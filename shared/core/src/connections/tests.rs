@@ -271,7 +271,7 @@ async fn fixture(expires_in: i64, api_accepts_stored: bool, refuse: bool, probe:
         "scopes": ["users.read", "offline.access"],
         "account": {"id": "42", "name": "Ada"},
     });
-    let binding = SecretBinding { customer_id: customer.clone(), platform: Platform::Twitter };
+    let binding = SecretBinding { customer_id: customer.clone(), platform: Platform::Twitter, account: Some(AccountName::default_account()) };
     let sealed = TestKeyring.seal(&binding, document.to_string().as_bytes()).await.unwrap();
     store
         .put_credential(&CredentialRecord {

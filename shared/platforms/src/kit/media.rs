@@ -14,11 +14,10 @@ use std::time::Duration;
 use base64::Engine as _;
 use bytes::{Bytes, BytesMut};
 use reqwest::Url;
-use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use serde_json::{Map, Value, json};
 use squaremcp_core::tool::{FailureKind, ToolFailure};
 
-use super::net::{NetworkPolicy, forbidden};
+use super::net::{GuardedResolver, NetworkPolicy, forbidden};
 use super::spec::Arg;
 
 /// The largest media file fetched from a URL unless the operator sets `SQUAREMCP_MEDIA_MAX_BYTES`.
@@ -239,20 +238,6 @@ impl Media {
         built.as_ref().map_err(|why| {
             tracing::error!(error = %why, "the media HTTP client could not be built");
             ToolFailure::new(FailureKind::UpstreamTransient, "The gateway cannot fetch media right now.")
-        })
-    }
-}
-
-/// Resolves names for the media client through [`NetworkPolicy::resolve`]: every address must be
-/// allowed, and the connection goes to the address that was checked.
-struct GuardedResolver(NetworkPolicy);
-
-impl Resolve for GuardedResolver {
-    fn resolve(&self, name: Name) -> Resolving {
-        let policy = self.0.clone();
-        Box::pin(async move {
-            let address = policy.resolve(name.as_str(), 0).await.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
-            Ok(Box::new(std::iter::once(address)) as Addrs)
         })
     }
 }

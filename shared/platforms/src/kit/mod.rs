@@ -25,6 +25,7 @@ pub mod net;
 pub mod oauth;
 pub mod partner;
 pub mod poll;
+pub mod roots;
 pub mod spec;
 
 pub use credential::{CredentialDocument, CredentialError, Fields};
@@ -32,7 +33,7 @@ pub use http::{Answer, Dialect, HttpApi, HttpTool, HttpToolSpec, Output, RawAnsw
 pub use media::{Media, MediaInput, MediaSettings, MediaStream};
 pub use partner::{PartnerAccess, partner_only};
 pub use poll::{Progress, PublishWait, Waited};
-pub use net::{GuardError, NetworkPolicy};
+pub use net::{GuardError, GuardedResolver, NetworkPolicy};
 pub use spec::{Arg, Place, ToolSpec, UpstreamRequest};
 
 /// What a platform's tools are built with, once per cold start.

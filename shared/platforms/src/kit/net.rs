@@ -170,6 +170,24 @@ fn forbidden_v4(ip: Ipv4Addr) -> Option<&'static str> {
     }
 }
 
+/// A reqwest resolver that sends every name through [`NetworkPolicy::resolve`]: every address
+/// must be allowed, and the connection goes to the address that was checked, so a DNS answer
+/// cannot swap in a private one. Used by every client that reaches customer-supplied URLs
+/// (media, webhook endpoints, OAuth client metadata documents).
+pub struct GuardedResolver(pub NetworkPolicy);
+
+impl reqwest::dns::Resolve for GuardedResolver {
+    fn resolve(&self, name: reqwest::dns::Name) -> reqwest::dns::Resolving {
+        let policy = self.0.clone();
+        Box::pin(async move {
+            let address: SocketAddr =
+                policy.resolve(name.as_str(), 0).await.map_err(|e| Box::new(e) as Box<dyn std::error::Error + Send + Sync>)?;
+            Ok(Box::new(std::iter::once(address)) as reqwest::dns::Addrs)
+        })
+    }
+}
+
+
 #[cfg(test)]
 mod tests {
     use super::*;
