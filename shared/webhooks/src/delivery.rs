@@ -34,6 +34,14 @@ use crate::endpoint::{Endpoint, Endpoints};
 use crate::signing::signature_header;
 use crate::transport::{Response, Transport};
 
+/// How long an attempt in progress holds its claim: longer than an attempt and its records,
+/// shorter than the wait before a crashed worker's job is tried again for good.
+const CLAIM_SECONDS: i64 = 120;
+/// When a copy of a job in progress comes back.
+const COPY_RETRY_SECONDS: u64 = 15;
+/// How long a finished attempt is remembered, to drop late copies of its message.
+const DONE_SECONDS: i64 = 24 * 3600;
+
 /// How long attempt records and dead-letter records are kept.
 pub const RECORD_RETENTION_SECONDS: i64 = 30 * 86_400;
 
@@ -287,6 +295,31 @@ impl Deliverer {
             let id = self.dead_letter(&job, job.attempt.saturating_sub(1), Some("the endpoint is disabled".to_owned())).await?;
             return Ok(Processed::DeadLettered { id });
         }
+        // The queue hands a message out at least once, and a copy can reach another worker
+        // while this one is on it. A finished attempt leaves a mark that drops later copies; an
+        // attempt in progress holds a claim, and a copy meanwhile comes back later (a crashed
+        // worker's claim expires, so its job is not lost).
+        let attempt_key = format!("{}:{}:{}", job.endpoint, job.event.id, job.attempt);
+        if self.store.get_item(&format!("webhook:done:{attempt_key}"), now).await?.is_some() {
+            tracing::info!(event_id = job.event.id, endpoint = job.endpoint, attempt = job.attempt, "a copy of a finished delivery job; dropped");
+            return Ok(Processed::Dropped("duplicate"));
+        }
+        match self.store.put_single_use(&format!("webhook:claim:{attempt_key}"), b"1", now.plus_seconds(CLAIM_SECONDS), now).await {
+            Ok(()) => {}
+            Err(StoreError::Conflict(_)) => {
+                self.enqueue(&job, COPY_RETRY_SECONDS).await?;
+                return Ok(Processed::Postponed);
+            }
+            Err(e) => return Err(e.into()),
+        }
+        let outcome = self.attempt_and_follow_up(job, endpoint, now).await?;
+        let done = format!("webhook:done:{attempt_key}");
+        self.store.put_item(&done, b"1", Some(now.plus_seconds(DONE_SECONDS)), PutMode::Replace, now).await?;
+        Ok(outcome)
+    }
+
+    /// One attempt, then what follows: delivered, the next attempt queued, or a dead letter.
+    async fn attempt_and_follow_up(&self, job: Job, endpoint: &Endpoint, now: Timestamp) -> Result<Processed, DeliveryError> {
         let response = self.attempt(&job, endpoint, false).await?;
         self.note_health(&job.customer, &endpoint.id, response.delivered()).await?;
         if response.delivered() {

@@ -205,3 +205,28 @@ fn clone_deliverer(d: &Deliverer) -> Deliverer {
         disabling: d.disabling.clone(),
     }
 }
+
+/// A queue may hand out a message more than once (SQS standard queues do): a copy of a job
+/// whose attempt was made is dropped, and a copy that arrives while another worker holds the
+/// attempt comes back later instead of sending the event a second time.
+#[tokio::test]
+async fn copies_of_a_delivery_job_do_not_send_the_event_twice() {
+    let f = fixture("0", &[200]);
+    let customer = CustomerId::generate();
+    f.deliverer
+        .endpoints()
+        .add(&customer, NewEndpoint { url: "http://127.0.0.1:9/hook".into(), events: vec!["whatsapp.message.received".into()] })
+        .await
+        .unwrap();
+    assert_eq!(f.deliverer.publish_event(&customer, "whatsapp.message.received", "wamid.copy", json!({})).await.unwrap(), 1);
+    let messages = f.deliverer.retry_queue.receive(1, Duration::from_secs(3), Duration::from_secs(30)).await.unwrap();
+    let body = messages[0].body.clone();
+    // Two workers with the same message at once: one sends, the other is told to come back.
+    let (first, second) = tokio::join!(f.deliverer.process(&body), f.deliverer.process(&body));
+    let mut outcomes = [first.unwrap(), second.unwrap()];
+    outcomes.sort_by_key(|p| format!("{p:?}"));
+    assert_eq!(outcomes, [Processed::Delivered, Processed::Postponed]);
+    // A late copy of the finished job is dropped.
+    assert_eq!(f.deliverer.process(&body).await.unwrap(), Processed::Dropped("duplicate"));
+    assert_eq!(f.transport.seen.lock().unwrap().len(), 1, "sent once");
+}
