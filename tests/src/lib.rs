@@ -131,8 +131,19 @@ pub fn create_tenant_on_plan_with_env(data_dir: &Path, email: &str, plan: &str, 
     Tenant { id, key: key["key"].as_str().unwrap().to_owned(), key_id: key["id"].as_str().unwrap().to_owned() }
 }
 
+/// A loopback port nothing listens on, never the same twice in this process: the tests of one
+/// binary run in parallel, and the kernel may hand a just-released port to the next caller,
+/// so two servers could race for one port (the loser exits, and the winner answers for both).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+    loop {
+        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
 }
 
 /// `squaremcp serve` on a free loopback port; killed when dropped.
