@@ -376,7 +376,7 @@ impl Meta {
 }
 
 /// `(name, content type, bytes)` of each part; `None` when the body is not well-formed.
-fn multipart_parts(body: &[u8], boundary: &str) -> Option<Vec<(String, String, Vec<u8>)>> {
+pub(crate) fn multipart_parts(body: &[u8], boundary: &str) -> Option<Vec<(String, String, Vec<u8>)>> {
     let delimiter = format!("--{boundary}");
     let text = body;
     let mut parts = Vec::new();

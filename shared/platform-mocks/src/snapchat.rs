@@ -7,12 +7,26 @@
 //!   (401 otherwise).
 //! - `POST /login/oauth2/access_token`: `client_id`/`client_secret` in the form; answers
 //!   `{"access_token", "token_type": "Bearer", "expires_in": 3600, "refresh_token", "scope"}`.
+//! - The Public Profile API (on Snap's business host; here the same origin): `GET
+//!   /v1/public_profiles/my_profile` → `{"public_profile": {"id": PROFILE_ID, …}}`; `POST
+//!   /v1/public_profiles/{id}/media` with exactly `{"type", "name", "key", "iv"}` (a 32-byte key
+//!   and a 16-byte IV, base64) → `{"media_id", "add_path", "finalize_path"}`; multipart `POST
+//!   {add_path}` with exactly `action=ADD`, `part_number` (1, 2, … in order) and `file` (at most
+//!   32 MiB; every part but the last exactly 32 MiB, as `split -b 32m` makes them), then exactly
+//!   `action=FINALIZE`, when the parts must decrypt (AES-256-CBC, PKCS#7, the key and IV sent) or
+//!   the upload is refused; `POST /v1/public_profiles/{id}/stories` with exactly `{"media_id"}` of
+//!   a finalized media → a story ([`Snapchat::stories`] holds the decrypted media). Anything else
+//!   answers 400 `E1008` in Snap's error envelope. The upload paths' format is this mock's own:
+//!   the gateway takes whatever path Snap answers.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use aws_lc_rs::cipher::{AES_256, DecryptionContext, PaddedBlockDecryptingKey, UnboundCipherKey};
+use aws_lc_rs::iv::FixedLength;
 use axum::http::Method;
+use base64::Engine as _;
 use serde_json::{Value, json};
 
 use crate::{Fault, PlatformMock, RecordedRequest, Reply};
@@ -36,6 +50,35 @@ pub const ORGANIZATIONS: [(&str, &str, &[&str]); 2] = [
     ),
 ];
 
+/// The connected Snapchatter's Public Profile.
+pub const PROFILE_ID: &str = "c4a1e0b2-7d3f-4e5a-9b8c-1d2e3f4a5b6c";
+/// Snap's part size for encrypted media (`split -b 32m`).
+pub const PART_BYTES: usize = 32 * 1024 * 1024;
+
+/// A Story the mock accepted: the media as it decrypted, and how it came.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PostedStory {
+    pub media_id: String,
+    /// `IMAGE` or `VIDEO`, as declared when the media was created.
+    pub media_type: String,
+    pub name: String,
+    /// The decrypted media.
+    pub media: Vec<u8>,
+    /// The encrypted parts' sizes, in order.
+    pub part_sizes: Vec<usize>,
+}
+
+#[derive(Default)]
+struct UploadedMedia {
+    media_type: String,
+    name: String,
+    key: Vec<u8>,
+    iv: Vec<u8>,
+    parts: Vec<Vec<u8>>,
+    /// The decrypted media, once finalized.
+    finalized: Option<Vec<u8>>,
+}
+
 pub struct Snapchat {
     client_id: String,
     client_secret: String,
@@ -43,6 +86,8 @@ pub struct Snapchat {
     refresh: Mutex<HashMap<String, bool>>,
     codes: Mutex<Vec<String>>,
     next: AtomicU64,
+    media: Mutex<HashMap<String, UploadedMedia>>,
+    stories: Mutex<Vec<PostedStory>>,
 }
 
 impl Snapchat {
@@ -60,7 +105,14 @@ impl Snapchat {
             refresh: Mutex::new(HashMap::new()),
             codes: Mutex::new(Vec::new()),
             next: AtomicU64::new(1),
+            media: Mutex::new(HashMap::new()),
+            stories: Mutex::new(Vec::new()),
         }
+    }
+
+    /// The Stories posted so far, in order.
+    pub fn stories(&self) -> Vec<PostedStory> {
+        self.stories.lock().unwrap().clone()
     }
 
     /// A refresh token the token endpoint accepts (as from an earlier authorization).
@@ -141,6 +193,130 @@ fn error(status: u16, code: &str, message: &str) -> Reply {
     )
 }
 
+impl Snapchat {
+    /// `/v1/public_profiles/…`: `rest` is what follows.
+    fn public_profile(&self, request: &RecordedRequest, rest: &[&str]) -> Reply {
+        match (&request.method, rest) {
+            (&Method::GET, ["my_profile"]) => Reply::json(
+                200,
+                json!({"request_status": "SUCCESS", "request_id": "5f2b1c3d00ff0a1b2c3d4e5f60010", "public_profile": {
+                    "id": PROFILE_ID, "organization_id": ORGANIZATIONS[0].0, "display_name": DISPLAY_NAME,
+                    "snap_user_name": "ada.lovelace", "profile_type": "PUBLIC_PROFILE", "profile_tier": "TIER_PUBLIC"}}),
+            ),
+            (_, [profile, ..]) if *profile != PROFILE_ID => error(404, "E3003", "Resource can not be found"),
+            (&Method::POST, [_, "media"]) => self.create_media(request),
+            (&Method::POST, [_, "media", media_id, "multipart-upload"]) => self.upload(request, media_id),
+            (&Method::POST, [_, "stories"]) => self.post_story(request),
+            _ => error(404, "E3003", "Resource can not be found"),
+        }
+    }
+
+    fn create_media(&self, request: &RecordedRequest) -> Reply {
+        if request.header("content-type") != Some("application/json") {
+            return invalid("The body must be JSON");
+        }
+        let body = request.json();
+        let Some(fields) = body.as_object() else { return invalid("The body must be a JSON object") };
+        let mut keys: Vec<&str> = fields.keys().map(String::as_str).collect();
+        keys.sort_unstable();
+        if keys != ["iv", "key", "name", "type"] {
+            return invalid(&format!("Expected exactly type, name, key and iv; got {keys:?}"));
+        }
+        let text = |k: &str| fields.get(k).and_then(Value::as_str).unwrap_or_default();
+        let decode = |k: &str| base64::engine::general_purpose::STANDARD.decode(text(k)).unwrap_or_default();
+        let (key, iv) = (decode("key"), decode("iv"));
+        if !["IMAGE", "VIDEO"].contains(&text("type")) || text("name").is_empty() {
+            return invalid("type must be IMAGE or VIDEO and name must be set");
+        }
+        if key.len() != 32 || iv.len() != 16 {
+            return invalid("key must be 32 bytes and iv 16 bytes, base64-encoded");
+        }
+        let media_id = format!("9e1d7c3a-0000-4000-8000-{:012}", self.next.fetch_add(1, Ordering::SeqCst));
+        let path = format!("/v1/public_profiles/{PROFILE_ID}/media/{media_id}/multipart-upload");
+        self.media.lock().unwrap().insert(
+            media_id.clone(),
+            UploadedMedia { media_type: text("type").to_owned(), name: text("name").to_owned(), key, iv, ..Default::default() },
+        );
+        Reply::json(
+            200,
+            json!({"request_status": "SUCCESS", "request_id": "5f2b1c3d00ff0a1b2c3d4e5f60011", "media_id": media_id,
+                "add_path": path, "finalize_path": path}),
+        )
+    }
+
+    fn upload(&self, request: &RecordedRequest, media_id: &str) -> Reply {
+        let content_type = request.header("content-type").unwrap_or_default();
+        let Some(boundary) = content_type.strip_prefix("multipart/form-data; boundary=") else {
+            return invalid("The body must be multipart/form-data");
+        };
+        let Some(fields) = crate::meta::multipart_parts(&request.body, boundary) else {
+            return invalid("The multipart body could not be parsed");
+        };
+        let names: Vec<&str> = fields.iter().map(|(name, _, _)| name.as_str()).collect();
+        let field = |name: &str| fields.iter().find(|(n, _, _)| n == name).map(|(_, _, bytes)| bytes.as_slice()).unwrap_or_default();
+        let mut all = self.media.lock().unwrap();
+        let Some(media) = all.get_mut(media_id) else { return error(404, "E3003", "Resource can not be found") };
+        if media.finalized.is_some() {
+            return invalid("The media upload is already finalized");
+        }
+        match (names.as_slice(), field("action")) {
+            (["action", "part_number", "file"], b"ADD") => {
+                let expected = (media.parts.len() + 1).to_string();
+                if field("part_number") != expected.as_bytes() {
+                    return invalid(&format!("part_number must be {expected}"));
+                }
+                let file = field("file");
+                if file.is_empty() || file.len() > PART_BYTES {
+                    return invalid("A part must hold 1 byte to 32 MB");
+                }
+                media.parts.push(file.to_vec());
+            }
+            (["action"], b"FINALIZE") => {
+                let Some((_, full)) = media.parts.split_last() else { return invalid("No part was uploaded") };
+                if full.iter().any(|part| part.len() != PART_BYTES) {
+                    return invalid("Every part but the last must be 32 MB");
+                }
+                let mut encrypted = media.parts.concat();
+                let decrypted = UnboundCipherKey::new(&AES_256, &media.key)
+                    .and_then(PaddedBlockDecryptingKey::cbc_pkcs7)
+                    .ok()
+                    .zip(<[u8; 16]>::try_from(media.iv.as_slice()).ok())
+                    .and_then(|(key, iv)| key.decrypt(&mut encrypted, DecryptionContext::Iv128(FixedLength::from(iv))).ok().map(|plain| plain.to_vec()));
+                let Some(decrypted) = decrypted else {
+                    return invalid("The media does not decrypt with the key and iv it was created with");
+                };
+                media.finalized = Some(decrypted);
+            }
+            _ => return invalid(&format!("Expected action=ADD with part_number and file, or action=FINALIZE alone; got {names:?}")),
+        }
+        Reply::json(200, json!({"request_status": "SUCCESS", "request_id": "5f2b1c3d00ff0a1b2c3d4e5f60012"}))
+    }
+
+    fn post_story(&self, request: &RecordedRequest) -> Reply {
+        let body = request.json();
+        let media_id = body.get("media_id").and_then(Value::as_str).unwrap_or_default();
+        if request.header("content-type") != Some("application/json") || body.as_object().map(|o| o.len()) != Some(1) {
+            return invalid("Expected exactly {\"media_id\"} as JSON");
+        }
+        let all = self.media.lock().unwrap();
+        let Some(UploadedMedia { media_type, name, parts, finalized: Some(decrypted), .. }) = all.get(media_id) else {
+            return invalid("The media does not exist or is not finalized");
+        };
+        self.stories.lock().unwrap().push(PostedStory {
+            media_id: media_id.to_owned(),
+            media_type: media_type.clone(),
+            name: name.clone(),
+            media: decrypted.clone(),
+            part_sizes: parts.iter().map(Vec::len).collect(),
+        });
+        Reply::json(200, json!({"request_status": "SUCCESS", "request_id": "5f2b1c3d00ff0a1b2c3d4e5f60013"}))
+    }
+}
+
+fn invalid(message: &str) -> Reply {
+    error(400, "E1008", message)
+}
+
 impl PlatformMock for Snapchat {
     fn answer(&self, request: &RecordedRequest) -> Reply {
         if request.method == Method::POST && request.path == "/login/oauth2/access_token" {
@@ -149,10 +325,13 @@ impl PlatformMock for Snapchat {
         if !self.authorized(request) {
             return Reply::raw(401, "text/plain", "Unauthorized");
         }
+        let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
+        if let ["v1", "public_profiles", ..] = segments.as_slice() {
+            return self.public_profile(request, &segments[2..]);
+        }
         if request.method != Method::GET {
             return error(405, "E1001", "Method not allowed");
         }
-        let segments: Vec<&str> = request.path.trim_matches('/').split('/').collect();
         match segments.as_slice() {
             ["v1", "me"] => Reply::json(200, json!({"request_status": "SUCCESS", "request_id": "5f2b1c3d00ff0a1b2c3d4e5f60000",
                 "me": {"id": USER_ID, "updated_at": "2026-01-05T10:00:00.000Z", "created_at": "2024-03-01T09:00:00.000Z",
@@ -216,5 +395,62 @@ mod tests {
             .contains(ORGANIZATIONS[1].2[1])
         );
         assert_eq!(get(&mock, "/v1/organizations/nope/adaccounts").status, 404);
+    }
+
+    fn post(mock: &Snapchat, path: &str, content_type: &str, body: Vec<u8>) -> Reply {
+        let mut headers = HeaderMap::new();
+        headers.insert("authorization", "Bearer t".parse().unwrap());
+        headers.insert("content-type", content_type.parse().unwrap());
+        mock.answer(&RecordedRequest { method: Method::POST, path: path.to_owned(), query: None, headers, body: body.into() })
+    }
+
+    fn form(fields: &[(&str, &[u8])]) -> Vec<u8> {
+        let mut body = Vec::new();
+        for (name, value) in fields {
+            body.extend_from_slice(format!("--b\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes());
+            body.extend_from_slice(value);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(b"--b--\r\n");
+        body
+    }
+
+    #[test]
+    fn a_story_needs_media_that_decrypts_with_its_own_key() {
+        use aws_lc_rs::cipher::{EncryptionContext, PaddedBlockEncryptingKey};
+        let mock = Snapchat::accepting(&["t"]);
+        assert!(get(&mock, "/v1/public_profiles/my_profile").body.contains(PROFILE_ID));
+        let (key, iv) = ([3u8; 32], [4u8; 16]);
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::STANDARD.encode(bytes);
+        let create = |body: Value| post(&mock, &format!("/v1/public_profiles/{PROFILE_ID}/media"), "application/json", body.to_string().into_bytes());
+        assert_eq!(create(json!({"type": "IMAGE", "name": "n", "key": b64(&key)})).status, 400, "iv missing");
+        assert_eq!(create(json!({"type": "GIF", "name": "n", "key": b64(&key), "iv": b64(&iv)})).status, 400);
+        let created: Value = serde_json::from_str(&create(json!({"type": "IMAGE", "name": "n", "key": b64(&key), "iv": b64(&iv)})).body).unwrap();
+        let (media_id, add_path) = (created["media_id"].as_str().unwrap(), created["add_path"].as_str().unwrap());
+
+        let mut encrypted = b"a photo".to_vec();
+        PaddedBlockEncryptingKey::cbc_pkcs7(UnboundCipherKey::new(&AES_256, &key).unwrap())
+            .unwrap()
+            .less_safe_encrypt(&mut encrypted, EncryptionContext::Iv128(FixedLength::from(iv)))
+            .unwrap();
+        let upload = |fields: &[(&str, &[u8])]| post(&mock, add_path, "multipart/form-data; boundary=b", form(fields));
+        let story = || post(&mock, &format!("/v1/public_profiles/{PROFILE_ID}/stories"), "application/json", json!({"media_id": media_id}).to_string().into_bytes());
+        assert_eq!(upload(&[("action", b"ADD"), ("part_number", b"2"), ("file", &encrypted)]).status, 400, "parts start at 1");
+        assert_eq!(upload(&[("action", b"FINALIZE")]).status, 400, "nothing uploaded yet");
+        assert_eq!(upload(&[("action", b"ADD"), ("part_number", b"1"), ("file", &encrypted)]).status, 200);
+        assert_eq!(story().status, 400, "not finalized");
+        assert_eq!(upload(&[("action", b"FINALIZE")]).status, 200);
+        assert_eq!(story().status, 200);
+        let stories = mock.stories();
+        assert_eq!((stories[0].media.as_slice(), stories[0].media_type.as_str(), stories[0].part_sizes.clone()), (&b"a photo"[..], "IMAGE", vec![16]));
+
+        // Bytes that were not encrypted with the declared key do not finalize.
+        let other: Value = serde_json::from_str(&create(json!({"type": "VIDEO", "name": "v", "key": b64(&[5u8; 32]), "iv": b64(&iv)})).body).unwrap();
+        let other_path = other["add_path"].as_str().unwrap();
+        let send = |fields: &[(&str, &[u8])]| post(&mock, other_path, "multipart/form-data; boundary=b", form(fields));
+        assert_eq!(send(&[("action", b"ADD"), ("part_number", b"1"), ("file", &encrypted)]).status, 200);
+        let refused = send(&[("action", b"FINALIZE")]);
+        assert!(refused.status == 400 && refused.body.contains("does not decrypt"), "{}", refused.body);
+        assert_eq!(post(&mock, "/v1/public_profiles/other/stories", "application/json", b"{}".to_vec()).status, 404);
     }
 }

@@ -431,10 +431,11 @@ impl Tiktok {
                     );
                 };
                 state.codes.remove(at);
-                if get("code_verifier").is_empty() || get("redirect_uri").is_empty() {
+                // Login Kit for Web: no code_verifier ("required for mobile and desktop apps" only).
+                if get("redirect_uri").is_empty() {
                     return Reply::json(
                         400,
-                        json!({"error": "invalid_request", "error_description": "code_verifier and redirect_uri are required.", "log_id": "mock"}),
+                        json!({"error": "invalid_request", "error_description": "redirect_uri is required.", "log_id": "mock"}),
                     );
                 }
             }

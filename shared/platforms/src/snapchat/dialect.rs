@@ -16,6 +16,17 @@ pub(super) const GET_ME: &str = "Get the authenticated user (GET /v1/me)";
 pub(super) const GET_ORGANIZATIONS: &str = "Get all organizations (GET /v1/me/organizations)";
 pub(super) const GET_AD_ACCOUNTS: &str =
     "Get all ad accounts of an organization (GET /v1/organizations/{id}/adaccounts)";
+// The Public Profile API (businessapi.snapchat.com), which Snap opens to allow-listed apps only.
+pub(super) const GET_MY_PROFILE: &str = "Get my Public Profile (GET /v1/public_profiles/my_profile)";
+pub(super) const CREATE_MEDIA: &str = "Create Public Profile media (POST /v1/public_profiles/{id}/media)";
+pub(super) const UPLOAD_PART: &str = "Upload a media part (POST add_path, action ADD)";
+pub(super) const FINALIZE_MEDIA: &str = "Finalize the media upload (POST finalize_path, action FINALIZE)";
+pub(super) const POST_STORY: &str = "Post a Story (POST /v1/public_profiles/{id}/stories)";
+
+/// Whether `operation` is one of the Public Profile API's, whose refusals mean other things.
+fn is_public_profile(operation: &str) -> bool {
+    [GET_MY_PROFILE, CREATE_MEDIA, UPLOAD_PART, FINALIZE_MEDIA, POST_STORY].contains(&operation)
+}
 
 const RECONNECT: &str = "Reconnect Snapchat on your account page (/account).";
 
@@ -72,6 +83,14 @@ impl Dialect for SnapchatDialect {
                 FailureKind::AuthRevoked,
                 format!(
                     "Snapchat did not accept the access token for {operation} (HTTP 401). {RECONNECT}"
+                ),
+            ),
+            403 if is_public_profile(operation) => (
+                FailureKind::PermissionMissing,
+                format!(
+                    "Snapchat refused {operation}{code_text}: Snap opens the Public Profile API to allow-listed apps only, and the \
+                     connection needs the snapchat-profile-api scope (the operator sets SQUAREMCP_SNAPCHAT_LOGIN=public_profile; \
+                     then reconnect Snapchat on your account page, /account).{said}"
                 ),
             ),
             403 => (
@@ -172,6 +191,12 @@ mod tests {
                 "{status} {body}"
             );
         }
+        let profile = SnapchatDialect
+            .interpret(POST_STORY, Answer { status: 403, headers: &HeaderMap::new(), body: b"" })
+            .expect_err("refused");
+        assert_eq!(profile.kind, FailureKind::PermissionMissing);
+        assert!(profile.message.contains("allow-listed") && profile.message.contains("snapchat-profile-api"), "{}", profile.message);
+        assert!(read(403, "").expect_err("refused").message.contains("snapchat-marketing-api"));
         let said = read(
             400,
             &json!({"request_status": "ERROR", "display_message": "Name is too long"}).to_string(),

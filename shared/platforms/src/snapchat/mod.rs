@@ -4,17 +4,22 @@
 //!
 //! Three tools: the account (`get_me`, the health probe), the ad accounts across the person's
 //! organizations, and `create_snap`, which is partner-only: no API sends a Snap to friends, and
-//! the nearest real endpoint (a Story on a Public Profile) is allow-listed ([`tools`]).
+//! the nearest real endpoint (a Story on a Public Profile, [`public_profile`]) is allow-listed.
+//! Operators whose app Snap allow-listed declare it (`SQUAREMCP_PARTNER_ACCESS`) and connect with
+//! the Public Profile scope too ([`PUBLIC_PROFILE_OAUTH`], `SQUAREMCP_SNAPCHAT_LOGIN`).
 
 use serde_json::Value;
 use squaremcp_core::Platform;
 
-use crate::kit::oauth::{ClientAuth, Identity, OAuthApp};
+use crate::kit::oauth::{ClientAuth, Identity, LoginChoice, OAuthApp};
 use crate::kit::{CredentialDocument, PlatformEntry};
 
 mod credential;
 mod dialect;
+mod public_profile;
 mod tools;
+
+pub use public_profile::{PART_BYTES, PUBLIC_PROFILE_ORIGIN};
 
 /// The real API, path and version included.
 pub const DEFAULT_ORIGIN: &str = "https://adsapi.snapchat.com/v1";
@@ -47,7 +52,24 @@ pub static OAUTH: OAuthApp = OAuthApp {
     client_auth: ClientAuth::Post,
     rotates_refresh_tokens: false,
     identity,
+    login_choice: Some(&LOGIN_CHOICE),
     ..OAuthApp::DEFAULTS
+};
+
+/// `SQUAREMCP_SNAPCHAT_LOGIN=public_profile`: the same app asking for Snap's Public Profile API
+/// scope as well (`snapchat-profile-api`), which `create_snap` needs. Only for apps Snap
+/// allow-listed: Snap refuses the scope to others, so it is not asked for by default.
+static LOGIN_CHOICE: LoginChoice = LoginChoice {
+    default: "marketing",
+    other: "public_profile",
+    other_app: &PUBLIC_PROFILE_OAUTH,
+};
+
+/// [`OAUTH`] with the Public Profile API's scope added.
+pub static PUBLIC_PROFILE_OAUTH: OAuthApp = OAuthApp {
+    scopes: &["snapchat-marketing-api", "snapchat-profile-api"],
+    login_choice: None,
+    ..OAUTH
 };
 
 /// Who the token belongs to, from `GET /v1/me`: `{"request_status", "me": {"id", "display_name", "email", …}}`.
@@ -85,5 +107,15 @@ mod tests {
             })
         );
         assert_eq!(identity(&json!({"request_status": "ERROR"})), None);
+    }
+
+    #[test]
+    fn the_public_profile_login_adds_only_the_profile_scope() {
+        assert_eq!(PUBLIC_PROFILE_OAUTH.scopes, ["snapchat-marketing-api", "snapchat-profile-api"]);
+        assert_eq!(OAUTH.scopes, ["snapchat-marketing-api"]);
+        assert_eq!((PUBLIC_PROFILE_OAUTH.token_url, PUBLIC_PROFILE_OAUTH.pkce), (OAUTH.token_url, OAUTH.pkce));
+        let choice = OAUTH.login_choice.expect("a login choice");
+        assert_eq!((choice.default, choice.other), ("marketing", "public_profile"));
+        assert!(std::ptr::eq(choice.other_app, &PUBLIC_PROFILE_OAUTH));
     }
 }

@@ -1,19 +1,17 @@
 //! Snapchat's tools: `get_me` as a row of data, `get_ad_accounts` across the person's
 //! organizations (one call for the organizations, one per organization for its ad accounts), and
-//! `create_snap`, partner-only (see [`RESTRICTION`]).
+//! `create_snap`, partner-only (see [`RESTRICTION`]; the real tool is in [`super::public_profile`]).
 
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use reqwest::Method;
 use serde_json::{Map, Value, json};
-use squaremcp_core::tool::{
-    Annotations, FailureKind, Tool, ToolDefinition, ToolFailure, ToolOutput,
-};
+use squaremcp_core::tool::{Annotations, Tool, ToolDefinition, ToolFailure, ToolOutput};
 use squaremcp_core::{Platform, Secret};
 
 use super::dialect::{self, SnapchatDialect};
-use crate::kit::media::media_args;
+use super::public_profile::CreateSnap;
 use crate::kit::{Arg, HttpApi, HttpTool, HttpToolSpec, PlatformContext, ToolSpec, partner_only};
 
 /// What `create_snap` answers unless the operator has Public Profile API access.
@@ -34,9 +32,11 @@ pub(super) fn build(context: &PlatformContext) -> Vec<Arc<dyn Tool>> {
         definition: ad_accounts_spec().definition(Platform::Snapchat),
         api,
     });
-    let snap = Arc::new(NotImplemented {
-        definition: snap_spec().definition(Platform::Snapchat),
-    });
+    let snap = Arc::new(CreateSnap::new(
+        context.http.clone(),
+        &context.origin,
+        context.media.clone(),
+    ));
     vec![
         get_me,
         ad_accounts,
@@ -190,45 +190,6 @@ impl Tool for AdAccounts {
         Ok(ToolOutput {
             structured: json!({"organizations": listed, "ad_accounts": ad_accounts, "incomplete": incomplete}),
         })
-    }
-}
-
-fn snap_spec() -> ToolSpec {
-    let [media_url, media_data, media_type] = media_args("the photo or video (9:16)");
-    ToolSpec::new(
-        "create_snap",
-        "Snapchat: post a Snap",
-        "Posts a photo or video as a Story on the connected Public Profile.",
-        Annotations::WRITE,
-    )
-    .arg(media_url)
-    .arg(media_data)
-    .arg(media_type)
-}
-
-/// What an operator who declared Public Profile access gets in this version: the upload flow
-/// (AES-encrypted media, multipart parts, then the story) is not implemented, because the
-/// reference the gateway follows has not confirmed its endpoints. Said plainly, never faked.
-struct NotImplemented {
-    definition: ToolDefinition,
-}
-
-#[async_trait]
-impl Tool for NotImplemented {
-    fn definition(&self) -> &ToolDefinition {
-        &self.definition
-    }
-
-    async fn call(
-        &self,
-        _credential: &Secret<Value>,
-        _arguments: Map<String, Value>,
-    ) -> Result<ToolOutput, ToolFailure> {
-        Err(ToolFailure::new(
-            FailureKind::NotSupported,
-            "snapchat_create_snap is declared in SQUAREMCP_PARTNER_ACCESS, but this version of the gateway does not implement \
-             Snap's Public Profile posting yet. Nothing was sent.",
-        ))
     }
 }
 

@@ -1,5 +1,5 @@
 //! TikTok (Content Posting API and Display API, `open.tiktokapis.com/v2`), connected with the
-//! creator's own account through OAuth 2.0 with PKCE ([`OAUTH`]). Four tools: the profile (the
+//! creator's own account through OAuth 2.0 ([`OAUTH`], Login Kit for Web: no PKCE). Four tools: the profile (the
 //! health probe), the creator info TikTok requires before a post, posting a video (direct post or
 //! upload to the inbox, the file streamed in TikTok's chunks, [`publish`]) and the publish status.
 //!
@@ -37,7 +37,10 @@ pub static ENTRY: PlatformEntry = PlatformEntry {
 };
 
 /// TikTok's OAuth 2.0 app (Login Kit for Web): `client_key` instead of `client_id`, scopes joined
-/// with commas, PKCE, the client key and secret in the token form, rotating refresh tokens. The
+/// with commas, the client key and secret in the token form, rotating refresh tokens. No PKCE:
+/// TikTok's token endpoint says `code_verifier` is "required for mobile and desktop apps" only, and
+/// Login Kit for Web's authorization request has no `code_challenge` (its desktop flow hashes the
+/// challenge as hex, not RFC 7636's base64url, so sending one to the web flow is not safe). The
 /// token answer carries `open_id`, `scope` (comma-separated), `expires_in`, `refresh_token` and
 /// `refresh_expires_in`; the kit stores the tokens, `expires_at` and the scopes.
 pub static OAUTH: OAuthApp = OAuthApp {
@@ -47,7 +50,7 @@ pub static OAUTH: OAuthApp = OAuthApp {
     // User info needs its fields named; these are the ones `user.info.basic` grants.
     profile_url: "https://open.tiktokapis.com/v2/user/info/?fields=open_id,union_id,avatar_url,display_name",
     scopes: &["user.info.basic", "video.publish", "video.upload"],
-    pkce: true,
+    pkce: false,
     client_auth: ClientAuth::Post,
     rotates_refresh_tokens: true,
     identity,

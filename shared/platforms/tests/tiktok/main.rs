@@ -556,7 +556,7 @@ async fn a_malformed_credential_sends_nothing() {
 }
 
 #[tokio::test]
-async fn the_oauth_app_uses_client_key_commas_pkce_and_rotating_refresh_tokens() {
+async fn the_oauth_app_uses_client_key_commas_no_pkce_and_rotating_refresh_tokens() {
     let mock = Mock::start(Tiktok::with_client("awkey123", "tiktok-secret")).await;
     let lookup = |name: &str| match name {
         "SQUAREMCP_TIKTOK_CLIENT_ID" => Some("awkey123".to_owned()),
@@ -593,9 +593,9 @@ async fn the_oauth_app_uses_client_key_commas_pkce_and_rotating_refresh_tokens()
         query.get("scope").map(String::as_str),
         Some("user.info.basic,video.publish,video.upload")
     );
-    assert_eq!(
-        query.get("code_challenge_method").map(String::as_str),
-        Some("S256")
+    assert!(
+        !query.contains_key("code_challenge") && !query.contains_key("code_challenge_method"),
+        "Login Kit for Web takes no PKCE: {query:?}"
     );
 
     let code = mock.platform().issue_code();
@@ -604,7 +604,7 @@ async fn the_oauth_app_uses_client_key_commas_pkce_and_rotating_refresh_tokens()
             Platform::Tiktok,
             &code,
             "https://gw.example/connect/tiktok/callback",
-            Some("verifier"),
+            None,
         )
         .await
         .expect("exchanged");
@@ -632,7 +632,7 @@ async fn the_oauth_app_uses_client_key_commas_pkce_and_rotating_refresh_tokens()
             && !form.contains("client_id="),
         "{form}"
     );
-    assert!(form.contains("code_verifier=verifier"), "{form}");
+    assert!(!form.contains("code_verifier"), "{form}");
     let profile = mock
         .requests()
         .into_iter()
