@@ -170,6 +170,11 @@ pub trait TokenRefresher: Send + Sync {
     fn refresh_margin(&self, _platform: Platform) -> i64 {
         REFRESH_MARGIN
     }
+    /// When the document's access token expires (Unix seconds): its `expires_at` by default.
+    /// A platform whose document keeps its tokens elsewhere says where (Email's `oauth2`).
+    fn expires_at(&self, _platform: Platform, document: &Value) -> Option<i64> {
+        expires_at(document)
+    }
     /// Exchanges the document's `refresh_token`; returns the whole new credential document
     /// (`access_token`, `refresh_token`, `expires_at`, `scopes`, `account`).
     async fn refresh(&self, platform: Platform, document: &Secret<Value>) -> Result<Secret<Value>, RefreshError>;
@@ -292,7 +297,8 @@ impl Gateway {
     /// refreshed and ends soon. A platform without a probe is `unchecked`.
     fn health_without_probe(&self, platform: Platform, document: &Value) -> Health {
         let refreshable = self.refresher().is_some_and(|r| r.can_refresh(platform, document));
-        match expires_at(document) {
+        let expiry = self.refresher().map_or_else(|| expires_at(document), |r| r.expires_at(platform, document));
+        match expiry {
             Some(at) if !refreshable && at <= self.now().unix() + EXPIRING_WINDOW => Health::Expiring { expires_at: at },
             _ if self.registry().module(platform).and_then(|m| m.health_probe()).is_none() => Health::Unchecked,
             _ => Health::Ok,
@@ -403,7 +409,7 @@ impl Gateway {
         let refreshable = refresher.is_some();
         let margin = refresher.map_or(REFRESH_MARGIN, |r| r.refresh_margin(platform));
         let mut refreshed = false;
-        if refreshable && expires_at(credential.expose()).is_some_and(|at| at <= self.now().unix() + margin) {
+        if refresher.and_then(|r| r.expires_at(platform, credential.expose())).is_some_and(|at| at <= self.now().unix() + margin) {
             credential = self.refresh(record, &credential).await?;
             refreshed = true;
         }

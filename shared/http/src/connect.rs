@@ -1,5 +1,8 @@
 //! Connect flows for OAuth platforms, on the host of the session cookie:
 //!
+//! `{platform}` is the Connect name of an OAuth app: the platform's name, or the provider's
+//! where one platform has several apps (Email: `gmail`, `microsoft365`).
+//!
 //! - `GET /connect/{platform}?csrf=…` (session + a CSRF token of the account page): a fresh
 //!   `state` and PKCE verifier are kept server-side for ten minutes (a single-use item naming
 //!   the session), and the browser goes to the platform's authorization page.
@@ -38,6 +41,9 @@ struct Pending {
     customer_id: CustomerId,
     sid: String,
     platform: Platform,
+    /// The Connect name (absent in states started before there were several apps per platform).
+    #[serde(default)]
+    name: Option<String>,
     verifier: Option<String>,
 }
 
@@ -50,14 +56,14 @@ pub(crate) fn connect_buttons(state: &AppState, session: &Session) -> String {
     let csrf = state.auth.session_csrf(session, PURPOSE);
     state
         .oauth
-        .platforms()
+        .targets()
         .into_iter()
-        .filter(|platform| state.mcp.gateway().registry().module(*platform).is_some())
-        .map(|platform| {
+        .filter(|target| state.mcp.gateway().registry().module(target.platform).is_some())
+        .map(|target| {
             format!(
                 "<a class=\"button\" data-connect=\"{p}\" href=\"/connect/{p}?csrf={csrf}\">Connect {name}</a>",
-                p = escape(platform.as_str()),
-                name = escape(display_name(platform)),
+                p = escape(target.name),
+                name = escape(target.label.unwrap_or_else(|| display_name(target.platform))),
                 csrf = escape(&csrf),
             )
         })
@@ -81,8 +87,8 @@ pub(crate) fn is_oauth(state: &AppState, platform: Platform) -> bool {
     state.oauth.is_configured(platform)
 }
 
-fn redirect_uri(state: &AppState, platform: Platform) -> String {
-    format!("{}/connect/{}/callback", state.config.public_url, platform.as_str())
+fn redirect_uri(state: &AppState, name: &str) -> String {
+    format!("{}/connect/{name}/callback", state.config.public_url)
 }
 
 /// A page that ends a connection attempt, with the way back.
@@ -99,21 +105,23 @@ fn query(uri: &Uri) -> std::collections::HashMap<String, String> {
     serde_urlencoded::from_str::<Vec<(String, String)>>(uri.query().unwrap_or("")).map(|pairs| pairs.into_iter().collect()).unwrap_or_default()
 }
 
-async fn start(State(state): State<AppState>, Path(platform): Path<String>, headers: HeaderMap, uri: Uri) -> Response {
+async fn start(State(state): State<AppState>, Path(name): Path<String>, headers: HeaderMap, uri: Uri) -> Response {
     let Some(session) = session(&state, &headers) else { return see_other("/login?return_to=%2Faccount") };
     let csrf = query(&uri).remove("csrf").unwrap_or_default();
     if !state.auth.check_session_csrf(&session, PURPOSE, &csrf) {
         tracing::warn!(customer = session.customer_id.as_str(), "connect refused: bad CSRF token");
         return ended(StatusCode::FORBIDDEN, "Request refused", "This link was not opened from your account page. Start again there.");
     }
-    let Some(platform) = platform.parse::<Platform>().ok().filter(|p| state.oauth.is_configured(*p)) else {
+    let Some(target) = state.oauth.target(&name) else {
         return ended(StatusCode::NOT_FOUND, "Not available", "This platform cannot be connected here.");
     };
+    let platform = target.platform;
     let flow_state = random::token::<32>();
-    let verifier = state.oauth.uses_pkce(platform).then(random::token::<32>);
+    let verifier = state.oauth.uses_pkce(target.name).then(random::token::<32>);
     let challenge = verifier.as_deref().map(s256);
-    let pending = Pending { customer_id: session.customer_id.clone(), sid: session.sid.clone(), platform, verifier };
-    let Some(location) = state.oauth.authorize_url(platform, &redirect_uri(&state, platform), &flow_state, challenge.as_deref()) else {
+    let pending =
+        Pending { customer_id: session.customer_id.clone(), sid: session.sid.clone(), platform, name: Some(target.name.to_owned()), verifier };
+    let Some(location) = state.oauth.authorize_url_for(target.name, &redirect_uri(&state, target.name), &flow_state, challenge.as_deref()) else {
         return ended(StatusCode::INTERNAL_SERVER_ERROR, "Not available", "This platform's authorization address is not valid.");
     };
     let gateway = state.mcp.gateway();
@@ -137,14 +145,15 @@ fn s256(verifier: &str) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(sha2::Sha256::digest(verifier.as_bytes()))
 }
 
-async fn callback(State(state): State<AppState>, Path(platform): Path<String>, headers: HeaderMap, uri: Uri) -> Response {
+async fn callback(State(state): State<AppState>, Path(name): Path<String>, headers: HeaderMap, uri: Uri) -> Response {
     let mut params = query(&uri);
     let Some(session) = session(&state, &headers) else {
         return ended(StatusCode::UNAUTHORIZED, "Signed out", "Your session ended during the connection. Sign in and connect again.");
     };
-    let Ok(platform) = platform.parse::<Platform>() else {
+    let Some(target) = state.oauth.target(&name) else {
         return ended(StatusCode::NOT_FOUND, "Not available", "This platform cannot be connected here.");
     };
+    let platform = target.platform;
     let gateway = state.mcp.gateway();
     let flow_state = params.remove("state").unwrap_or_default();
     let taken = if flow_state.is_empty() { Ok(None) } else { gateway.store().take_single_use(&state_key(&flow_state), gateway.now()).await };
@@ -164,7 +173,8 @@ async fn callback(State(state): State<AppState>, Path(platform): Path<String>, h
             "This connection request is unknown, expired or was already used. Start again from your account page.",
         );
     };
-    if pending.sid != session.sid || pending.customer_id != session.customer_id || pending.platform != platform {
+    let started_for = pending.name.as_deref().unwrap_or(pending.platform.as_str());
+    if pending.sid != session.sid || pending.customer_id != session.customer_id || pending.platform != platform || started_for != target.name {
         tracing::warn!(customer = session.customer_id.as_str(), %platform, "connect callback for another session");
         return ended(StatusCode::FORBIDDEN, "Request refused", "This connection was started in another session. Start again from your account page.");
     }
@@ -181,7 +191,7 @@ async fn callback(State(state): State<AppState>, Path(platform): Path<String>, h
     let Some(code) = params.remove("code").filter(|c| !c.is_empty()) else {
         return ended(StatusCode::BAD_REQUEST, "Connection failed", "The platform sent no authorization code.");
     };
-    let accounts = match state.oauth.connect(platform, &code, &redirect_uri(&state, platform), pending.verifier.as_deref()).await {
+    let accounts = match state.oauth.connect(target.name, &code, &redirect_uri(&state, target.name), pending.verifier.as_deref()).await {
         Ok(accounts) => accounts,
         Err(e) => {
             tracing::warn!(customer = session.customer_id.as_str(), %platform, error = %e, "connect: the code exchange failed");

@@ -20,6 +20,9 @@ const KNOWN: &[&str] = &[
     "smtp_security",
 ];
 const OAUTH2_EXAMPLE: &str = r#"{"access_token": "ya29.…"}"#;
+/// `oauth2`'s keys: a pasted token has only `access_token`; a Connect (Gmail, Microsoft 365)
+/// adds what its refresh needs.
+const OAUTH2_KNOWN: &[&str] = &["access_token", "refresh_token", "expires_at", "scopes", "provider"];
 
 /// How a connection is protected.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -43,8 +46,9 @@ pub(super) struct Server {
 pub(super) enum Secret {
     Password(String),
     /// A current access token, used as SASL XOAUTH2. Refreshing it is the account connection's
-    /// job; an expired token is reported as `auth_expired`.
-    OAuth2 { access_token: String },
+    /// job; an expired token is reported as `auth_expired`. The refresh token is kept only to be
+    /// kept out of messages.
+    OAuth2 { access_token: String, refresh_token: Option<String> },
 }
 
 pub(super) struct Account {
@@ -67,11 +71,12 @@ impl CredentialDocument for Account {
             .map_err(|_| CredentialError::Malformed { field: "address", problem: "is not an email address".to_owned() })?;
         let username = fields.optional_string("username")?.map_or_else(|| address.to_string(), str::to_owned);
         let password = fields.optional_string("password")?;
-        let oauth2 = fields.optional_object("oauth2", &["access_token"], OAUTH2_EXAMPLE)?;
+        let oauth2 = fields.optional_object("oauth2", OAUTH2_KNOWN, OAUTH2_EXAMPLE)?;
         let secret = match (password, oauth2) {
             (Some(password), None) => Secret::Password(password.to_owned()),
             (None, Some(oauth2)) => Secret::OAuth2 {
                 access_token: oauth2.string("access_token", "the provider's OAuth 2.0 access token for IMAP and SMTP")?.to_owned(),
+                refresh_token: oauth2.optional_string("refresh_token")?.map(str::to_owned),
             },
             (Some(_), Some(_)) => {
                 return Err(CredentialError::Malformed { field: "oauth2", problem: "and `password` are exclusive: give one".to_owned() });
@@ -92,7 +97,7 @@ impl CredentialDocument for Account {
     fn secrets(&self) -> Vec<&str> {
         match &self.secret {
             Secret::Password(password) => vec![password],
-            Secret::OAuth2 { access_token } => vec![access_token],
+            Secret::OAuth2 { access_token, refresh_token } => std::iter::once(access_token).chain(refresh_token).map(String::as_str).collect(),
         }
     }
 }
@@ -159,5 +164,10 @@ mod tests {
         let oauth = json!({"address": "a@b.test", "oauth2": {"access_token": secret}, "imap_host": "i", "smtp_host": "s"});
         let account = Account::parse(&oauth).expect("oauth2");
         assert_eq!(account.secrets(), [secret]);
+        // What a Connect stores: the refresh token is a secret too.
+        let connected = json!({"address": "a@b.test", "imap_host": "i", "smtp_host": "s", "oauth2": {"provider": "gmail",
+            "access_token": secret, "refresh_token": "1//refresh-never-shown", "expires_at": 1_900_000_000, "scopes": ["openid"]}});
+        let account = Account::parse(&connected).expect("a connected mailbox");
+        assert_eq!(account.secrets(), [secret, "1//refresh-never-shown"]);
     }
 }

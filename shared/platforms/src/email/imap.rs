@@ -37,6 +37,8 @@ pub(super) type Session = async_imap::Session<Box<dyn Stream>>;
 pub(super) struct Imap {
     pub session: Session,
     pub capabilities: HashSet<String>,
+    /// Names this mailbox in the message ids it issues (see [`mailbox_tag`]).
+    pub mailbox: String,
 }
 
 /// The failure for a customer-supplied host the guard refused, or could not resolve.
@@ -115,12 +117,12 @@ pub(super) async fn connect(account: &Account, network: &NetworkPolicy) -> Resul
     }
     let session = match &account.secret {
         Secret::Password(password) => client.login(&account.username, password).await.map_err(|(e, _)| login_failure(&e, false))?,
-        Secret::OAuth2 { access_token } => {
+        Secret::OAuth2 { access_token, .. } => {
             let auth = XOAuth2 { user: account.username.clone(), token: access_token.clone() };
             client.authenticate("XOAUTH2", auth).await.map_err(|(e, _)| login_failure(&e, true))?
         }
     };
-    let mut imap = Imap { session, capabilities: HashSet::new() };
+    let mut imap = Imap { session, capabilities: HashSet::new(), mailbox: mailbox_tag(account) };
     let capabilities = imap.session.capabilities().await.map_err(|e| failure("CAPABILITY", &e))?;
     imap.capabilities = capabilities.iter().filter_map(capability_name).collect();
     Ok(imap)
@@ -436,19 +438,33 @@ pub(super) async fn append(imap: &mut Imap, folder: &str, flags: &str, message: 
     Ok(command(imap, "APPEND", pieces).await?.append_uid)
 }
 
-// Message ids: (folder, UIDVALIDITY, UID) in one opaque string.
+// Message ids: (mailbox, folder, UIDVALIDITY, UID) in one opaque string. UIDVALIDITY is often a
+// timestamp, so two mailboxes created in the same second share it: without the mailbox in the
+// id, an id from one account would read another message in the other.
 
-const ID_PREFIX: &str = "m1.";
+const ID_PREFIX: &str = "m2.";
 
-pub(super) fn message_id(folder: &str, uidvalidity: u32, uid: u32) -> String {
-    let folder = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(folder.as_bytes());
-    format!("{ID_PREFIX}{uidvalidity}.{uid}.{folder}")
+/// A short, stable digest of the account's login and IMAP server: ids carry it, not the address.
+pub(super) fn mailbox_tag(account: &Account) -> String {
+    use sha2::{Digest as _, Sha256};
+    let digest = Sha256::digest(format!("{}\0{}:{}", account.username.to_lowercase(), account.imap.host.to_lowercase(), account.imap.port));
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..6])
 }
 
-/// `(folder as the server spells it, uidvalidity, uid)`.
-pub(super) fn parse_message_id(id: &str) -> Result<(String, u32, u32), ToolFailure> {
+pub(super) fn message_id(tag: &str, folder: &str, uidvalidity: u32, uid: u32) -> String {
+    let folder = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(folder.as_bytes());
+    format!("{ID_PREFIX}{tag}.{uidvalidity}.{uid}.{folder}")
+}
+
+/// `(folder as the server spells it, uidvalidity, uid)` of an id issued for the mailbox `tag`.
+pub(super) fn parse_message_id(id: &str, tag: &str) -> Result<(String, u32, u32), ToolFailure> {
     let invalid = || ToolFailure::invalid_arguments("`message_id` is not a message id from email_search_messages");
-    let mut parts = id.strip_prefix(ID_PREFIX).ok_or_else(invalid)?.splitn(3, '.');
+    let mut parts = id.strip_prefix(ID_PREFIX).ok_or_else(invalid)?.splitn(4, '.');
+    if parts.next().ok_or_else(invalid)? != tag {
+        return Err(ToolFailure::invalid_arguments(
+            "`message_id` was issued for another mailbox: use the `account` it was found in, or search this one again",
+        ));
+    }
     let uidvalidity = parts.next().and_then(|p| p.parse().ok()).ok_or_else(invalid)?;
     let uid = parts.next().and_then(|p| p.parse().ok()).filter(|uid| *uid > 0).ok_or_else(invalid)?;
     let folder = parts.next().and_then(|p| base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(p).ok()).ok_or_else(invalid)?;
@@ -546,10 +562,12 @@ mod tests {
 
     #[test]
     fn message_ids_round_trip_and_refuse_anything_else() {
-        let id = message_id("Entw&APw-rfe/2026", 1_700_000_000, 42);
-        assert_eq!(parse_message_id(&id).expect("an id"), ("Entw&APw-rfe/2026".to_owned(), 1_700_000_000, 42));
-        for bad in ["", "42", "m1.1.0.SU5CT1g", "m1.x.1.SU5CT1g", "m1.1.1.***", "m2.1.1.SU5CT1g"] {
-            assert_eq!(parse_message_id(bad).expect_err(bad).kind, FailureKind::InvalidInput, "{bad}");
+        let id = message_id("TAG", "Entw&APw-rfe/2026", 1_700_000_000, 42);
+        assert_eq!(parse_message_id(&id, "TAG").expect("an id"), ("Entw&APw-rfe/2026".to_owned(), 1_700_000_000, 42));
+        let other = parse_message_id(&id, "OTHER").expect_err("another mailbox's id");
+        assert!(other.message.contains("another mailbox"), "{}", other.message);
+        for bad in ["", "42", "m1.1.1.SU5CT1g", "m2.TAG.1.0.SU5CT1g", "m2.TAG.x.1.SU5CT1g", "m2.TAG.1.1.***", "m3.TAG.1.1.SU5CT1g"] {
+            assert_eq!(parse_message_id(bad, "TAG").expect_err(bad).kind, FailureKind::InvalidInput, "{bad}");
         }
     }
 

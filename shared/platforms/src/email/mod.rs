@@ -16,6 +16,7 @@
 
 use squaremcp_core::Platform;
 
+use crate::kit::oauth::{ClientAuth, Connects, MailboxApp, OAuthApp};
 use crate::kit::{CredentialDocument, PlatformEntry};
 
 mod credential;
@@ -39,3 +40,51 @@ pub static ENTRY: PlatformEntry = PlatformEntry {
     oauth: None,
     routing_key: None,
 };
+
+/// "Connect Gmail" and "Connect Microsoft 365" ([`crate::kit::oauth::mailbox`]): OAuth apps of
+/// the email platform, whose tokens sign in to IMAP and SMTP with SASL XOAUTH2. Email keeps its
+/// form for password accounts besides.
+pub static OAUTH_APPS: [OAuthApp; 2] = [
+    OAuthApp {
+        platform: Platform::Email,
+        connect_name: Some("gmail"),
+        authorize_url: "https://accounts.google.com/o/oauth2/v2/auth",
+        token_url: "https://oauth2.googleapis.com/token",
+        // `openid email`: the ID token names the mailbox.
+        scopes: &["https://mail.google.com/", "openid", "email"],
+        client_auth: ClientAuth::Post,
+        // A refresh token only with offline access, and again on a repeated consent.
+        authorize_params: &[("access_type", "offline"), ("prompt", "consent")],
+        connects: Connects::Mailbox(&MailboxApp {
+            label: "Gmail",
+            imap: "tls://imap.gmail.com:993",
+            smtp: "tls://smtp.gmail.com:465",
+            scope_on_refresh: false,
+        }),
+        ..OAuthApp::DEFAULTS
+    },
+    OAuthApp {
+        platform: Platform::Email,
+        connect_name: Some("microsoft365"),
+        // `{tenant}`: SQUAREMCP_MICROSOFT365_TENANT, `common` unless set.
+        authorize_url: "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/authorize",
+        token_url: "https://login.microsoftonline.com/{tenant}/oauth2/v2.0/token",
+        scopes: &[
+            "https://outlook.office.com/IMAP.AccessAsUser.All",
+            "https://outlook.office.com/SMTP.Send",
+            "offline_access",
+            "openid",
+            "email",
+        ],
+        client_auth: ClientAuth::Post,
+        // Microsoft rotates refresh tokens: the new one is stored before the token is used.
+        rotates_refresh_tokens: true,
+        connects: Connects::Mailbox(&MailboxApp {
+            label: "Microsoft 365",
+            imap: "tls://outlook.office365.com:993",
+            smtp: "starttls://smtp.office365.com:587",
+            scope_on_refresh: true,
+        }),
+        ..OAuthApp::DEFAULTS
+    },
+];

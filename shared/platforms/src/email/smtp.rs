@@ -112,7 +112,7 @@ pub(super) async fn send(account: &Account, network: &NetworkPolicy, message: &M
     // The resolved address, not the name: no second lookup. TLS still checks the name.
     let (credentials, mechanisms) = match &account.secret {
         Secret::Password(password) => (Credentials::new(account.username.clone(), password.clone()), vec![Mechanism::Plain, Mechanism::Login]),
-        Secret::OAuth2 { access_token } => (Credentials::new(account.username.clone(), access_token.clone()), vec![Mechanism::Xoauth2]),
+        Secret::OAuth2 { access_token, .. } => (Credentials::new(account.username.clone(), access_token.clone()), vec![Mechanism::Xoauth2]),
     };
     let transport = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(address.ip().to_string())
         .port(address.port())

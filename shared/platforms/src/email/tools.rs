@@ -257,7 +257,7 @@ async fn search(imap: &mut Imap, arguments: &Map<String, Value>) -> Result<Value
             let header = fetch.header().and_then(|bytes| MessageParser::default().parse_headers(bytes));
             let flags = flags(fetch.flags());
             messages.push(json!({
-                "id": message_id(&raw, uidvalidity, uid),
+                "id": message_id(&imap.mailbox, &raw, uidvalidity, uid),
                 "uid": uid,
                 "date": fetch.internal_date().map(|d| d.to_rfc3339()),
                 "from": header.as_ref().and_then(|h| h.from()).map(first_address).unwrap_or_default(),
@@ -275,7 +275,7 @@ async fn search(imap: &mut Imap, arguments: &Map<String, Value>) -> Result<Value
 
 async fn read(imap: &mut Imap, arguments: &Map<String, Value>) -> Result<Value, ToolFailure> {
     let id = arguments.get("id").and_then(Value::as_str).unwrap_or_default();
-    let (raw, uidvalidity, uid) = parse_message_id(id)?;
+    let (raw, uidvalidity, uid) = parse_message_id(id, &imap.mailbox)?;
     let mark_read = arguments.get("mark_read").and_then(Value::as_bool) == Some(true);
     let max_chars = arguments.get("max_chars").and_then(Value::as_u64).and_then(|n| usize::try_from(n).ok()).unwrap_or(DEFAULT_MAX_CHARS);
     let folder = raw.clone();
@@ -383,7 +383,7 @@ async fn file_sent_copy(account: &Account, network: &NetworkPolicy, message: &[u
             ToolFailure::new(FailureKind::NotFound, "the mailbox has no Sent folder (no \\Sent special use, no folder named Sent)")
         })?;
         let stored = imap::append(&mut imap, &folder, "\\Seen", message.to_vec()).await?;
-        Ok(Some(stored_json(&folder, stored)))
+        Ok(Some(stored_json(&imap.mailbox, &folder, stored)))
     }
     .await;
     imap::close(imap).await;
@@ -397,15 +397,15 @@ async fn create_draft(imap: &mut Imap, account: &Account, arguments: &Map<String
         ToolFailure::new(FailureKind::NotFound, "The mailbox has no Drafts folder (no \\Drafts special use, no folder named Drafts).")
     })?;
     let stored = imap::append(imap, &folder, "\\Draft \\Seen", message.formatted()).await?;
-    let mut output = stored_json(&folder, stored);
+    let mut output = stored_json(&imap.mailbox, &folder, stored);
     output["message_id"] = json!(header_id);
     Ok(output)
 }
 
-fn stored_json(folder: &str, stored: Option<(u32, u32)>) -> Value {
+fn stored_json(mailbox: &str, folder: &str, stored: Option<(u32, u32)>) -> Value {
     match stored {
         Some((uidvalidity, uid)) => json!({ "folder": utf7::decode(folder), "uid": uid, "uidvalidity": uidvalidity,
-            "id": message_id(folder, uidvalidity, uid) }),
+            "id": message_id(mailbox, folder, uidvalidity, uid) }),
         None => json!({ "folder": utf7::decode(folder), "uid": null, "id": null,
             "note": "The server does not report new UIDs (no UIDPLUS); find the message with email_search_messages." }),
     }

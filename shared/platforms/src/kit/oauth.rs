@@ -13,6 +13,10 @@
 //! `{"access_token", "refresh_token", "expires_at", "scopes", "account": {"id", "name", "username"}}`
 //! (`expires_at` in Unix seconds). A refresh keeps everything but the tokens, and keeps the old
 //! refresh token when the provider returns none (the platforms that do not rotate).
+//!
+//! One platform may have several apps, each with a Connect name of its own (Email: Gmail and
+//! Microsoft 365, [`mailbox`]); the name is then the `<PLATFORM>` of the variables and the
+//! `{name}` of `/connect/{name}`.
 
 use std::collections::BTreeMap;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -24,8 +28,10 @@ use serde_json::{Value, json};
 use squaremcp_core::connections::{RefreshError, TokenRefresher};
 use squaremcp_core::{Platform, Secret};
 
+pub mod mailbox;
 pub mod meta;
 
+pub use mailbox::MailboxApp;
 pub use meta::MetaAccounts;
 
 /// How the app authenticates at the token endpoint.
@@ -69,6 +75,9 @@ pub enum Connects {
     /// Instagram Login: the code's token is exchanged for a long-lived one (`ig_exchange_token`)
     /// and stored with its expiry, renewed later with `ig_refresh_token` ([`meta`]).
     InstagramLogin,
+    /// A mailbox signed in to with SASL XOAUTH2 (Gmail, Microsoft 365): an email credential
+    /// with the provider's servers, its address read from the ID token ([`mailbox`]).
+    Mailbox(&'static MailboxApp),
 }
 
 /// A platform with two login products (Instagram: Facebook Login or Instagram Login): the
@@ -108,6 +117,10 @@ pub struct OAuthApp {
     pub connects: Connects,
     /// Another login product the operator may choose instead.
     pub login_choice: Option<&'static LoginChoice>,
+    /// The Connect name when the platform has several apps (`gmail`); else the platform's name.
+    pub connect_name: Option<&'static str>,
+    /// Further parameters of the authorization request (Google's `access_type=offline`).
+    pub authorize_params: &'static [(&'static str, &'static str)],
 }
 
 impl OAuthApp {
@@ -126,7 +139,23 @@ impl OAuthApp {
         scope_separator: " ",
         connects: Connects::TheUser,
         login_choice: None,
+        connect_name: None,
+        authorize_params: &[],
     };
+
+    /// The name in `/connect/{name}` and in `SQUAREMCP_<NAME>_…`.
+    pub fn name(&self) -> &'static str {
+        self.connect_name.unwrap_or(self.platform.as_str())
+    }
+}
+
+/// What a customer can connect with an OAuth app: the Connect name and the platform it serves.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ConnectTarget {
+    pub name: &'static str,
+    pub platform: Platform,
+    /// The button's name where it is not the platform's ("Gmail").
+    pub label: Option<&'static str>,
 }
 
 /// One credential a Connect produced: the account name to store it under, and the document.
@@ -156,12 +185,15 @@ struct Configured {
     authorize_url: String,
     token_url: String,
     profile_url: String,
+    /// Where a connected mailbox is reached ([`Connects::Mailbox`] only).
+    mail_servers: Option<mailbox::MailServers>,
 }
 
 /// The configured OAuth apps, read from the environment (secrets stay wrapped).
 #[derive(Clone, Debug, Default)]
 pub struct OAuthSettings {
-    apps: BTreeMap<Platform, Configured>,
+    /// By Connect name.
+    apps: BTreeMap<&'static str, Configured>,
     /// Where Instagram Login tokens are renewed (`graph.instagram.com`, or its override); empty
     /// for the real one. Needs no app: the token is its own grant.
     instagram_origin: String,
@@ -171,15 +203,23 @@ pub struct OAuthSettings {
 /// for the gateway and runs the Connect flows.
 pub struct OAuthClients {
     http: reqwest::Client,
-    apps: BTreeMap<Platform, Configured>,
+    /// By Connect name.
+    apps: BTreeMap<&'static str, Configured>,
     instagram_origin: String,
 }
 
-fn env_name(platform: Platform, suffix: &str) -> String {
-    format!("SQUAREMCP_{}_{suffix}", platform.as_str().to_uppercase())
+fn env_name(name: &str, suffix: &str) -> String {
+    format!("SQUAREMCP_{}_{suffix}", name.to_uppercase())
 }
 
-fn now() -> i64 {
+/// Microsoft's tenant in its endpoints' paths: a tenant id, a domain or `common`,
+/// `organizations`, `consumers`.
+fn tenant(text: &str) -> Result<String, String> {
+    let ok = !text.is_empty() && text.len() <= 128 && text.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '.'));
+    if ok { Ok(text.to_owned()) } else { Err(format!("`{text}` is not a tenant id or domain")) }
+}
+
+pub(crate) fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or_default()
 }
 
@@ -196,7 +236,7 @@ impl OAuthSettings {
         };
         let mut configured = BTreeMap::new();
         for &app in apps {
-            let platform = app.platform;
+            let platform = app.name();
             let app = match (app.login_choice, get(&env_name(platform, "LOGIN"))) {
                 (_, None) => app,
                 (Some(choice), Some(login)) if login == choice.default => app,
@@ -205,7 +245,7 @@ impl OAuthSettings {
                     let variable = env_name(platform, "LOGIN");
                     return Err(format!("{variable}: `{login}` is neither `{}` nor `{}`", choice.default, choice.other));
                 }
-                (None, Some(_)) => return Err(format!("{}: {platform} has only one login", env_name(platform, "LOGIN"))),
+                (None, Some(_)) => return Err(format!("{}: {} has only one login", env_name(platform, "LOGIN"), app.platform)),
             };
             let (id_var, secret_var) = (env_name(platform, "CLIENT_ID"), env_name(platform, "CLIENT_SECRET"));
             let (client_id, client_secret) = match (get(&id_var), get(&secret_var)) {
@@ -214,8 +254,13 @@ impl OAuthSettings {
                 (Some(_), None) => return Err(format!("{secret_var}: required with {id_var}")),
                 (None, Some(_)) => return Err(format!("{id_var}: required with {secret_var}")),
             };
+            let tenant_variable = env_name(platform, "TENANT");
+            let tenant = match get(&tenant_variable) {
+                Some(text) => tenant(&text).map_err(|why| format!("{tenant_variable}: {why}"))?,
+                None => "common".to_owned(),
+            };
             let resolve = |default: &str, variable: String| {
-                let default = default.replace("{version}", &graph_version);
+                let default = default.replace("{version}", &graph_version).replace("{tenant}", &tenant);
                 let default = default.as_str();
                 super::origin(default, get(&variable).as_deref())
                     // `origin` trims a trailing slash (right for API bases); TikTok's OAuth
@@ -223,6 +268,18 @@ impl OAuthSettings {
                     .map(|url| if default.ends_with('/') && !url.ends_with('/') { format!("{url}/") } else { url })
                     .map_err(|why| format!("{variable}: {why}"))
             };
+            let mail_servers = match app.connects {
+                Connects::Mailbox(mailbox) => {
+                    let server = |default: &str, suffix: &str| {
+                        let variable = env_name(platform, suffix);
+                        mailbox::server(get(&variable).as_deref().unwrap_or(default)).map_err(|why| format!("{variable}: {why}"))
+                    };
+                    Some(mailbox::MailServers { imap: server(mailbox.imap, "IMAP_SERVER")?, smtp: server(mailbox.smtp, "SMTP_SERVER")? })
+                }
+                _ => None,
+            };
+            // Mailbox apps have no profile endpoint (the ID token says who), nor an API to point elsewhere.
+            let profile_url = if app.profile_url.is_empty() { String::new() } else { resolve(app.profile_url, app.platform.base_url_env())? };
             configured.insert(
                 platform,
                 Configured {
@@ -231,7 +288,8 @@ impl OAuthSettings {
                     client_secret,
                     authorize_url: resolve(app.authorize_url, env_name(platform, "AUTHORIZE_BASE_URL"))?,
                     token_url: resolve(app.token_url, env_name(platform, "TOKEN_BASE_URL"))?,
-                    profile_url: resolve(app.profile_url, platform.base_url_env())?,
+                    profile_url,
+                    mail_servers,
                 },
             );
         }
@@ -240,8 +298,10 @@ impl OAuthSettings {
         Ok(Self { apps: configured, instagram_origin })
     }
 
+    /// The platforms with a configured app.
     pub fn platforms(&self) -> Vec<Platform> {
-        self.apps.keys().copied().collect()
+        let platforms: std::collections::BTreeSet<Platform> = self.apps.values().map(|c| c.app.platform).collect();
+        platforms.into_iter().collect()
     }
 }
 
@@ -252,23 +312,35 @@ impl OAuthClients {
         Self { http, apps: settings.apps.clone(), instagram_origin }
     }
 
-    /// The platforms with a configured app.
-    pub fn platforms(&self) -> Vec<Platform> {
-        self.apps.keys().copied().collect()
+    /// What can be connected, in Connect-name order.
+    pub fn targets(&self) -> Vec<ConnectTarget> {
+        self.apps.values().map(|c| target(c.app)).collect()
     }
 
+    /// The configured app of a Connect name (`twitter`, `gmail`).
+    pub fn target(&self, name: &str) -> Option<ConnectTarget> {
+        self.apps.get(name).map(|c| target(c.app))
+    }
+
+    /// Whether the platform is connected only through its OAuth app (then it gets no form of
+    /// credential fields). Email has OAuth apps for two providers and keeps its form.
     pub fn is_configured(&self, platform: Platform) -> bool {
-        self.apps.contains_key(&platform)
+        self.apps.contains_key(platform.as_str())
     }
 
-    /// Whether the platform's app wants PKCE.
-    pub fn uses_pkce(&self, platform: Platform) -> bool {
-        self.apps.get(&platform).is_some_and(|c| c.app.pkce)
+    /// Whether the app wants PKCE.
+    pub fn uses_pkce(&self, name: &str) -> bool {
+        self.apps.get(name).is_some_and(|c| c.app.pkce)
     }
 
-    /// The authorization URL to send the browser to.
+    /// The authorization URL to send the browser to, for a platform's own app.
     pub fn authorize_url(&self, platform: Platform, redirect_uri: &str, state: &str, code_challenge: Option<&str>) -> Option<String> {
-        let configured = self.apps.get(&platform)?;
+        self.authorize_url_for(platform.as_str(), redirect_uri, state, code_challenge)
+    }
+
+    /// The authorization URL of the app with this Connect name.
+    pub fn authorize_url_for(&self, name: &str, redirect_uri: &str, state: &str, code_challenge: Option<&str>) -> Option<String> {
+        let configured = self.apps.get(name)?;
         let mut url = reqwest::Url::parse(&configured.authorize_url).ok()?;
         {
             let mut query = url.query_pairs_mut();
@@ -280,6 +352,9 @@ impl OAuthClients {
                 .append_pair("state", state);
             if let Some(challenge) = code_challenge.filter(|_| configured.app.pkce) {
                 query.append_pair("code_challenge", challenge).append_pair("code_challenge_method", "S256");
+            }
+            for (name, value) in configured.app.authorize_params {
+                query.append_pair(name, value);
             }
         }
         Some(url.into())
@@ -355,14 +430,16 @@ impl OAuthClients {
 
     /// Completes a Connect: the credentials to store, one per connected account (several for
     /// Meta's Pages; none when the person granted no Page that fits).
+    /// `name` is the Connect name ([`ConnectTarget`]).
     pub async fn connect(
         &self,
-        platform: Platform,
+        name: &str,
         code: &str,
         redirect_uri: &str,
         verifier: Option<&str>,
     ) -> Result<Vec<ConnectedAccount>, OAuthClientError> {
-        let configured = self.apps.get(&platform).ok_or(OAuthClientError::NotConfigured(platform))?;
+        let configured = self.apps.get(name).ok_or(OAuthClientError::NotConfigured(Platform::Email))?;
+        let platform = configured.app.platform;
         match configured.app.connects {
             Connects::TheUser => {
                 let (document, identity) = self.exchange(platform, code, redirect_uri, verifier).await?;
@@ -373,6 +450,16 @@ impl OAuthClients {
                 let form = vec![("grant_type", "authorization_code".to_owned()), ("code", code.to_owned()), ("redirect_uri", redirect_uri.to_owned())];
                 let answer = self.token_request(configured, form).await?;
                 meta::connect_instagram_login(&self.http, configured, &self.instagram_origin, &answer).await.map(|account| vec![account])
+            }
+            Connects::Mailbox(_) => {
+                let mut form =
+                    vec![("grant_type", "authorization_code".to_owned()), ("code", code.to_owned()), ("redirect_uri", redirect_uri.to_owned())];
+                if let Some(verifier) = verifier {
+                    form.push(("code_verifier", verifier.to_owned()));
+                }
+                let answer = self.token_request(configured, form).await?;
+                let servers = configured.mail_servers.as_ref().ok_or(OAuthClientError::NotConfigured(platform))?;
+                mailbox::connected(configured.app.name(), servers, &answer).map(|account| vec![account])
             }
         }
     }
@@ -386,7 +473,7 @@ impl OAuthClients {
         redirect_uri: &str,
         verifier: Option<&str>,
     ) -> Result<(Secret<Value>, Identity), OAuthClientError> {
-        let configured = self.apps.get(&platform).ok_or(OAuthClientError::NotConfigured(platform))?;
+        let configured = self.apps.get(platform.as_str()).ok_or(OAuthClientError::NotConfigured(platform))?;
         let mut form = vec![("grant_type", "authorization_code".to_owned()), ("code", code.to_owned()), ("redirect_uri", redirect_uri.to_owned())];
         if let Some(verifier) = verifier {
             form.push(("code_verifier", verifier.to_owned()));
@@ -396,6 +483,25 @@ impl OAuthClients {
         let identity = self.identity(configured, document["access_token"].as_str().unwrap_or_default()).await?;
         document["account"] = json!({"id": identity.id, "name": identity.name, "username": identity.username});
         Ok((Secret::new(document), identity))
+    }
+
+    /// Renews a connected mailbox's token with the app that issued it (`oauth2.provider`).
+    async fn refresh_mailbox(&self, document: &Secret<Value>) -> Result<Secret<Value>, RefreshError> {
+        let previous = document.expose();
+        let configured = mailbox::provider(previous)
+            .and_then(|name| self.apps.get(name))
+            .filter(|c| c.app.platform == Platform::Email)
+            .ok_or_else(|| RefreshError::Refused("the mailbox's OAuth app is not configured".into()))?;
+        let refresh_token = mailbox::refresh_token(previous).ok_or_else(|| RefreshError::Refused("the connection has no refresh token".into()))?;
+        let mut form = vec![("grant_type", "refresh_token".to_owned()), ("refresh_token", refresh_token.to_owned())];
+        if matches!(configured.app.connects, Connects::Mailbox(m) if m.scope_on_refresh) {
+            form.push(("scope", configured.app.scopes.join(configured.app.scope_separator)));
+        }
+        match self.token_request(configured, form).await {
+            Ok(answer) => mailbox::refreshed(previous, &answer),
+            Err(OAuthClientError::Refused { error, .. }) => Err(RefreshError::Refused(error)),
+            Err(e) => Err(RefreshError::Unavailable(e.to_string())),
+        }
     }
 
     async fn identity(&self, configured: &Configured, access_token: &str) -> Result<Identity, OAuthClientError> {
@@ -420,15 +526,30 @@ impl OAuthClients {
     }
 }
 
+fn target(app: &'static OAuthApp) -> ConnectTarget {
+    let label = match app.connects {
+        Connects::Mailbox(mailbox) => Some(mailbox.label),
+        _ => None,
+    };
+    ConnectTarget { name: app.name(), platform: app.platform, label }
+}
+
 #[async_trait]
 impl TokenRefresher for OAuthClients {
     fn refreshes(&self, platform: Platform) -> bool {
-        self.apps.contains_key(&platform)
+        self.apps.values().any(|c| c.app.platform == platform)
     }
 
     fn can_refresh(&self, platform: Platform, document: &Value) -> bool {
+        if platform == Platform::Email {
+            return mailbox::refresh_token(document).is_some() && mailbox::provider(document).is_some_and(|name| self.apps.contains_key(name));
+        }
         meta::is_instagram_login(platform, document)
             || (self.refreshes(platform) && document.get("refresh_token").and_then(Value::as_str).is_some_and(|t| !t.is_empty()))
+    }
+
+    fn expires_at(&self, platform: Platform, document: &Value) -> Option<i64> {
+        if platform == Platform::Email { mailbox::expires_at(document) } else { squaremcp_core::connections::expires_at(document) }
     }
 
     fn refresh_margin(&self, platform: Platform) -> i64 {
@@ -439,7 +560,10 @@ impl TokenRefresher for OAuthClients {
         if meta::is_instagram_login(platform, document.expose()) {
             return meta::refresh_instagram_login(&self.http, &self.instagram_origin, document).await;
         }
-        let configured = self.apps.get(&platform).ok_or_else(|| RefreshError::Refused(format!("no OAuth app is configured for {platform}")))?;
+        if platform == Platform::Email {
+            return self.refresh_mailbox(document).await;
+        }
+        let configured = self.apps.get(platform.as_str()).ok_or_else(|| RefreshError::Refused(format!("no OAuth app is configured for {platform}")))?;
         let refresh_token = document.expose().get("refresh_token").and_then(Value::as_str).unwrap_or_default();
         if refresh_token.is_empty() {
             return Err(RefreshError::Refused("the connection has no refresh token".into()));
@@ -489,16 +613,62 @@ mod tests {
         };
         let facebook = OAuthSettings::from_lookup(&apps, env(None)).expect("valid");
         assert_eq!(dialog(&facebook), "https://www.facebook.com/v25.0/dialog/oauth");
-        assert_eq!(facebook.apps[&Platform::Instagram].token_url, "https://graph.facebook.com/v25.0/oauth/access_token");
+        assert_eq!(facebook.apps["instagram"].token_url, "https://graph.facebook.com/v25.0/oauth/access_token");
         let named = OAuthSettings::from_lookup(&apps, env(Some("facebook"))).expect("valid");
         assert_eq!(dialog(&named), "https://www.facebook.com/v25.0/dialog/oauth");
         let instagram = OAuthSettings::from_lookup(&apps, env(Some("instagram"))).expect("valid");
         assert_eq!(dialog(&instagram), "https://www.instagram.com/oauth/authorize");
-        assert_eq!(instagram.apps[&Platform::Instagram].profile_url, "https://graph.instagram.com/v25.0/me?fields=user_id,username");
+        assert_eq!(instagram.apps["instagram"].profile_url, "https://graph.instagram.com/v25.0/me?fields=user_id,username");
         let wrong = OAuthSettings::from_lookup(&apps, env(Some("tiktok"))).err().unwrap_or_default();
         assert!(wrong.starts_with("SQUAREMCP_INSTAGRAM_LOGIN: `tiktok`"), "{wrong}");
         let only_one = OAuthSettings::from_lookup(&[&crate::twitter::OAUTH], |name| (name == "SQUAREMCP_TWITTER_LOGIN").then(|| "x".to_owned()));
         assert!(only_one.is_err_and(|why| why.contains("only one login")));
+    }
+
+    #[test]
+    fn gmail_and_microsoft_365_are_two_apps_of_the_email_platform() {
+        let apps: Vec<&'static OAuthApp> = crate::email::OAUTH_APPS.iter().collect();
+        let env = |extra: &'static [(&'static str, &'static str)]| {
+            move |name: &str| {
+                let base = [
+                    ("SQUAREMCP_GMAIL_CLIENT_ID", "g-id"),
+                    ("SQUAREMCP_GMAIL_CLIENT_SECRET", "g-secret"),
+                    ("SQUAREMCP_MICROSOFT365_CLIENT_ID", "m-id"),
+                    ("SQUAREMCP_MICROSOFT365_CLIENT_SECRET", "m-secret"),
+                ];
+                extra.iter().chain(base.iter()).find(|(k, _)| *k == name).map(|(_, v)| (*v).to_owned())
+            }
+        };
+        let settings = OAuthSettings::from_lookup(&apps, env(&[])).expect("valid");
+        assert_eq!(settings.platforms(), [Platform::Email]);
+        let clients = OAuthClients::new(reqwest::Client::new(), &settings);
+        let names: Vec<_> = clients.targets().iter().map(|t| (t.name, t.label)).collect();
+        assert_eq!(names, [("gmail", Some("Gmail")), ("microsoft365", Some("Microsoft 365"))]);
+        // Email keeps its credential form: it is not connected through OAuth only.
+        assert!(!clients.is_configured(Platform::Email) && clients.refreshes(Platform::Email));
+        let google = clients.authorize_url_for("gmail", "https://gw.example/cb", "s", Some("c")).unwrap_or_default();
+        assert!(google.starts_with("https://accounts.google.com/o/oauth2/v2/auth?"), "{google}");
+        assert!(google.contains("&access_type=offline&prompt=consent") && google.contains("scope=https%3A%2F%2Fmail.google.com%2F+openid+email"));
+        let microsoft = clients.authorize_url_for("microsoft365", "https://gw.example/cb", "s", None).unwrap_or_default();
+        assert!(microsoft.starts_with("https://login.microsoftonline.com/common/oauth2/v2.0/authorize?"), "{microsoft}");
+        assert_eq!(settings.apps["microsoft365"].mail_servers.as_ref().map(|s| (s.smtp.host.as_str(), s.smtp.port)), Some(("smtp.office365.com", 587)));
+
+        let tenant = OAuthSettings::from_lookup(&apps, env(&[("SQUAREMCP_MICROSOFT365_TENANT", "contoso.onmicrosoft.com")])).expect("valid");
+        assert_eq!(tenant.apps["microsoft365"].token_url, "https://login.microsoftonline.com/contoso.onmicrosoft.com/oauth2/v2.0/token");
+        let bad_tenant = OAuthSettings::from_lookup(&apps, env(&[("SQUAREMCP_MICROSOFT365_TENANT", "../x")])).err().unwrap_or_default();
+        assert!(bad_tenant.starts_with("SQUAREMCP_MICROSOFT365_TENANT:"), "{bad_tenant}");
+        let bad_server = OAuthSettings::from_lookup(&apps, env(&[("SQUAREMCP_GMAIL_IMAP_SERVER", "imap.example.com")])).err().unwrap_or_default();
+        assert!(bad_server.starts_with("SQUAREMCP_GMAIL_IMAP_SERVER:"), "{bad_server}");
+
+        // A connected mailbox refreshes with the app that issued it, on `oauth2`'s expiry.
+        let mailbox = json!({"address": "a@b.c", "oauth2": {"provider": "gmail", "access_token": "a", "refresh_token": "r", "expires_at": 5}});
+        assert!(clients.can_refresh(Platform::Email, &mailbox));
+        assert_eq!(clients.expires_at(Platform::Email, &mailbox), Some(5));
+        let mut other = mailbox.clone();
+        other["oauth2"]["provider"] = json!("yahoo");
+        assert!(!clients.can_refresh(Platform::Email, &other));
+        let password = json!({"address": "a@b.c", "password": "p", "refresh_token": "r", "expires_at": 5});
+        assert!(!clients.can_refresh(Platform::Email, &password) && clients.expires_at(Platform::Email, &password).is_none());
     }
 
     #[test]
