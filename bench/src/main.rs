@@ -513,6 +513,9 @@ async fn same_work(
 struct ColdStarts {
     rust_ms: Result<Vec<f64>, String>,
     node_ms: Result<Vec<f64>, String>,
+    /// Each process's peak resident memory after its first answer (MB; cost.md's memory setting).
+    rust_rss_mb: Vec<f64>,
+    node_rss_mb: Vec<f64>,
 }
 
 /// What every Lambda process of the cold-start runs is started with.
@@ -531,10 +534,11 @@ async fn cold_starts(options: &Options, progress: &mut Progress, upstream: &str,
     let data = scratch.join("lambda-data");
     let lambda = LambdaEnv { runtime: &runtime, upstream, tools_file, data: &data };
     let node_bootstrap = options.repo.join("bench/node/lambda-bootstrap.mjs");
-    let mut starts = Starts { lambda, armed: &armed, answers: &mut answers, runs: options.cold_runs() };
+    let mut starts = Starts { lambda, armed: &armed, answers: &mut answers, runs: options.cold_runs(), rss_mb: Vec::new() };
     let rust_ms = starts.measure(progress, "mcp Lambda", binary(&options.target_dir, "mcp"), &[]).await;
+    let rust_rss_mb = std::mem::take(&mut starts.rss_mb);
     let node_ms = starts.measure(progress, "Node.js on the TS SDK", Ok(PathBuf::from("node")), &[node_bootstrap]).await;
-    Ok(ColdStarts { rust_ms, node_ms })
+    Ok(ColdStarts { rust_ms, node_ms, rust_rss_mb, node_rss_mb: starts.rss_mb })
 }
 
 /// The cold-start runs of one Lambda program after another, under the same Runtime API.
@@ -543,6 +547,7 @@ struct Starts<'a> {
     armed: &'a std::sync::atomic::AtomicBool,
     answers: &'a mut tokio::sync::mpsc::UnboundedReceiver<(Instant, u16, String)>,
     runs: usize,
+    rss_mb: Vec<f64>,
 }
 
 impl Starts<'_> {
@@ -604,6 +609,9 @@ impl Starts<'_> {
                 // A process asks for its next event as soon as it has answered. Killed, waited
                 // for, and given a moment for that request to be taken: armed sooner, the next
                 // start's event could go to this dead process.
+                if let Some(peak) = child.id().and_then(procs::peak_rss_mb) {
+                    self.rss_mb.push(peak);
+                }
                 let _ = child.kill().await;
                 tokio::time::sleep(Duration::from_millis(20)).await;
                 match answer {
@@ -684,6 +692,7 @@ async fn metering_cost(options: &Options, scratch: &Path) -> Result<MeteringCost
         counted: true,
         arguments: json!({"chat_id": 42, "text": "[redacted]"}),
         expires_at: now.plus_seconds(86_400),
+        calls: 1,
     };
     let n: u64 = if options.mode == Mode::Smoke { 200 } else { 5_000 };
     let started = Instant::now();
@@ -819,6 +828,7 @@ fn report(
     }
     let listed = |ms: &Result<Vec<f64>, String>| ms.as_ref().map_or_else(|e| format!("none: {e}"), |ms| format!("{:?}", rounded(ms)));
     println!("\ncold starts (ms): mcp {}\n                  node {}", listed(&cold.rust_ms), listed(&cold.node_ms));
+    println!("peak RSS after the first answer (MB, median): mcp {:.1}, node {:.1}", median(&cold.rust_rss_mb), median(&cold.node_rss_mb));
 
     let affected_figures: Vec<String> = troubles(
         rows.iter()
@@ -869,6 +879,7 @@ fn report(
         "cold_start_ms": {
             "mcp": cold.rust_ms.as_ref().ok(), "node_ts_sdk": cold.node_ms.as_ref().ok(),
             "failed": {"mcp": cold.rust_ms.as_ref().err(), "node_ts_sdk": cold.node_ms.as_ref().err()},
+            "peak_rss_mb": {"mcp": rounded(&cold.rust_rss_mb), "node_ts_sdk": rounded(&cold.node_rss_mb)},
         },
         "peak_rss_mb": rss_mb,
         "peak_rss_load": rss_load.as_ref().map(Figure::json),
@@ -939,7 +950,7 @@ mod tests {
     /// goes on and passes when the errors are the baseline's.
     #[test]
     fn a_baselines_socket_errors_mark_its_figure_and_do_not_fail_the_run() {
-        let cold = ColdStarts { rust_ms: Ok(vec![10.0]), node_ms: Ok(vec![240.0]) };
+        let cold = ColdStarts { rust_ms: Ok(vec![10.0]), node_ms: Ok(vec![240.0]), rust_rss_mb: vec![], node_rss_mb: vec![] };
         let baseline = figure("ts-sdk", wrk::SAMPLE_WITH_ERRORS);
         assert_eq!(baseline.trouble().as_deref(), Some("timeout 4, non-2xx 17"));
         assert_eq!(baseline.json()["affected"], json!(true));
@@ -952,7 +963,7 @@ mod tests {
 
     #[test]
     fn missed_targets_fail_only_judged_runs() {
-        let cold = ColdStarts { rust_ms: Ok(vec![10.0]), node_ms: Err("node: not found".into()) };
+        let cold = ColdStarts { rust_ms: Ok(vec![10.0]), node_ms: Err("node: not found".into()), rust_rss_mb: vec![], node_rss_mb: vec![] };
         let missed = Judged { name: "tools/call req/s vs TypeScript SDK, 16 conns (x)".into(), value: Some(7.6), goal: ">= 10", met: Some(false), affected: Vec::new() };
         let loads = loads(vec![figure("squaremcp", CLEAN)]);
         assert_eq!(failures(&loads, &cold, None, std::slice::from_ref(&missed), true), ["target missed: tools/call req/s vs TypeScript SDK, 16 conns (x) = 7.60, target >= 10"]);

@@ -74,8 +74,11 @@ pub async fn serve(options: Options, routes: &[squaremcp_http::RouteGroup]) -> R
     let backends = Backends::from_config(&config).await?;
     let deliverer = squaremcp_runtime::deliverer(&config, &backends)?;
     let events = deliverer.clone().map(|d| d as Arc<dyn squaremcp_core::events::EventSink>);
-    let gateway = squaremcp_runtime::gateway_with_events(&config, backends.clone(), events.clone());
-    let mut state = squaremcp_runtime::app_state_with_events(&config, gateway, events)?;
+    // Every customer's tool call, for `GET /metrics` (Prometheus).
+    let metrics = Arc::new(squaremcp_http::CallMetrics::default());
+    let observer: Arc<dyn squaremcp_core::metrics::CallObserver> = metrics.clone();
+    let gateway = squaremcp_runtime::observed_gateway(&config, backends.clone(), events.clone(), Some(observer));
+    let mut state = squaremcp_runtime::app_state_with_events(&config, gateway.clone(), events)?;
     // The account page manages the customer's endpoints and dead letters.
     state.webhooks = deliverer.clone();
     match deliverer {
@@ -102,7 +105,25 @@ pub async fn serve(options: Options, routes: &[squaremcp_http::RouteGroup]) -> R
         config.public_url
     );
     let grace = std::time::Duration::from_secs(config.shutdown_grace_seconds);
-    squaremcp_runtime::serve(listener, squaremcp_http::routes_router(state, routes), grace).await?;
+    let mut router = squaremcp_http::routes_router(state, routes);
+    match config.metrics_listen {
+        // A listener of its own: the metrics stay off the public listener altogether.
+        Some(address) => {
+            let metrics_listener = squaremcp_runtime::bind(address).await?;
+            let local = metrics_listener.local_addr().map_or_else(|_| address.to_string(), |a| a.to_string());
+            tracing::info!(listen = local, "metrics are served at http://{local}/metrics");
+            let metrics_router = squaremcp_http::metrics_router(metrics, squaremcp_http::MetricsAccess::Listener);
+            tokio::spawn(async move {
+                if let Err(e) = squaremcp_runtime::serve(metrics_listener, metrics_router, grace).await {
+                    tracing::error!(error = %e, "the metrics listener stopped");
+                }
+            });
+        }
+        None => {
+            router = router.merge(squaremcp_http::metrics_router(metrics, squaremcp_http::MetricsAccess::AdminKey(gateway)));
+        }
+    }
+    squaremcp_runtime::serve(listener, router, grace).await?;
     Ok(())
 }
 
@@ -141,6 +162,7 @@ pub async fn run(command: Command, options: Options, json: bool) -> Result<(), C
         Command::ApiKeys(c) => api_keys(&gateway, c, out).await,
         Command::Credentials(c) => credentials(&gateway, c, out).await,
         Command::Usage(UsageCommand::Show { customer, month }) => usage(&gateway, &customer.customer, month, out).await,
+        Command::Usage(UsageCommand::Top { month, limit }) => crate::usage_top::run(&gateway, month, limit, out).await,
         Command::Audit(AuditCommand::Tail { customer, limit }) => audit(&gateway, &customer.customer, limit, out).await,
         Command::Webhooks(c) => crate::webhooks::run(&config, &backends, &gateway, c, out).await,
         Command::Telegram(c) => crate::telegram::run(&config, &backends, &gateway, c, out).await,
@@ -422,7 +444,8 @@ async fn usage(gateway: &Arc<Gateway>, customer: &str, month: Option<String>, ou
     // Requests sent to the platforms, whatever the outcome: X bills each one.
     let mut upstream_by_tool: BTreeMap<String, u64> = BTreeMap::new();
     for record in &records {
-        *by_tool.entry(record.tool.clone()).or_default().entry(record.outcome.clone()).or_default() += 1;
+        // A record may stand for several refused or invalid calls (`refusals.rs`).
+        *by_tool.entry(record.tool.clone()).or_default().entry(record.outcome.clone()).or_default() += u64::from(record.calls);
         *upstream_by_tool.entry(record.tool.clone()).or_default() += u64::from(record.upstream_requests);
     }
     let upstream_requests: u64 = upstream_by_tool.values().sum();
@@ -479,7 +502,8 @@ async fn audit(gateway: &Arc<Gateway>, customer: &str, limit: usize, out: Printe
                     "{}  {:<24} {:<16} {:>6} ms {:>4} req  {}  {}  {}",
                     r.at.to_rfc3339(),
                     r.tool,
-                    r.outcome,
+                    // A record of several refused or invalid calls says how many.
+                    if r.calls > 1 { format!("{} x{}", r.outcome, r.calls) } else { r.outcome.clone() },
                     r.duration_ms,
                     r.upstream_requests,
                     r.auth_method,

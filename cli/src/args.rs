@@ -108,6 +108,15 @@ pub enum UsageCommand {
         #[arg(long)]
         month: Option<String>,
     },
+    /// The operator's view: the customers with the most calls and the most used tools.
+    Top {
+        /// Month as YYYY-MM [default: the current month]
+        #[arg(long)]
+        month: Option<String>,
+        /// How many customers and tools to show.
+        #[arg(long, default_value_t = 10)]
+        limit: usize,
+    },
 }
 
 #[derive(Subcommand, Debug)]

@@ -6,6 +6,7 @@ mod args;
 mod output;
 mod progress;
 mod telegram;
+mod usage_top;
 mod webhooks;
 
 use std::process::ExitCode;

@@ -93,6 +93,7 @@ fn documents(base: &str) -> HashMap<String, Vec<u8>> {
         ("/redirect.json".to_owned(), http("302 Found", &format!("location: {base}/good.json\r\n"), "")),
         ("/bidi.json".to_owned(), json_answer(&document("/bidi.json", "Safe\u{202E}looT liveE"), "max-age=300")),
         ("/secret.json".to_owned(), json_answer(&secret, "max-age=300")),
+        ("/no-store.json".to_owned(), json_answer(&document("/no-store.json", "Uncached Tool"), "no-store")),
     ])
 }
 
@@ -232,4 +233,38 @@ async fn documents_on_private_addresses_are_refused_without_a_request() {
         assert_eq!((status, body["error"].as_str()), (401, Some("invalid_client")), "{client_id}: {body}");
     }
     assert_eq!(documents.total_hits(), 0, "the guard refused before connecting");
+}
+
+/// Issue 17, item 7: an unauthenticated authorize request with a URL client id makes the server
+/// fetch it; fetches are limited per client network (30 an hour), so that the gateway cannot be
+/// used to hammer a host. The network is the forwarded client's behind a trusted proxy.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn document_fetches_are_limited_per_client_network() {
+    let documents = DocumentServer::start(documents).await;
+    let data = TempDir::new("cimd-fetch-limit");
+    let server = Server::start(data.path(), &[("SQUAREMCP_ALLOW_PRIVATE_HOSTS", "1"), ("SQUAREMCP_TRUSTED_PROXIES", "127.0.0.1")]);
+    let client_id = documents.url("/no-store.json");
+    let (_, challenge) = pkce();
+    let from = |network: &str| {
+        let mut browser = Browser::new(&server.base);
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert("x-forwarded-for", network.parse().unwrap());
+        browser.http = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).default_headers(headers).build().unwrap();
+        browser
+    };
+    let mut caller = from("203.0.113.30");
+    for i in 0..30 {
+        let page = caller.get(&authorize_path(&client_id, &challenge)).await;
+        assert_eq!(page.status, 303, "request {i}: not signed in, so on to /login: {}", page.body);
+    }
+    let page = caller.get(&authorize_path(&client_id, &challenge)).await;
+    assert_eq!(page.status, 429, "{}", page.body);
+    let retry_after: u64 = page.headers["retry-after"].to_str().unwrap().parse().unwrap();
+    assert!((1..=3600).contains(&retry_after), "{retry_after}");
+    assert!(page.body.contains("try again in"), "{}", page.body);
+    assert_eq!(documents.hits("/no-store.json"), 30, "the refused request fetched nothing");
+    // Another network has its own budget.
+    let page = from("198.51.100.30").get(&authorize_path(&client_id, &challenge)).await;
+    assert_eq!(page.status, 303, "{}", page.body);
+    assert_eq!(documents.hits("/no-store.json"), 31);
 }

@@ -44,12 +44,21 @@ impl Setup {
     }
 }
 
-fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
-    message.lines().take_while(|l| !l.is_empty()).find_map(|l| l.strip_prefix(&format!("{name}: ")))
+/// A header's value, unfolded: a long header (an invoice subject with a whole customer id) is
+/// continued on lines that start with white space (RFC 5322 §2.2.3).
+fn header(message: &str, name: &str) -> Option<String> {
+    let mut unfolded: Vec<String> = Vec::new();
+    for line in message.lines().take_while(|l| !l.is_empty()) {
+        match unfolded.last_mut() {
+            Some(last) if line.starts_with([' ', '\t']) => last.push_str(line),
+            _ => unfolded.push(line.to_owned()),
+        }
+    }
+    unfolded.into_iter().find_map(|l| l.strip_prefix(&format!("{name}: ")).map(str::to_owned))
 }
 
 fn recipients(messages: &[String]) -> Vec<String> {
-    messages.iter().map(|m| header(m, "To").unwrap_or_default().to_owned()).collect()
+    messages.iter().map(|m| header(m, "To").unwrap_or_default()).collect()
 }
 
 /// Tool calls counted in October, made through the real server with the clock set in October.
@@ -89,16 +98,16 @@ async fn invoices_are_computed_stored_once_and_emailed_once() {
     let to: BTreeSet<String> = recipients(&messages).into_iter().collect();
     assert_eq!(to, BTreeSet::from(["ada@example.com".to_owned(), "cy@example.com".to_owned(), "dee@example.com".to_owned()]), "a free plan without usage gets no invoice");
 
-    let ada_mail = messages.iter().find(|m| header(m, "To") == Some("ada@example.com")).unwrap();
-    let number = format!("SQM-202610-{}", ada[ada.len() - 8..].to_uppercase());
-    assert_eq!(header(ada_mail, "Subject"), Some(format!("Your SquareMCP invoice {number} for 2026-10").as_str()));
-    assert_eq!(header(ada_mail, "Message-ID"), Some(format!("<{number}@squaremcp.invoice>").as_str()));
+    let ada_mail = messages.iter().find(|m| header(m, "To").as_deref() == Some("ada@example.com")).unwrap();
+    let number = format!("SQM-202610-{ada}");
+    assert_eq!(header(ada_mail, "Subject"), Some(format!("Your SquareMCP invoice {number} for 2026-10")));
+    assert_eq!(header(ada_mail, "Message-ID"), Some(format!("<{number}@squaremcp.invoice>")));
     assert!(header(ada_mail, "Content-Type").is_some_and(|c| c.starts_with("multipart/alternative")));
     assert!(ada_mail.contains("Total: $19.05 USD"), "base $19.00 + one call over 2 at 5 cents:\n{ada_mail}");
     assert!(ada_mail.contains("data-total-cents=3D\"1905\"") || ada_mail.contains("data-total-cents=\"1905\""), "{ada_mail}");
-    let dee_mail = messages.iter().find(|m| header(m, "To") == Some("dee@example.com")).unwrap();
+    let dee_mail = messages.iter().find(|m| header(m, "To").as_deref() == Some("dee@example.com")).unwrap();
     assert!(dee_mail.contains("Total: $99.00 USD"), "{dee_mail}");
-    let cy_mail = messages.iter().find(|m| header(m, "To") == Some("cy@example.com")).unwrap();
+    let cy_mail = messages.iter().find(|m| header(m, "To").as_deref() == Some("cy@example.com")).unwrap();
     assert!(cy_mail.contains("Total: $0.00 USD") && cy_mail.contains("Tool calls counted: 2"), "{cy_mail}");
 
     let again = setup.run("2026-10", "2026-11-02T06:00:00Z", &smtp.url());
@@ -110,6 +119,25 @@ async fn invoices_are_computed_stored_once_and_emailed_once() {
     assert!(listed.iter().all(|i| i["sent_at"].is_number()), "{listed:?}");
     let ada_invoice = listed.iter().find(|i| i["email"] == "ada@example.com").unwrap();
     assert_eq!((ada_invoice["total_cents"].as_u64(), ada_invoice["calls"].as_u64()), (Some(1905), Some(3)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_plan_change_on_the_31st_leaves_the_month_on_its_plan() {
+    let setup = Setup::new("plan-change");
+    let smtp = SmtpSink::start(0);
+    let ada = setup.customer("ada@example.com", "pro");
+    october_calls(&setup, &ada, 3).await;
+    let env = setup.env("2026-10-31T18:00:00Z", "smtp://127.0.0.1:9");
+    let moved = cli_json_with_env(setup.data.path(), &["customers", "set-plan", "--customer", &ada, "--plan", "business"], "", &env);
+    assert_eq!(moved["plan"], "business", "{moved}");
+
+    let closed = setup.run("2026-10", CLOSING, &smtp.url());
+    assert!(closed.status.success(), "{}", String::from_utf8_lossy(&closed.stderr));
+    let messages = smtp.messages();
+    assert_eq!(messages.len(), 1);
+    assert!(messages[0].contains("Total: $19.05 USD"), "pro's $19.00 and one call over its 2 at 5 cents, not business:\n{}", messages[0]);
+    let listed = cli_json_with_env(setup.data.path(), &["invoices", "list", "--month", "2026-10"], "", &setup.env(CLOSING, &smtp.url()));
+    assert_eq!((listed[0]["plan"].as_str(), listed[0]["total_cents"].as_u64()), (Some("pro"), Some(1905)), "{listed}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

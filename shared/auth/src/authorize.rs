@@ -65,6 +65,10 @@ pub enum AuthorizeError {
     /// (`invalid_client`), never redirected, since its redirect URIs are unknown.
     #[error("{0}")]
     ClientDocument(String),
+    /// A metadata-document client could not be fetched now: too many fetches from the caller's
+    /// network or of the document's host this hour.
+    #[error("{why}")]
+    TooManyRequests { why: String, retry_after: u64 },
     /// An error for the client as `error`, `error_description`, `state` and `iss`. `trusted`
     /// says whether the redirect URI may be followed automatically (RFC 9700 §4.11.2): only for
     /// a registered client that has completed a token exchange before. Otherwise, the redirect
@@ -168,12 +172,16 @@ impl Auth {
     /// Checks a request in the order RFC 6749 §4.1.2.1 demands: the client and redirect URI
     /// first (failures shown, never redirected), then everything else (an error for the client,
     /// with `state`, redirected only when [`AuthorizeError::Redirect`] says it is `trusted`).
-    pub async fn validate_authorization(&self, params: &AuthorizeParams) -> Result<AuthorizationRequest, AuthorizeError> {
+    /// `client_ip` is the caller's (a URL client id may make this server fetch a document).
+    pub async fn validate_authorization(&self, params: &AuthorizeParams, client_ip: &str) -> Result<AuthorizationRequest, AuthorizeError> {
         let client_id = params.client_id.as_deref().filter(|c| !c.is_empty()).ok_or(AuthorizeError::MissingClient)?;
         let client = if is_document_client_id(client_id) {
-            self.document_client(client_id).await.map_err(|e| match e {
+            self.document_client(client_id, client_ip).await.map_err(|e| match e {
                 ClientDocumentError::Server(e) => AuthorizeError::Server(e),
                 ClientDocumentError::Unsupported => AuthorizeError::UnknownClient,
+                refused @ ClientDocumentError::TooManyFetches(_, retry_after) => {
+                    AuthorizeError::TooManyRequests { why: refused.to_string(), retry_after }
+                }
                 other => AuthorizeError::ClientDocument(other.to_string()),
             })?
         } else {

@@ -92,12 +92,16 @@ struct Harness {
 
 impl Harness {
     async fn new(with_documents: bool) -> Self {
+        Self::with_settings(with_documents, AuthSettings::new(PUBLIC)).await
+    }
+
+    async fn with_settings(with_documents: bool, settings: AuthSettings) -> Self {
         let clock = Arc::new(ManualClock(AtomicI64::new(1_800_000_000)));
         let store = Arc::new(SqliteStore::open_temporary().unwrap());
         let gateway = Arc::new(Gateway::new(store, Arc::new(NoKeyring), clock.clone(), Arc::new(Registry::new(vec![])), None));
         gateway.create_customer("ada@example.com", "pro", Some(bcrypt::hash("correct horse", 4).unwrap())).await.unwrap();
         let fetcher = Arc::new(ScriptedFetcher::default());
-        let mut auth = Auth::new(gateway, AuthSettings::new(PUBLIC), &Secret::new(vec![42; 32])).unwrap();
+        let mut auth = Auth::new(gateway, settings, &Secret::new(vec![42; 32])).unwrap();
         if with_documents {
             auth = auth.with_client_documents(fetcher.clone());
         }
@@ -127,7 +131,7 @@ impl Harness {
 
     /// Authorize and consent; returns the redirect's query.
     async fn consent(&self, client_id: &str, allow: bool) -> HashMap<String, String> {
-        let request = self.auth.validate_authorization(&self.params(client_id)).await.unwrap();
+        let request = self.auth.validate_authorization(&self.params(client_id), "192.0.2.1").await.unwrap();
         let session = self.session().await;
         let pending = self.auth.begin_consent(&session, request).await.unwrap();
         let location = self.auth.decide(&session, &pending.request_id, &pending.csrf, allow).await.unwrap();
@@ -148,7 +152,7 @@ impl Harness {
     }
 
     async fn refused(&self) -> String {
-        match self.auth.validate_authorization(&self.params(CLIENT_ID)).await {
+        match self.auth.validate_authorization(&self.params(CLIENT_ID), "192.0.2.1").await {
             Err(AuthorizeError::ClientDocument(why)) => why,
             other => panic!("expected a refused document, got {other:?}"),
         }
@@ -159,7 +163,7 @@ impl Harness {
 async fn a_document_client_signs_in_without_registration_with_one_fetch() {
     let h = Harness::new(true).await;
     h.fetcher.answer(document(&good_document(), Some("max-age=600")));
-    let request = h.auth.validate_authorization(&h.params(CLIENT_ID)).await.unwrap();
+    let request = h.auth.validate_authorization(&h.params(CLIENT_ID), "192.0.2.1").await.unwrap();
     assert_eq!(request.client_name, "Example Code");
     assert_eq!(request.client_host.as_deref(), Some("app.example.com"), "the consent page gets the URL's host");
     let query = h.consent(CLIENT_ID, true).await;
@@ -173,18 +177,18 @@ async fn a_document_client_signs_in_without_registration_with_one_fetch() {
 async fn the_cache_follows_max_age_and_no_store() {
     let h = Harness::new(true).await;
     h.fetcher.answer(document(&good_document(), Some("max-age=600")));
-    h.auth.validate_authorization(&h.params(CLIENT_ID)).await.unwrap();
+    h.auth.validate_authorization(&h.params(CLIENT_ID), "192.0.2.1").await.unwrap();
     h.advance(599);
-    h.auth.validate_authorization(&h.params(CLIENT_ID)).await.unwrap();
+    h.auth.validate_authorization(&h.params(CLIENT_ID), "192.0.2.1").await.unwrap();
     assert_eq!(h.fetcher.count(), 1);
     h.advance(2);
-    h.auth.validate_authorization(&h.params(CLIENT_ID)).await.unwrap();
+    h.auth.validate_authorization(&h.params(CLIENT_ID), "192.0.2.1").await.unwrap();
     assert_eq!(h.fetcher.count(), 2, "fetched again once max-age passed");
 
     let h = Harness::new(true).await;
     h.fetcher.answer(document(&good_document(), Some("no-store")));
-    h.auth.validate_authorization(&h.params(CLIENT_ID)).await.unwrap();
-    h.auth.validate_authorization(&h.params(CLIENT_ID)).await.unwrap();
+    h.auth.validate_authorization(&h.params(CLIENT_ID), "192.0.2.1").await.unwrap();
+    h.auth.validate_authorization(&h.params(CLIENT_ID), "192.0.2.1").await.unwrap();
     assert_eq!(h.fetcher.count(), 2, "no-store is not cached");
 }
 
@@ -203,8 +207,47 @@ async fn failures_are_refused_clearly_and_never_cached() {
         let why = h.refused().await;
         assert!(why.contains(expected), "{expected}: {why}");
     }
-    assert!(h.auth.validate_authorization(&h.params(CLIENT_ID)).await.is_ok(), "the fixed document is fetched, not a cached error");
+    assert!(h.auth.validate_authorization(&h.params(CLIENT_ID), "192.0.2.1").await.is_ok(), "the fixed document is fetched, not a cached error");
     assert_eq!(h.fetcher.count(), 6);
+}
+
+/// Issue 17, item 7: an unauthenticated request naming a URL client id makes this server fetch
+/// it, so fetches are limited per client network and per host.
+#[tokio::test]
+async fn document_fetches_are_limited_per_client_network_and_per_host() {
+    let mut settings = AuthSettings::new(PUBLIC);
+    settings.document_fetches_per_ip_per_hour = 3;
+    settings.document_fetches_per_host_per_hour = 5;
+    let h = Harness::with_settings(true, settings).await;
+    // Not cacheable, so that every request is a fetch.
+    h.fetcher.answer(document(&good_document(), Some("no-store")));
+    let refusal = |outcome: Result<crate::AuthorizationRequest, AuthorizeError>| match outcome {
+        Err(AuthorizeError::TooManyRequests { why, retry_after }) => {
+            assert!((1..=3600).contains(&retry_after), "{retry_after}");
+            why
+        }
+        other => panic!("expected a refused fetch, got {other:?}"),
+    };
+    for _ in 0..3 {
+        h.auth.validate_authorization(&h.params(CLIENT_ID), "203.0.113.1").await.unwrap();
+    }
+    let why = refusal(h.auth.validate_authorization(&h.params(CLIENT_ID), "203.0.113.1").await);
+    assert!(why.contains("from your network"), "{why}");
+    assert_eq!(h.fetcher.count(), 3, "a refused request fetches nothing");
+    // Other networks share the host's budget.
+    for _ in 0..2 {
+        h.auth.validate_authorization(&h.params(CLIENT_ID), "203.0.113.2").await.unwrap();
+    }
+    let why = refusal(h.auth.validate_authorization(&h.params(CLIENT_ID), "203.0.113.3").await);
+    assert!(why.contains("from this host"), "{why}");
+    // The token endpoint fetches too, and is refused the same way.
+    let request = TokenRequest { grant_type: Some("authorization_code".into()), code: Some("x".into()), ..TokenRequest::default() };
+    let credentials = ClientCredentials { client_id: Some(CLIENT_ID.into()), client_ip: "203.0.113.4".into(), ..ClientCredentials::default() };
+    let refused = h.auth.token(request, credentials).await.err().unwrap();
+    assert!(matches!(refused, OAuthError::TooManyRequests { .. }), "{refused:?}");
+    assert_eq!(h.fetcher.count(), 5);
+    h.advance(3600);
+    assert!(h.auth.validate_authorization(&h.params(CLIENT_ID), "203.0.113.1").await.is_ok(), "the hour moved on");
 }
 
 #[tokio::test]
@@ -224,15 +267,15 @@ async fn redirect_uris_must_be_listed_in_the_document() {
     h.fetcher.answer(document(&good_document(), None));
     let mut params = h.params(CLIENT_ID);
     params.redirect_uri = Some("https://evil.example.com/callback".into());
-    assert!(matches!(h.auth.validate_authorization(&params).await, Err(AuthorizeError::BadRedirectUri(_))));
+    assert!(matches!(h.auth.validate_authorization(&params, "192.0.2.1").await, Err(AuthorizeError::BadRedirectUri(_))));
     params.redirect_uri = Some("http://localhost:50000/callback".into());
-    assert!(h.auth.validate_authorization(&params).await.is_ok(), "loopback ports and names may vary (RFC 8252 §7.3)");
+    assert!(h.auth.validate_authorization(&params, "192.0.2.1").await.is_ok(), "loopback ports and names may vary (RFC 8252 §7.3)");
 }
 
 #[tokio::test]
 async fn without_a_fetcher_url_client_ids_are_unknown_and_not_advertised() {
     let h = Harness::new(false).await;
-    assert!(matches!(h.auth.validate_authorization(&h.params(CLIENT_ID)).await, Err(AuthorizeError::UnknownClient)));
+    assert!(matches!(h.auth.validate_authorization(&h.params(CLIENT_ID), "192.0.2.1").await, Err(AuthorizeError::UnknownClient)));
     assert_eq!(h.fetcher.count(), 0);
     assert_eq!(h.auth.authorization_server_metadata()["client_id_metadata_document_supported"], false);
     let h = Harness::new(true).await;
@@ -252,7 +295,7 @@ async fn every_authorization_response_carries_iss() {
     assert_eq!((denied["error"].as_str(), denied["iss"].as_str()), ("access_denied", PUBLIC));
     let mut params = h.params(CLIENT_ID);
     params.code_challenge_method = Some("plain".into());
-    match h.auth.validate_authorization(&params).await {
+    match h.auth.validate_authorization(&params, "192.0.2.1").await {
         Err(AuthorizeError::Redirect { location, .. }) => {
             let query: HashMap<String, String> = Url::parse(&location).unwrap().query_pairs().into_owned().collect();
             assert_eq!((query["error"].as_str(), query["iss"].as_str()), ("invalid_request", PUBLIC));
@@ -276,13 +319,13 @@ async fn error_redirects_are_trusted_only_for_clients_that_completed_an_exchange
     };
     let mut bad = h.params(&client_id);
     bad.response_type = Some("token".into());
-    assert!(!trusted(h.auth.validate_authorization(&bad).await), "a just-registered client's URI is not trusted");
+    assert!(!trusted(h.auth.validate_authorization(&bad, "192.0.2.1").await), "a just-registered client's URI is not trusted");
     let query = h.consent(&client_id, true).await;
     h.exchange(&client_id, &query["code"]).await.unwrap();
-    assert!(trusted(h.auth.validate_authorization(&bad).await), "after a token exchange it is");
+    assert!(trusted(h.auth.validate_authorization(&bad, "192.0.2.1").await), "after a token exchange it is");
 
     h.fetcher.answer(document(&good_document(), None));
     let mut bad = h.params(CLIENT_ID);
     bad.response_type = Some("token".into());
-    assert!(!trusted(h.auth.validate_authorization(&bad).await), "a metadata document is not a vetted registration");
+    assert!(!trusted(h.auth.validate_authorization(&bad, "192.0.2.1").await), "a metadata document is not a vetted registration");
 }

@@ -14,9 +14,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
-use squaremcp_core::PutMode;
+use squaremcp_core::{PutMode, StoreError};
 use url::{Host, Url};
 
+use crate::client_network::{client_network, seconds_left_in};
 use crate::clients::{Client, ClientAuthMethod, check_client_name, check_client_uri, list_field, text_field};
 use crate::crypto::sha256_hex;
 use crate::uris::check_redirect_uri;
@@ -78,6 +79,9 @@ pub enum ClientDocumentError {
     Unreachable(String),
     #[error("the client metadata document is invalid: {0}")]
     InvalidDocument(String),
+    /// Too many fetches from this client network, or of this host, this hour.
+    #[error("too many client metadata documents were fetched {0}; try again in {1} s")]
+    TooManyFetches(&'static str, u64),
     #[error(transparent)]
     Server(#[from] AuthError),
 }
@@ -217,7 +221,8 @@ pub(crate) fn parse_document(client_id: &str, body: &[u8], now_unix: i64) -> Res
 impl Auth {
     /// The client a metadata-document `client_id` stands for: from the shared cache, or fetched
     /// and validated now. Failures are never cached (the draft forbids it).
-    pub(crate) async fn document_client(&self, client_id: &str) -> Result<Client, ClientDocumentError> {
+    /// `client_ip` is the caller's: fetches are counted per client network and per host.
+    pub(crate) async fn document_client(&self, client_id: &str, client_ip: &str) -> Result<Client, ClientDocumentError> {
         let Some(fetcher) = &self.client_documents else { return Err(ClientDocumentError::Unsupported) };
         let url = check_client_id_url(client_id, self.settings.allow_loopback_client_documents).map_err(ClientDocumentError::InvalidUrl)?;
         let store = self.gateway.store();
@@ -227,6 +232,7 @@ impl Auth {
         {
             return Ok(client);
         }
+        self.count_document_fetch(&url, client_ip).await?;
         let fetched = fetcher.fetch(&url, MAX_DOCUMENT_BYTES).await.map_err(|e| {
             tracing::warn!(client_id, error = %e, "client metadata document fetch failed");
             ClientDocumentError::Unreachable(e.to_string())
@@ -257,6 +263,33 @@ impl Auth {
         }
         tracing::info!(client_id, "accepted a client metadata document");
         Ok(client)
+    }
+
+    /// Counts one fetch against the caller's network and against the document's host, per
+    /// hour. Only cache misses count, so a published document that allows caching is fetched
+    /// once per cache period however many people sign in with it. A caller refused by its own
+    /// limit does not use up the host's.
+    async fn count_document_fetch(&self, url: &Url, client_ip: &str) -> Result<(), ClientDocumentError> {
+        let network = client_network(client_ip);
+        let host = url.host_str().unwrap_or_default().to_ascii_lowercase();
+        let now = self.now().unix();
+        let hour = now / 3600;
+        let limits = [
+            (format!("ratelimit:document-fetch:ip:{network}:{hour}"), self.settings.document_fetches_per_ip_per_hour, "from your network"),
+            (format!("ratelimit:document-fetch:host:{}:{hour}", sha256_hex(&host)), self.settings.document_fetches_per_host_per_hour, "from this host"),
+        ];
+        for (key, limit, which) in limits {
+            let hour_ends = squaremcp_core::Timestamp::from_unix((hour + 1) * 3600);
+            match self.gateway.store().add_to_expiring_counter(&key, 1, Some(limit), hour_ends).await {
+                Ok(_) => {}
+                Err(StoreError::LimitReached { .. }) => {
+                    tracing::warn!(client_network = network, host, limit = which, "client metadata document fetch refused: rate limit");
+                    return Err(ClientDocumentError::TooManyFetches(which, seconds_left_in(now, 3600)));
+                }
+                Err(e) => return Err(AuthError::from(e).into()),
+            }
+        }
+        Ok(())
     }
 }
 

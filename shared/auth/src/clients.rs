@@ -5,6 +5,7 @@ use serde_json::{Map, Value, json};
 use squaremcp_core::{PutMode, Secret, StoreError, random};
 
 use crate::client_documents::{ClientDocumentError, is_document_client_id};
+use crate::client_network::{client_network, seconds_left_in};
 use crate::crypto::{constant_time_eq, sha256_hex};
 use crate::uris::check_redirect_uri;
 use crate::{Auth, AuthError, OAuthError};
@@ -113,6 +114,8 @@ pub struct ClientCredentials {
     /// From the form (client_secret_post, or a public client's id).
     pub client_id: Option<String>,
     pub client_secret: Option<Secret<String>>,
+    /// The caller's address, for the limits on fetching client metadata documents.
+    pub client_ip: String,
 }
 
 pub(crate) fn client_key(client_id: &str) -> String {
@@ -229,18 +232,23 @@ impl Auth {
         Ok(Registered { client, secret })
     }
 
+    /// Counts a registration per client network (IPv6 per /64, so that one host cannot take
+    /// a fresh budget per address) and in total; the hour's count ends with the hour.
     async fn count_registration(&self, client_ip: &str) -> Result<(), OAuthError> {
-        let hour = self.now().unix() / 3600;
+        let network = client_network(client_ip);
+        let now = self.now().unix();
+        let hour = now / 3600;
         let limits = [
-            (format!("ratelimit:register:ip:{client_ip}:{hour}"), self.settings.registrations_per_ip_per_hour),
-            (format!("ratelimit:register:all:{hour}"), self.settings.registrations_per_hour),
+            (format!("ratelimit:register:ip:{network}:{hour}"), self.settings.registrations_per_ip_per_hour, "client network"),
+            (format!("ratelimit:register:all:{hour}"), self.settings.registrations_per_hour, "total"),
         ];
-        for (key, limit) in limits {
-            match self.gateway.store().add_to_counter(&key, 1, Some(limit)).await {
+        for (key, limit, which) in limits {
+            let hour_ends = squaremcp_core::Timestamp::from_unix((hour + 1) * 3600);
+            match self.gateway.store().add_to_expiring_counter(&key, 1, Some(limit), hour_ends).await {
                 Ok(_) => {}
                 Err(StoreError::LimitReached { .. }) => {
-                    tracing::warn!(client_ip, "client registration rate limit reached");
-                    return Err(OAuthError::TooManyRequests);
+                    tracing::warn!(client_network = network, limit = which, "client registration rate limit reached");
+                    return Err(OAuthError::TooManyRequests { retry_after: seconds_left_in(now, 3600) });
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -269,8 +277,9 @@ impl Auth {
             (None, None) => return Err(OAuthError::InvalidClient("client authentication is required (client_id)".into())),
         };
         let client = if is_document_client_id(client_id) {
-            self.document_client(client_id).await.map_err(|e| match e {
+            self.document_client(client_id, &credentials.client_ip).await.map_err(|e| match e {
                 ClientDocumentError::Server(e) => OAuthError::Server(e),
+                ClientDocumentError::TooManyFetches(_, retry_after) => OAuthError::TooManyRequests { retry_after },
                 other => OAuthError::InvalidClient(other.to_string()),
             })?
         } else {

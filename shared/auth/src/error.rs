@@ -33,8 +33,9 @@ pub enum OAuthError {
     InvalidRedirectUri(String),
     #[error("{0}")]
     InvalidClientMetadata(String),
-    #[error("too many requests; retry later")]
-    TooManyRequests,
+    /// A rate limit: answered 429 with `Retry-After`.
+    #[error("too many requests; retry in {retry_after} s")]
+    TooManyRequests { retry_after: u64 },
     #[error(transparent)]
     Server(#[from] AuthError),
 }
@@ -50,7 +51,7 @@ impl OAuthError {
             Self::InvalidTarget(_) => "invalid_target",
             Self::InvalidRedirectUri(_) => "invalid_redirect_uri",
             Self::InvalidClientMetadata(_) => "invalid_client_metadata",
-            Self::TooManyRequests => "temporarily_unavailable",
+            Self::TooManyRequests { .. } => "temporarily_unavailable",
             Self::Server(_) => "server_error",
         }
     }

@@ -10,11 +10,13 @@
 mod account;
 mod authorize;
 mod client_documents;
+mod client_network;
 mod clients;
 mod crypto;
 mod error;
 pub mod jwt;
 mod login;
+mod login_throttle;
 mod password;
 mod signup;
 pub mod standing;
@@ -33,6 +35,7 @@ pub use client_documents::{
 pub use clients::{Client, ClientAuthMethod, ClientCredentials, Registered};
 pub use error::{AuthError, OAuthError};
 pub use login::{LoginError, Session, store_password_hash};
+pub use login_throttle::MAX_WAIT_SECONDS;
 pub use password::{MIN_PASSWORD_CHARS, PasswordChangeError, check_new_password};
 pub use signup::{SignupError, SignupPolicy};
 pub use tokens::{BearerCheck, TokenRequest, TokenResponse};
@@ -59,12 +62,22 @@ pub struct AuthSettings {
     pub session_ttl: i64,
     /// A registered client that never completes a token exchange is forgotten after this.
     pub unused_client_ttl: i64,
+    /// Client registrations per client network (an IPv4 address, an IPv6 /64) per hour, and
+    /// in total per hour: the total bounds storage and is high enough not to be a switch that
+    /// a few addresses can turn off.
     pub registrations_per_ip_per_hour: u64,
     pub registrations_per_hour: u64,
-    /// Failed logins allowed per email, and per client IP, in one window.
-    pub login_failures_per_email: u64,
+    /// Failed sign-ins per (email, client network) in a day before each further attempt of
+    /// that pair waits, twice as long each time (`login_throttle.rs`).
+    pub login_free_failures: u64,
+    /// Failed sign-ins per client network, across emails, in one `login_window` (seconds).
     pub login_failures_per_ip: u64,
     pub login_window: i64,
+    /// Client metadata document fetches (cache misses) per client network, and per document
+    /// host, per hour: an unauthenticated authorize request must not make this server hammer
+    /// a host.
+    pub document_fetches_per_ip_per_hour: u64,
+    pub document_fetches_per_host_per_hour: u64,
     /// Accept `http://` metadata-document client ids on loopback hosts (tests and local
     /// development, with `SQUAREMCP_ALLOW_PRIVATE_HOSTS=1`); otherwise only https.
     pub allow_loopback_client_documents: bool,
@@ -86,10 +99,12 @@ impl AuthSettings {
             session_ttl: 7 * 24 * 3600,
             unused_client_ttl: 24 * 3600,
             registrations_per_ip_per_hour: 30,
-            registrations_per_hour: 1000,
-            login_failures_per_email: 10,
+            registrations_per_hour: 10_000,
+            login_free_failures: 5,
             login_failures_per_ip: 50,
             login_window: 900,
+            document_fetches_per_ip_per_hour: 30,
+            document_fetches_per_host_per_hour: 120,
             allow_loopback_client_documents: false,
             signup: SignupPolicy::default(),
         }

@@ -1,17 +1,14 @@
-//! First-party login: bcrypt password check with rate limits on failures (per email and per
-//! client IP, in the store), the session JWT carried by the `session` cookie, and the login
-//! form's CSRF token (a signed double-submit cookie).
-//!
-//! Each attempt reserves its place in both failure counters before bcrypt runs, with one atomic
-//! conditional add each, so that guesses in flight at the same time cannot all pass a check made
-//! before any of them is counted. A successful login gives its reservations back: the limits
-//! count failures (and attempts still in flight), not sign-ins.
+//! First-party login: bcrypt password check, throttled before bcrypt runs (per email and client
+//! network with a growing wait, and per client network: `login_throttle.rs`), the session JWT
+//! carried by the `session` cookie, and the login form's CSRF token (a signed double-submit
+//! cookie). A successful login gives its admission back: the limits count failures (and
+//! attempts still in flight), not sign-ins.
 
 use std::sync::OnceLock;
 
 use squaremcp_core::{Customer, CustomerId, Email, PutMode, Secret, Store, StoreError, Timestamp, random};
 
-use crate::crypto::{b64url, constant_time_eq, hmac_sha256, sha256_hex};
+use crate::crypto::{b64url, constant_time_eq, hmac_sha256};
 use crate::standing::standing;
 use crate::jwt::{Role, USER_TOKEN_TYP, UserClaims};
 use crate::{Auth, AuthError};
@@ -33,8 +30,9 @@ pub enum LoginError {
     /// Unknown email, wrong password, or no password set: one generic answer for all.
     #[error("the email or password is not correct")]
     Invalid,
-    #[error("too many failed attempts; wait a few minutes")]
-    RateLimited,
+    /// Too many failures from this client network, for this email or overall.
+    #[error("too many failed attempts; try again in {retry_after} s")]
+    RateLimited { retry_after: u64 },
     /// The password was right, but the operator disabled the account.
     #[error("this account is disabled")]
     Disabled,
@@ -67,47 +65,15 @@ pub(crate) fn decoy_hash() -> &'static str {
     })
 }
 
-/// Reserves one attempt in the failure counter `key`: `RateLimited` once it holds `limit`
-/// (failures, and attempts still being checked).
-pub(crate) async fn reserve_attempt(store: &dyn Store, key: &str, limit: u64, client_ip: &str) -> Result<(), LoginError> {
-    match store.add_to_counter(key, 1, Some(limit)).await {
-        Ok(_) => Ok(()),
-        Err(StoreError::LimitReached { .. }) => {
-            tracing::warn!(client_ip, "login refused: too many failed attempts");
-            Err(LoginError::RateLimited)
-        }
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Gives back an attempt reserved by `reserve_attempt`.
-pub(crate) async fn give_back(store: &dyn Store, key: &str) {
-    // Failing to give it back only leaves the attempt counted until its window ends, so the
-    // answer to the caller does not change; the counter is not named, as it holds the client IP.
-    if let Err(error) = store.subtract_from_counter(key, 1).await {
-        tracing::warn!(%error, "a login attempt's reservation could not be given back");
-    }
-}
-
 impl Auth {
     /// Checks the password and returns the session and its cookie value (a JWT).
     pub async fn login(&self, email: &str, password: &str, client_ip: &str) -> Result<(Session, Secret<String>), LoginError> {
         let normalized = email.trim().to_lowercase();
-        let window = self.now().unix() / self.settings.login_window.max(1);
-        let email_key = format!("ratelimit:login:email:{}:{window}", sha256_hex(&normalized));
-        let ip_key = format!("ratelimit:login:ip:{client_ip}:{window}");
         let store = self.gateway.store();
-        reserve_attempt(store, &email_key, self.settings.login_failures_per_email, client_ip).await?;
-        if let Err(refused) = reserve_attempt(store, &ip_key, self.settings.login_failures_per_ip, client_ip).await {
-            // This attempt never reaches bcrypt, so it is no failure for the email: give its
-            // reservation back, or a caller at its IP limit could still use up (and so lock)
-            // someone's email budget with requests that are refused anyway.
-            give_back(store, &email_key).await;
-            return Err(refused);
-        }
-        // From here on both reservations are spent unless the password is right. A server error
-        // or a request dropped mid-check leaves them spent too: that fails closed, and they end
-        // with the window.
+        let admission = self.admit_login_attempt(&normalized, client_ip).await?;
+        // From here on the admission counts as a failure unless the password is right. A
+        // server error or a request dropped mid-check leaves it counted too: that fails
+        // closed, and the count ends with its window.
         let customer = match Email::parse(&normalized) {
             Ok(email) => store.customer_by_email(&email).await?,
             Err(_) => None,
@@ -129,8 +95,7 @@ impl Auth {
         .map_err(|e| AuthError::Password(e.to_string()))?;
         match customer {
             Some(customer) if verified && has_hash => {
-                give_back(store, &email_key).await;
-                give_back(store, &ip_key).await;
+                self.admitted_attempt_succeeded(admission).await;
                 let standing = standing(store, self.now(), &customer.id).await?;
                 if standing.disabled {
                     tracing::warn!(customer = customer.id.as_str(), "sign-in refused: the account is disabled");
@@ -140,7 +105,8 @@ impl Auth {
                 Ok(self.new_session(&customer, standing.generation)?)
             }
             _ => {
-                // The reservations stay: they are this failure's count.
+                // The admission stays: it is this failure's count.
+                self.admitted_attempt_failed(admission).await;
                 tracing::info!(client_ip, "failed sign-in");
                 Err(LoginError::Invalid)
             }

@@ -3,10 +3,7 @@
 
 use squaremcp_core::{Secret, StoreError};
 
-use crate::crypto::sha256_hex;
-use crate::login::{
-    LoginError, Session, give_back, password_key, reserve_attempt, store_password_hash,
-};
+use crate::login::{LoginError, Session, password_key, store_password_hash};
 use crate::standing::revoke_sessions;
 use crate::{Auth, AuthError};
 
@@ -40,8 +37,8 @@ pub enum PasswordChangeError {
     WrongPassword,
     #[error("{0}")]
     Rejected(&'static str),
-    #[error("too many failed attempts; wait a few minutes")]
-    RateLimited,
+    #[error("too many failed attempts; try again in {retry_after} s")]
+    RateLimited { retry_after: u64 },
     #[error(transparent)]
     Server(#[from] AuthError),
 }
@@ -70,22 +67,15 @@ impl Auth {
             .require_customer(&session.customer_id)
             .await
             .map_err(|_| PasswordChangeError::WrongPassword)?;
-        let window = self.now().unix() / self.settings.login_window.max(1);
-        let email_key = format!(
-            "ratelimit:login:email:{}:{window}",
-            sha256_hex(customer.email.as_str())
-        );
-        reserve_attempt(
-            store,
-            &email_key,
-            self.settings.login_failures_per_email,
-            client_ip,
-        )
-        .await
-        .map_err(|e| match e {
-            LoginError::Server(e) => PasswordChangeError::Server(e),
-            _ => PasswordChangeError::RateLimited,
-        })?;
+        // The same throttle as sign-in: the current password is guessed the same way.
+        let admission = self
+            .admit_login_attempt(customer.email.as_str(), client_ip)
+            .await
+            .map_err(|e| match e {
+                LoginError::RateLimited { retry_after } => PasswordChangeError::RateLimited { retry_after },
+                LoginError::Server(e) => PasswordChangeError::Server(e),
+                LoginError::Invalid | LoginError::Disabled => PasswordChangeError::WrongPassword,
+            })?;
         let hash = match store
             .get_item(&password_key(&customer.id), self.now())
             .await?
@@ -105,13 +95,14 @@ impl Auth {
         .await
         .map_err(|e| AuthError::Password(e.to_string()))?;
         if !verified {
+            self.admitted_attempt_failed(admission).await;
             tracing::info!(
                 customer = customer.id.as_str(),
                 "password change refused: wrong current password"
             );
             return Err(PasswordChangeError::WrongPassword);
         }
-        give_back(store, &email_key).await;
+        self.admitted_attempt_succeeded(admission).await;
         let new_hash = hash_password(new).await?;
         store_password_hash(store, self.now(), &customer.id, &new_hash).await?;
         let standing = revoke_sessions(store, self.now(), &customer.id).await?;

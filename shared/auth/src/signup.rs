@@ -158,8 +158,10 @@ impl Auth {
                 policy.requests_per_email_per_hour,
             ),
         ];
+        // The hour's counters are of no use once it is over: the store deletes them after.
+        let hour_ends = squaremcp_core::Timestamp::from_unix((hour + 1) * 3600);
         for (key, limit) in &keys {
-            match store.add_to_counter(key, 1, Some(*limit)).await {
+            match store.add_to_expiring_counter(key, 1, Some(*limit), hour_ends).await {
                 Ok(_) => {}
                 Err(StoreError::LimitReached { .. }) => {
                     tracing::warn!(client_ip, what, "refused: too many requests");

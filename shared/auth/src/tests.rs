@@ -51,13 +51,19 @@ struct Harness {
 
 impl Harness {
     async fn new() -> Self {
+        Self::with(|_| {}).await
+    }
+
+    /// With settings changed from the harness's.
+    async fn with(change: impl FnOnce(&mut AuthSettings)) -> Self {
         let clock = Arc::new(ManualClock(AtomicI64::new(1_800_000_000)));
         let store = Arc::new(SqliteStore::open_temporary().unwrap());
         let gateway = Arc::new(Gateway::new(store, Arc::new(NoKeyring), clock.clone(), Arc::new(Registry::new(vec![])), None));
         let customer = gateway.create_customer("ada@example.com", "pro", Some(bcrypt::hash("correct horse", 4).unwrap())).await.unwrap();
         let mut settings = AuthSettings::new(PUBLIC);
-        settings.login_failures_per_email = 3;
+        settings.login_free_failures = 3;
         settings.registrations_per_ip_per_hour = 5;
+        change(&mut settings);
         let auth = Auth::new(gateway, settings, &Secret::new(vec![42; 32])).unwrap();
         Self { auth, clock, customer: customer.id }
     }
@@ -92,7 +98,7 @@ impl Harness {
 
     /// Authorize, consent, and return the code.
     async fn code(&self, client_id: &str) -> String {
-        let request = self.auth.validate_authorization(&self.params(client_id)).await.unwrap();
+        let request = self.auth.validate_authorization(&self.params(client_id), "192.0.2.1").await.unwrap();
         let session = self.session().await;
         let pending = self.auth.begin_consent(&session, request).await.unwrap();
         let location = self.auth.decide(&session, &pending.request_id, &pending.csrf, true).await.unwrap();
@@ -165,7 +171,7 @@ async fn pkce_is_required_s256_only_and_checked() {
     let mut no_method = h.params(&client);
     no_method.code_challenge_method = None;
     for params in [missing, plain, no_method] {
-        match h.auth.validate_authorization(&params).await {
+        match h.auth.validate_authorization(&params, "192.0.2.1").await {
             Err(AuthorizeError::Redirect { location, error, .. }) => {
                 assert_eq!(error, "invalid_request");
                 assert!(location.starts_with(REDIRECT) && location.contains("state=st%26te%3D1"), "{location}");
@@ -229,19 +235,19 @@ async fn unknown_clients_and_foreign_redirects_are_never_redirected_to() {
     let (client, _) = h.register("none").await;
     let mut unknown = h.params(&client);
     unknown.client_id = Some("mcp_nope".into());
-    assert!(matches!(h.auth.validate_authorization(&unknown).await, Err(AuthorizeError::UnknownClient)));
+    assert!(matches!(h.auth.validate_authorization(&unknown, "192.0.2.1").await, Err(AuthorizeError::UnknownClient)));
     let mut missing = h.params(&client);
     missing.client_id = None;
-    assert!(matches!(h.auth.validate_authorization(&missing).await, Err(AuthorizeError::MissingClient)));
+    assert!(matches!(h.auth.validate_authorization(&missing, "192.0.2.1").await, Err(AuthorizeError::MissingClient)));
     for uri in ["https://evil.example/callback", "http://127.0.0.1:33418/callback/../evil", "http://127.0.0.1:9/other"] {
         let mut bad = h.params(&client);
         bad.redirect_uri = Some(uri.into());
-        assert!(matches!(h.auth.validate_authorization(&bad).await, Err(AuthorizeError::BadRedirectUri(_))), "{uri}");
+        assert!(matches!(h.auth.validate_authorization(&bad, "192.0.2.1").await, Err(AuthorizeError::BadRedirectUri(_))), "{uri}");
     }
     // A loopback port or name may vary (RFC 8252 §7.3; Codex and Claude Code drift).
     let mut drift = h.params(&client);
     drift.redirect_uri = Some("http://localhost:50123/callback".into());
-    let request: AuthorizationRequest = h.auth.validate_authorization(&drift).await.unwrap();
+    let request: AuthorizationRequest = h.auth.validate_authorization(&drift, "192.0.2.1").await.unwrap();
     assert_eq!(request.redirect_uri, "http://localhost:50123/callback");
     // Unknown client at the token endpoint: invalid_client (Claude re-registers on it).
     let error = h.exchange("mcp_unknown", "code", Some(VERIFIER)).await.err().unwrap();
@@ -255,14 +261,14 @@ async fn resource_is_checked_and_normalised() {
     for ok in ["https://MCP.example.com/mcp/", "https://mcp.example.com", "https://mcp.example.com/mcp"] {
         let mut params = h.params(&client);
         params.resource = Some(ok.into());
-        assert_eq!(h.auth.validate_authorization(&params).await.unwrap().resource, "https://mcp.example.com/mcp", "{ok}");
+        assert_eq!(h.auth.validate_authorization(&params, "192.0.2.1").await.unwrap().resource, "https://mcp.example.com/mcp", "{ok}");
     }
     let mut params = h.params(&client);
     params.resource = None;
-    assert_eq!(h.auth.validate_authorization(&params).await.unwrap().resource, "https://mcp.example.com/mcp");
+    assert_eq!(h.auth.validate_authorization(&params, "192.0.2.1").await.unwrap().resource, "https://mcp.example.com/mcp");
     let mut foreign = h.params(&client);
     foreign.resource = Some("https://other.example.com/mcp".into());
-    assert!(matches!(h.auth.validate_authorization(&foreign).await, Err(AuthorizeError::Redirect { error: "invalid_target", .. })));
+    assert!(matches!(h.auth.validate_authorization(&foreign, "192.0.2.1").await, Err(AuthorizeError::Redirect { error: "invalid_target", .. })));
 }
 
 #[tokio::test]
@@ -367,7 +373,7 @@ async fn revocation_ends_the_grant() {
 async fn consent_needs_the_session_bound_csrf_token() {
     let h = Harness::new().await;
     let (client, _) = h.register("none").await;
-    let request = h.auth.validate_authorization(&h.params(&client)).await.unwrap();
+    let request = h.auth.validate_authorization(&h.params(&client), "192.0.2.1").await.unwrap();
     let session = h.session().await;
     let pending = h.auth.begin_consent(&session, request.clone()).await.unwrap();
     assert!(matches!(h.auth.decide(&session, &pending.request_id, "", true).await, Err(ConsentError::BadCsrf)));
@@ -418,7 +424,7 @@ async fn registration_rules_and_rate_limit() {
     for _ in 0..3 {
         h.auth.register_client(&ok(Some("none")), "198.51.100.7").await.unwrap();
     }
-    assert!(matches!(h.auth.register_client(&ok(Some("none")), "198.51.100.7").await, Err(OAuthError::TooManyRequests)));
+    assert!(matches!(h.auth.register_client(&ok(Some("none")), "198.51.100.7").await, Err(OAuthError::TooManyRequests { .. })));
     assert!(h.auth.register_client(&ok(Some("none")), "198.51.100.9").await.is_ok(), "per IP");
     h.advance(3600);
     assert!(h.auth.register_client(&ok(Some("none")), "198.51.100.7").await.is_ok(), "the window moves on");
@@ -443,8 +449,8 @@ async fn login_failures_are_generic_and_rate_limited() {
     for _ in 0..3 {
         assert!(matches!(h.auth.login("ADA@example.com", "wrong password", "192.0.2.5").await, Err(LoginError::Invalid)));
     }
-    assert!(matches!(h.auth.login("ada@example.com", "correct horse", "192.0.2.6").await, Err(LoginError::RateLimited)));
-    h.advance(900);
+    // The guesser now waits; the customer, from another network, is not locked out.
+    assert!(matches!(h.auth.login("ada@example.com", "correct horse", "192.0.2.5").await, Err(LoginError::RateLimited { .. })));
     let (session, cookie) = h.auth.login("ada@example.com", "correct horse", "192.0.2.6").await.unwrap();
     assert_eq!(h.auth.session(cookie.expose()).unwrap().customer_id, session.customer_id);
     // A new password replaces the one given at creation.
@@ -468,23 +474,24 @@ async fn login_failures_are_generic_and_rate_limited() {
 async fn concurrent_wrong_passwords_cannot_pass_the_limit() {
     let h = Arc::new(Harness::new().await);
     let mut logins = tokio::task::JoinSet::new();
-    for i in 0..50 {
+    for _ in 0..50 {
         let h = h.clone();
-        // A different client IP each, so that only the per-email limit (3) applies.
-        logins.spawn(async move { h.auth.login("ada@example.com", "wrong password", &format!("198.51.100.{i}")).await });
+        // One client IP: the (email, network) pair's 3 free attempts are all there is.
+        logins.spawn(async move { h.auth.login("ada@example.com", "wrong password", "198.51.100.1").await });
     }
     let (mut invalid, mut limited) = (0, 0);
     while let Some(outcome) = logins.join_next().await {
         match outcome.unwrap() {
             Err(LoginError::Invalid) => invalid += 1,
-            Err(LoginError::RateLimited) => limited += 1,
+            Err(LoginError::RateLimited { .. }) => limited += 1,
             other => panic!("unexpected outcome {other:?}"),
         }
     }
     assert!(invalid <= 3, "{invalid} guesses reached bcrypt's verdict; the limit is 3");
     assert_eq!(invalid + limited, 50);
-    // The right password is refused too until the window ends.
-    assert!(matches!(h.auth.login("ada@example.com", "correct horse", "192.0.2.9").await, Err(LoginError::RateLimited)));
+    // The right password waits too from that network, and not from another.
+    assert!(matches!(h.auth.login("ada@example.com", "correct horse", "198.51.100.1").await, Err(LoginError::RateLimited { .. })));
+    assert!(h.auth.login("ada@example.com", "correct horse", "192.0.2.9").await.is_ok());
 }
 
 /// A success gives its reservation back: the limits count failures, not sign-ins.
@@ -497,7 +504,7 @@ async fn successful_logins_do_not_use_up_the_failure_budget() {
     for _ in 0..3 {
         assert!(matches!(h.auth.login("ada@example.com", "wrong password", "192.0.2.7").await, Err(LoginError::Invalid)));
     }
-    assert!(matches!(h.auth.login("ada@example.com", "correct horse", "192.0.2.7").await, Err(LoginError::RateLimited)));
+    assert!(matches!(h.auth.login("ada@example.com", "correct horse", "192.0.2.7").await, Err(LoginError::RateLimited { .. })));
 }
 
 #[tokio::test]
@@ -537,3 +544,4 @@ async fn account_forms_need_the_csrf_token_of_this_session_and_purpose() {
 }
 
 mod revocation;
+mod throttling;

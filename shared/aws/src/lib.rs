@@ -15,7 +15,7 @@ mod scoped_keys;
 mod store;
 pub mod table;
 
-pub use clients::{AwsClients, RequestCounter};
+pub use clients::{ATTEMPT_TIMEOUT, AwsClients, Consumed, OPERATION_TIMEOUT, RequestCounter, with_timeouts};
 pub use keyring::KmsKeyring;
 pub use queue::SqsQueue;
 pub use scoped_keys::{PrefixKeys, ScopedKeys, ScopedKeysError};

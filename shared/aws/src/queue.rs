@@ -44,6 +44,17 @@ fn stale<E: aws_sdk_sqs::error::ProvideErrorMetadata>(error: &aws_sdk_sqs::error
     )
 }
 
+/// A long poll holds its request open for up to `wait` on purpose: the client's attempt and
+/// operation timeouts (a few seconds, see `clients`) would cut every one off, so this request
+/// gets the wait plus the client's own allowance.
+fn long_poll_timeouts(wait: Duration) -> aws_sdk_sqs::config::Builder {
+    let timeouts = aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
+        .operation_attempt_timeout(wait + crate::clients::ATTEMPT_TIMEOUT)
+        .operation_timeout(wait + crate::clients::OPERATION_TIMEOUT)
+        .build();
+    aws_sdk_sqs::config::Builder::default().timeout_config(timeouts)
+}
+
 #[async_trait]
 impl Queue for SqsQueue {
     async fn send(&self, body: &str, delay: Duration) -> Result<String, QueueError> {
@@ -70,6 +81,8 @@ impl Queue for SqsQueue {
             .wait_time_seconds(seconds(wait))
             .visibility_timeout(seconds(visibility))
             .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
+            .customize()
+            .config_override(long_poll_timeouts(wait))
             .send()
             .await
             .map_err(|e| queue_unavailable("ReceiveMessage", e))?;

@@ -127,6 +127,54 @@ impl DynamoStore {
         }
     }
 
+    /// One `UpdateItem` `ADD`, conditional on the limit; with an expiry, it also sets the TTL.
+    async fn add(&self, key_name: &str, delta: u64, limit: Option<u64>, expires_at: Option<Timestamp>) -> Result<u64, StoreError> {
+        // No value passes a limit smaller than the delta itself; DynamoDB would accept a first add.
+        if let Some(limit) = limit
+            && delta > limit
+        {
+            return Err(StoreError::LimitReached { current: self.counter(key_name).await?, limit });
+        }
+        let mut update = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(table::counter(key_name))))
+            .update_expression(if expires_at.is_some() { "ADD #value :delta SET #expires = :expires" } else { "ADD #value :delta" })
+            .expression_attribute_names("#value", "value")
+            .expression_attribute_values(":delta", n(delta))
+            .return_values(ReturnValue::UpdatedNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
+        if let Some(expires_at) = expires_at {
+            // The table's TTL attribute: DynamoDB deletes the counter some time after.
+            update = update
+                .expression_attribute_names("#expires", TTL_ATTRIBUTE)
+                .expression_attribute_values(":expires", n(expires_at.unix()));
+        }
+        if let Some(limit) = limit {
+            // One atomic conditional add: exact under any concurrency.
+            update = update
+                .condition_expression("attribute_not_exists(#value) OR #value <= :most")
+                .expression_attribute_values(":most", n(limit - delta));
+        }
+        match send_counter_update(update).await {
+            Ok(output) => {
+                let value = output.attributes.as_ref().map(|a| Reader::new(a, "counter").n("value")).transpose()?;
+                value.ok_or_else(|| StoreError::Corrupt(format!("adding to counter {key_name} returned no value")))
+            }
+            Err(SdkError::ServiceError(context)) if context.err().is_conditional_check_failed_exception() => {
+                let current = match context.err() {
+                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(e) => {
+                        counter_value(e.item.as_ref())?
+                    }
+                    _ => 0,
+                };
+                Err(StoreError::LimitReached { current, limit: limit.unwrap_or(0) })
+            }
+            Err(error) => Err(store_unavailable("UpdateItem", error)),
+        }
+    }
+
     /// Runs a transaction, again when it lost to a concurrent one on the same items.
     async fn transact(&self, writes: Vec<TransactWriteItem>) -> Result<(), Cancelled> {
         let mut attempt = 0;
@@ -189,6 +237,46 @@ fn missing_customer(customer: &CustomerId) -> StoreError {
 
 fn is_condition_failure<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(error: &SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>) -> bool {
     matches!(error, SdkError::ServiceError(context) if context.err().code() == Some("ConditionalCheckFailedException"))
+}
+
+/// Attempts of a counter update that DynamoDB throttled.
+const COUNTER_ATTEMPTS: u32 = 3;
+
+/// Sends a counter's `ADD` without the SDK's retries. An `ADD` is not idempotent: when an
+/// attempt times out or its answer is lost (a 500, a reset connection), DynamoDB may have
+/// applied it, and the SDK's retry would add again, counting one tool call or login attempt
+/// twice. A conditional, idempotent form needs a read before every write (or a token the item
+/// would have to keep for every add), which the tools/call path cannot afford; so only the
+/// answers that say the write was *not* applied, throttling, are retried here, and anything
+/// else is the caller's error, the counter possibly a unit high, never counted twice silently.
+/// (Call records' counter changes go through `TransactWriteItems`, which the SDK makes
+/// idempotent with its client request token, so they keep the SDK's retries.)
+async fn send_counter_update(
+    update: aws_sdk_dynamodb::operation::update_item::builders::UpdateItemFluentBuilder,
+) -> Result<
+    aws_sdk_dynamodb::operation::update_item::UpdateItemOutput,
+    SdkError<aws_sdk_dynamodb::operation::update_item::UpdateItemError, aws_sdk_dynamodb::config::http::HttpResponse>,
+> {
+    let no_retries = aws_sdk_dynamodb::config::Builder::default().retry_config(aws_sdk_dynamodb::config::retry::RetryConfig::disabled());
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        match update.clone().customize().config_override(no_retries.clone()).send().await {
+            Err(error) if is_throttling(&error) && attempt < COUNTER_ATTEMPTS => {
+                tokio::time::sleep(Duration::from_millis(50 << attempt)).await;
+            }
+            result => return result,
+        }
+    }
+}
+
+/// DynamoDB refused the request before applying it (capacity or request-rate limits).
+fn is_throttling<E: aws_sdk_dynamodb::error::ProvideErrorMetadata>(error: &SdkError<E, aws_sdk_dynamodb::config::http::HttpResponse>) -> bool {
+    matches!(
+        error,
+        SdkError::ServiceError(context)
+            if matches!(context.err().code(), Some("ProvisionedThroughputExceededException" | "ThrottlingException" | "RequestLimitExceeded"))
+    )
 }
 
 fn customer_item(customer: &Customer) -> Item {
@@ -519,44 +607,17 @@ impl Store for DynamoStore {
     }
 
     async fn add_to_counter(&self, key_name: &str, delta: u64, limit: Option<u64>) -> Result<u64, StoreError> {
-        // No value passes a limit smaller than the delta itself; DynamoDB would accept a first add.
-        if let Some(limit) = limit
-            && delta > limit
-        {
-            return Err(StoreError::LimitReached { current: self.counter(key_name).await?, limit });
-        }
-        let mut update = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key(table::counter(key_name))))
-            .update_expression("ADD #value :delta")
-            .expression_attribute_names("#value", "value")
-            .expression_attribute_values(":delta", n(delta))
-            .return_values(ReturnValue::UpdatedNew)
-            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
-        if let Some(limit) = limit {
-            // One atomic conditional add: exact under any concurrency.
-            update = update
-                .condition_expression("attribute_not_exists(#value) OR #value <= :most")
-                .expression_attribute_values(":most", n(limit - delta));
-        }
-        match update.send().await {
-            Ok(output) => {
-                let value = output.attributes.as_ref().map(|a| Reader::new(a, "counter").n("value")).transpose()?;
-                value.ok_or_else(|| StoreError::Corrupt(format!("adding to counter {key_name} returned no value")))
-            }
-            Err(SdkError::ServiceError(context)) if context.err().is_conditional_check_failed_exception() => {
-                let current = match context.err() {
-                    aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(e) => {
-                        counter_value(e.item.as_ref())?
-                    }
-                    _ => 0,
-                };
-                Err(StoreError::LimitReached { current, limit: limit.unwrap_or(0) })
-            }
-            Err(error) => Err(store_unavailable("UpdateItem", error)),
-        }
+        self.add(key_name, delta, limit, None).await
+    }
+
+    async fn add_to_expiring_counter(
+        &self,
+        key_name: &str,
+        delta: u64,
+        limit: Option<u64>,
+        expires_at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.add(key_name, delta, limit, Some(expires_at)).await
     }
 
     async fn counter(&self, key_name: &str) -> Result<u64, StoreError> {
@@ -572,7 +633,7 @@ impl Store for DynamoStore {
             .map_err(|_| StoreError::Unavailable(format!("counter delta {delta} is out of range")))?;
         // One atomic conditional add of `-delta`: the condition keeps the counter at or above zero
         // (and fails on a missing counter, which holds zero).
-        let result = self
+        let update = self
             .client
             .update_item()
             .table_name(&self.table)
@@ -581,9 +642,8 @@ impl Store for DynamoStore {
             .condition_expression("#value >= :least")
             .expression_attribute_names("#value", "value")
             .expression_attribute_values(":delta", n(negative))
-            .expression_attribute_values(":least", n(delta))
-            .send()
-            .await;
+            .expression_attribute_values(":least", n(delta));
+        let result = send_counter_update(update).await;
         match result {
             Ok(_) => Ok(true),
             Err(error) if is_condition_failure(&error) => Ok(false),

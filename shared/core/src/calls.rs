@@ -32,6 +32,19 @@ pub struct CallRecord {
     pub counted: bool,
     pub arguments: Value,
     pub expires_at: Timestamp,
+    /// How many calls the record stands for: 1, or the repeats of a refused or invalid call
+    /// logged as one record (`refusals.rs`). Records written before it existed read as 1.
+    #[serde(default = "one_call", skip_serializing_if = "is_one_call")]
+    pub calls: u32,
+}
+
+fn one_call() -> u32 {
+    1
+}
+
+// By reference: serde's `skip_serializing_if` passes one.
+fn is_one_call(calls: &u32) -> bool {
+    *calls == 1
 }
 
 impl CallRecord {
@@ -84,14 +97,20 @@ mod tests {
             counted: true,
             arguments: json!({}),
             expires_at: now.plus_seconds(60),
+            calls: 1,
         };
         let mut stored = serde_json::to_value(&record).expect("serialisable");
         assert_eq!(stored["upstream_requests"], 6);
+        assert!(stored.get("calls").is_none(), "one call is the default and is not stored");
         let round_trip: CallRecord = serde_json::from_value(stored.clone()).expect("readable");
         assert_eq!(round_trip, record);
         stored.as_object_mut().expect("an object").remove("upstream_requests");
         let older: CallRecord = serde_json::from_value(stored).expect("an older record is readable");
-        assert_eq!(older.upstream_requests, 0);
+        assert_eq!((older.upstream_requests, older.calls), (0, 1));
+        let aggregate = CallRecord { calls: 40, ..record };
+        let stored = serde_json::to_value(&aggregate).expect("serialisable");
+        assert_eq!(stored["calls"], 40);
+        assert_eq!(serde_json::from_value::<CallRecord>(stored).expect("readable"), aggregate);
     }
 
     #[test]

@@ -3,9 +3,10 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use serde_json::{Map, Value};
+use tracing::Instrument;
 use sha2::{Digest, Sha256};
 
 use crate::billing::{self, Month, Plan, PlanCatalog};
@@ -77,6 +78,13 @@ impl Default for Billing {
     }
 }
 
+/// How long a tool call's platform part may take unless configured: the `mcp` Lambda's 29 s
+/// less [`RECORD_MARGIN`].
+pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(25);
+/// What a function's time limit must leave after the call timeout: authentication and the
+/// credential read before the call, the call record (or refund) and the answer after it.
+pub const RECORD_MARGIN: Duration = Duration::from_secs(4);
+
 /// A customer's plan is read once a minute at most: `set-plan` takes effect within that time,
 /// and a tools/call needs no extra store read for it.
 const PLAN_CACHE_SECONDS: u64 = 60;
@@ -95,6 +103,12 @@ pub struct Gateway {
     /// Where `tool.call.failed` and `connection.needs_reconnect` go (outbound webhooks); `None`:
     /// no delivery is configured.
     events: Option<Arc<dyn crate::events::EventSink>>,
+    /// How long a tool call's platform part may take, retries and waits included.
+    call_timeout: Duration,
+    /// Refused and invalid calls held for one record per kind and window (`refusals.rs`).
+    refusals: crate::refusals::RefusalLog,
+    /// Metrics of every customer's call (`metrics.rs`); `None`: none are kept.
+    observer: Option<Arc<dyn crate::metrics::CallObserver>>,
 }
 
 impl Gateway {
@@ -116,7 +130,22 @@ impl Gateway {
             plan_cache: Mutex::new(HashMap::new()),
             refresher: None,
             events: None,
+            call_timeout: DEFAULT_CALL_TIMEOUT,
+            refusals: crate::refusals::RefusalLog::default(),
+            observer: None,
         }
+    }
+
+    /// Hands every customer's finished tool call to `observer` (metrics).
+    pub fn with_observer(mut self, observer: Arc<dyn crate::metrics::CallObserver>) -> Self {
+        self.observer = Some(observer);
+        self
+    }
+
+    /// Bounds the platform part of every tool call (`SQUAREMCP_CALL_TIMEOUT_SECONDS`).
+    pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
+        self.call_timeout = timeout;
+        self
     }
 
     /// Publishes `tool.call.failed` and `connection.needs_reconnect` to the customer's webhook
@@ -194,21 +223,43 @@ impl Gateway {
     /// Runs a tool for the caller. `Err` only for an unknown tool; every other failure is a
     /// [`ToolFailure`] the caller reports as `isError`. Customers' calls are metered against
     /// their plan and recorded; the admin key's are neither.
+    ///
+    /// The reservation, the platform call and the record (or refund) run as a task of their
+    /// own, which the caller awaits: an edge drops the request's future when its client goes
+    /// away (`serve` on a closed connection), and dropping the sequence halfway would leave a
+    /// reserved unit without its record, or a platform call that happened without its log.
     pub async fn call_tool(
-        &self,
+        self: &Arc<Self>,
         context: &CallContext,
         name: &str,
         arguments: Option<Value>,
     ) -> Result<Result<ToolOutput, ToolFailure>, UnknownTool> {
-        let tool = self.registry.tool(name).ok_or_else(|| UnknownTool(name.to_owned()))?;
+        let tool = self.registry.tool(name).ok_or_else(|| UnknownTool(name.to_owned()))?.clone();
+        let call = {
+            let (gateway, context) = (Arc::clone(self), context.clone());
+            async move { gateway.run_and_record(&context, tool.as_ref(), arguments).await }
+        };
+        match tokio::spawn(call.instrument(tracing::Span::current())).await {
+            Ok(outcome) => Ok(outcome),
+            Err(e) => {
+                // A panic in a tool: the task is gone, the caller still gets an answer.
+                tracing::error!(tool = name, error = %e, "a tool call's task ended without an outcome");
+                Ok(Err(ToolFailure::new(FailureKind::Upstream, "The call failed inside the gateway. Try again shortly.")))
+            }
+        }
+    }
+
+    /// [`Gateway::call_tool`]'s whole sequence, run to its end whoever is still waiting for it.
+    async fn run_and_record(self: &Arc<Self>, context: &CallContext, tool: &dyn Tool, arguments: Option<Value>) -> Result<ToolOutput, ToolFailure> {
+        let name = tool.definition().name.as_str();
         let started = Instant::now();
         let arguments = match arguments {
             None => Map::new(),
             Some(Value::Object(map)) => map,
-            Some(_) => return Ok(Err(ToolFailure::invalid_arguments("the arguments must be an object"))),
+            Some(_) => return Err(ToolFailure::invalid_arguments("the arguments must be an object")),
         };
         let logged_arguments = calls::redact(&arguments, &tool.definition().logged_arguments);
-        let ((outcome, metering), upstream_requests) = match &context.principal {
+        let ((outcome, metering), upstream) = match &context.principal {
             Principal::Superadmin => (
                 (
                     Err(ToolFailure::new(
@@ -217,13 +268,14 @@ impl Gateway {
                     )),
                     Metering::NotMetered,
                 ),
-                0,
+                crate::tool::UpstreamUse::default(),
             ),
             Principal::Customer { id } => {
-                crate::tool::counting_upstream_requests(self.run_metered(tool.as_ref(), id, arguments)).await
+                crate::tool::counting_upstream_requests(self.run_metered(tool, id, arguments)).await
             }
         };
         let elapsed = started.elapsed();
+        let upstream_requests = upstream.requests;
         let customer = context.principal.customer_id().map(CustomerId::as_str).unwrap_or("superadmin");
         let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
         let outcome_name = match (&outcome, &metering) {
@@ -248,7 +300,17 @@ impl Gateway {
                 counted: outcome.is_ok() && !matches!(metering, Metering::NotMetered),
                 arguments: logged_arguments,
                 expires_at: now.plus_seconds(self.billing.retention_seconds),
+                calls: 1,
             };
+            self.observe(&record, elapsed, upstream.time).await;
+            // A call that never reached the platform is logged in bulk after the first of its
+            // kind (`refusals.rs`): no store write, no event for each repeat.
+            if matches!(metering, Metering::Refused | Metering::NotCounted) {
+                match self.refusals.admit(&record) {
+                    crate::refusals::Admission::Held => return outcome,
+                    crate::refusals::Admission::WriteNow(window) => self.close_refusal_window_later(window),
+                }
+            }
             let adjustment = metering.adjustment(outcome.is_ok());
             if let Err(e) = self.store.record_call(&record, adjustment.as_ref().map(|(k, d)| (k.as_str(), *d))).await {
                 // The call itself happened; losing its record must not turn it into a failure.
@@ -270,7 +332,36 @@ impl Gateway {
                 self.publish(id, "tool.call.failed", &record.id, data).await;
             }
         }
-        Ok(outcome)
+        outcome
+    }
+
+    /// Writes the one record of the refused or invalid calls held in `window` once it ends.
+    fn close_refusal_window_later(self: &Arc<Self>, window: crate::refusals::WindowToken) {
+        let gateway = Arc::clone(self);
+        let task = async move {
+            tokio::time::sleep(crate::refusals::REFUSAL_WINDOW).await;
+            let Some(aggregate) = gateway.refusals.close(window) else { return };
+            if let Err(e) = gateway.store.record_call(&aggregate, None).await {
+                tracing::error!(customer = aggregate.customer_id.as_str(), tool = aggregate.tool, calls = aggregate.calls, error = %e, "the record of repeated refused calls could not be written");
+            }
+        };
+        tokio::spawn(task.instrument(tracing::Span::current()));
+    }
+
+    /// Tells the observer, if any, about a recorded call. The plan comes from the plan cache
+    /// (a store read at most once a minute per customer, and only with an observer).
+    async fn observe(&self, record: &CallRecord, duration: std::time::Duration, upstream: std::time::Duration) {
+        let Some(observer) = &self.observer else { return };
+        let plan = self.plan_of(&record.customer_id).await.map(|plan| plan.name);
+        observer.observe(&crate::metrics::CallObservation {
+            tool: &record.tool,
+            platform: record.platform,
+            plan: plan.as_ref().map_or(crate::metrics::UNKNOWN_PLAN, PlanName::as_str),
+            outcome: &record.outcome,
+            duration,
+            upstream,
+            upstream_requests: record.upstream_requests,
+        });
     }
 
     async fn run_metered(
@@ -326,8 +417,30 @@ impl Gateway {
             },
         };
         // Refreshes an expiring OAuth token first, re-runs once after `auth_expired`, and keeps
-        // the connection's health current after a failure (`connections.rs`).
-        (self.call_with_credential(tool, &record, credential, arguments).await, metering)
+        // the connection's health current after a failure (`connections.rs`). The deadline
+        // bounds every request, retry and wait of the call together, so that the record (or
+        // refund) is written inside the function's own time limit.
+        let call = self.call_with_credential(tool, &record, credential, arguments);
+        let outcome = match tokio::time::timeout(self.call_timeout, call).await {
+            Ok(outcome) => outcome,
+            Err(_) => {
+                tracing::warn!(
+                    customer = customer.as_str(),
+                    tool = definition.name,
+                    timeout_s = self.call_timeout.as_secs_f64(),
+                    "tool call stopped at its deadline"
+                );
+                Err(ToolFailure::new(
+                    FailureKind::UpstreamTransient,
+                    format!(
+                        "The platform did not finish within the call's time limit ({} s), so the call was stopped. A write \
+                         may still have taken effect at the platform: check before repeating it.",
+                        self.call_timeout.as_secs_f64()
+                    ),
+                ))
+            }
+        };
+        (outcome, metering)
     }
 
     /// The customer's plan, from a cache renewed once a minute.
@@ -443,7 +556,9 @@ impl Gateway {
     /// Moves a customer to another plan; running gateways apply it within a minute.
     pub async fn set_plan(&self, customer: &CustomerId, plan: &str) -> Result<Customer, GatewayError> {
         let plan = self.offered_plan(plan)?;
-        if !self.store.set_customer_plan(customer, &plan).await? {
+        // The plan being left stays the one this month (and an uninvoiced last month) is billed by.
+        let before = self.require_customer(customer).await?;
+        if !billing::history::change_plan(self.store.as_ref(), &self.billing.plans, &before, &plan, self.clock.now()).await? {
             return Err(GatewayError::UnknownCustomer(customer.clone()));
         }
         if let Ok(mut cache) = self.plan_cache.lock() {

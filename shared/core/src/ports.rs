@@ -79,6 +79,21 @@ pub trait Store: Send + Sync {
     // Counters (usage per customer per month, rate limits): one atomic conditional add.
     /// Adds `delta` unless the result would exceed `limit`; returns the new value.
     async fn add_to_counter(&self, key: &str, delta: u64, limit: Option<u64>) -> Result<u64, StoreError>;
+    /// [`Store::add_to_counter`] for the counter of a time window (a rate limit): the store
+    /// deletes it some time after `expires_at` (DynamoDB's TTL, SQLite's sweep), so that the
+    /// windows gone by do not pile up. Until then it keeps its value: callers name the window in
+    /// the key, so an expired counter is never added to again. Each add sets the expiry.
+    async fn add_to_expiring_counter(
+        &self,
+        key: &str,
+        delta: u64,
+        limit: Option<u64>,
+        expires_at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        // A store without expiry (test doubles) keeps the counter: the same answers, never deleted.
+        let _ = expires_at;
+        self.add_to_counter(key, delta, limit).await
+    }
     async fn counter(&self, key: &str) -> Result<u64, StoreError>;
     /// Takes `delta` off the counter `key` (giving back a reservation made with
     /// `add_to_counter`), atomically. A counter never goes below zero: `false`, and nothing is

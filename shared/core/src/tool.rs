@@ -199,13 +199,31 @@ pub fn caller() -> Option<crate::CustomerId> {
     CALLER.try_with(Clone::clone).ok()
 }
 
-/// Runs `call` (a [`Tool::call`]) with [`caller`] answering `customer`.
+/// Runs `call` (a [`Tool::call`]) with [`caller`] answering `customer`. Its time counts as the
+/// call's time upstream ([`UpstreamUse::time`]): the platform's handler is where a call waits
+/// for the platform.
 pub async fn with_caller<F: std::future::Future>(customer: crate::CustomerId, call: F) -> F::Output {
-    CALLER.scope(customer, call).await
+    let started = std::time::Instant::now();
+    let output = CALLER.scope(customer, call).await;
+    let elapsed = started.elapsed();
+    let _ = UPSTREAM.try_with(|used| {
+        let mut sum = used.get();
+        sum.time = sum.time.saturating_add(elapsed);
+        used.set(sum);
+    });
+    output
+}
+
+/// What one tool call spent at the platform: its requests, and the time in the platform's
+/// handler (a re-run after a token refresh adds to both).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct UpstreamUse {
+    pub requests: u32,
+    pub time: std::time::Duration,
 }
 
 tokio::task_local! {
-    static UPSTREAM_REQUESTS: std::cell::Cell<u32>;
+    static UPSTREAM: std::cell::Cell<UpstreamUse>;
 }
 
 /// Counts one request sent to a platform's API for the running tool call. Platforms such as X
@@ -213,16 +231,21 @@ tokio::task_local! {
 /// the count ([`crate::CallRecord::upstream_requests`]). Outside [`counting_upstream_requests`]
 /// (a tool called directly) it does nothing.
 pub fn note_upstream_request() {
-    let _ = UPSTREAM_REQUESTS.try_with(|count| count.set(count.get().saturating_add(1)));
+    let _ = UPSTREAM.try_with(|used| {
+        let mut sum = used.get();
+        sum.requests = sum.requests.saturating_add(1);
+        used.set(sum);
+    });
 }
 
-/// Runs `call` and returns its output with the number of upstream requests it noted. A task-local
-/// counter rather than a return value, so that no tool has to thread a count through its code.
-pub async fn counting_upstream_requests<F: std::future::Future>(call: F) -> (F::Output, u32) {
-    UPSTREAM_REQUESTS
-        .scope(std::cell::Cell::new(0), async {
+/// Runs `call` and returns its output with the upstream requests it noted and its time in
+/// platform handlers ([`with_caller`]). Task-local counters rather than return values, so that
+/// no tool has to thread them through its code.
+pub async fn counting_upstream_requests<F: std::future::Future>(call: F) -> (F::Output, UpstreamUse) {
+    UPSTREAM
+        .scope(std::cell::Cell::new(UpstreamUse::default()), async {
             let output = call.await;
-            (output, UPSTREAM_REQUESTS.with(std::cell::Cell::get))
+            (output, UPSTREAM.with(std::cell::Cell::get))
         })
         .await
 }
@@ -300,8 +323,28 @@ mod tests {
             }
         })
         .await;
-        assert_eq!(three, 3);
+        assert_eq!(three.requests, 3);
         let ((), none) = counting_upstream_requests(async {}).await;
-        assert_eq!(none, 0, "each call starts from zero");
+        assert_eq!(none, UpstreamUse::default(), "each call starts from zero");
+    }
+
+    #[tokio::test]
+    async fn time_in_platform_handlers_is_summed_and_the_rest_is_not() {
+        let customer = crate::CustomerId::generate();
+        let ((), used) = counting_upstream_requests(async {
+            // Outside the handler: the gateway's own work, not the platform's.
+            tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+            for _ in 0..2 {
+                with_caller(customer.clone(), async {
+                    note_upstream_request();
+                    tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+                })
+                .await;
+            }
+        })
+        .await;
+        assert_eq!(used.requests, 2);
+        assert!(used.time >= std::time::Duration::from_millis(20), "both handler runs count: {:?}", used.time);
+        assert!(used.time < std::time::Duration::from_millis(300), "the gateway's own wait does not: {:?}", used.time);
     }
 }

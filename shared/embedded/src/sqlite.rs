@@ -35,8 +35,9 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 /// and credential lookups never queue behind another call's commit.
 const READERS: usize = 2;
 
-/// Expired call records are deleted at most this often (a range delete on every call showed in
-/// a profile; records past their expiry are filtered on read anyway).
+/// Expired rows (call records, items, single-use items, window counters) are deleted at most this often, on a
+/// write that comes along (a range delete on every call showed in a profile; expired rows are
+/// filtered on read anyway). DynamoDB's TTL does the same for its table, also late.
 const SWEEP_EVERY_SECONDS: i64 = 60;
 
 /// The checkpoint thread keeps the log short; should it fall behind (readers pinning old
@@ -49,7 +50,7 @@ pub struct SqliteStore {
     writer: Writer,
     /// Operations are short and never await while holding one, so blocking mutexes are right.
     readers: Vec<Mutex<Connection>>,
-    /// When expired call records were last deleted (unix seconds).
+    /// When expired rows were last deleted (unix seconds).
     last_sweep: AtomicI64,
     _checkpointer: checkpoint::Checkpointer,
     _temporary: Option<TemporaryFile>,
@@ -138,7 +139,33 @@ impl SqliteStore {
         self.writer.write(operation).await
     }
 
-    /// True at most once a minute: time to delete expired call records.
+    /// One conditional upsert: the first add inserts (if within the limit), later ones add (if
+    /// within the limit). When the condition fails nothing is written and nothing returned. An
+    /// add with an expiry sets it; one without keeps what the counter had.
+    async fn add(&self, key: &str, delta: u64, limit: Option<u64>, expires_at: Option<Timestamp>) -> Result<u64, StoreError> {
+        let delta = counter_delta(delta)?;
+        // A limit beyond what SQLite can hold can never be reached.
+        let sql_limit = limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
+        let key = key.to_owned();
+        // No sweep here: a counter add is not told the time (the sweep of the next item or
+        // call record deletes expired counters too).
+        self.write(move |tx| {
+            let sql = "INSERT INTO counters (key, value, expires_at) SELECT ?1, ?2, ?4 WHERE ?3 IS NULL OR ?2 <= ?3
+                       ON CONFLICT (key) DO UPDATE SET value = counters.value + excluded.value,
+                               expires_at = COALESCE(excluded.expires_at, counters.expires_at)
+                           WHERE ?3 IS NULL OR counters.value + excluded.value <= ?3
+                       RETURNING value";
+            let added = query_optional(tx, sql, params![key, delta, sql_limit, expires_at.map(Timestamp::unix)], rows::counter_value)?;
+            match (added, limit) {
+                (Some(value), _) => Ok(value),
+                (None, Some(limit)) => Err(StoreError::LimitReached { current: counter_value(tx, &key)?, limit }),
+                (None, None) => Err(StoreError::Unavailable(format!("adding to counter {key} wrote nothing"))),
+            }
+        })
+        .await
+    }
+
+    /// True at most once a minute: time to delete expired rows.
     fn sweep_due(&self, now: Timestamp) -> bool {
         let last = self.last_sweep.load(Ordering::Relaxed);
         now.unix().saturating_sub(last) >= SWEEP_EVERY_SECONDS
@@ -157,6 +184,17 @@ impl Drop for TemporaryFile {
             let _ = std::fs::remove_file(path);
         }
     }
+}
+
+/// Deletes every row that expired by `now`, each table through its expiry index. Without it,
+/// expired items (sessions, OAuth clients never used, consents, leases, delivery marks, cached
+/// client documents) would only ever leave when their key is written again, which most never are.
+fn sweep_expired(tx: &Connection, now: Timestamp) -> Result<(), StoreError> {
+    execute(tx, "DELETE FROM call_records WHERE expires_at <= ?1", [now.unix()])?;
+    execute(tx, "DELETE FROM items WHERE expires_at IS NOT NULL AND expires_at <= ?1", [now.unix()])?;
+    execute(tx, "DELETE FROM single_use WHERE expires_at <= ?1", [now.unix()])?;
+    execute(tx, "DELETE FROM counters WHERE expires_at IS NOT NULL AND expires_at <= ?1", [now.unix()])?;
+    Ok(())
 }
 
 /// WAL lets readers go on while the other process commits.
@@ -421,25 +459,17 @@ impl Store for SqliteStore {
     }
 
     async fn add_to_counter(&self, key: &str, delta: u64, limit: Option<u64>) -> Result<u64, StoreError> {
-        let delta = counter_delta(delta)?;
-        // A limit beyond what SQLite can hold can never be reached.
-        let sql_limit = limit.map(|l| i64::try_from(l).unwrap_or(i64::MAX));
-        let key = key.to_owned();
-        self.write(move |tx| {
-            // One conditional upsert: the first add inserts (if within the limit), later ones add
-            // (if within the limit). When the condition fails nothing is written and nothing returned.
-            let sql = "INSERT INTO counters (key, value) SELECT ?1, ?2 WHERE ?3 IS NULL OR ?2 <= ?3
-                       ON CONFLICT (key) DO UPDATE SET value = counters.value + excluded.value
-                           WHERE ?3 IS NULL OR counters.value + excluded.value <= ?3
-                       RETURNING value";
-            let added = query_optional(tx, sql, params![key, delta, sql_limit], rows::counter_value)?;
-            match (added, limit) {
-                (Some(value), _) => Ok(value),
-                (None, Some(limit)) => Err(StoreError::LimitReached { current: counter_value(tx, &key)?, limit }),
-                (None, None) => Err(StoreError::Unavailable(format!("adding to counter {key} wrote nothing"))),
-            }
-        })
-        .await
+        self.add(key, delta, limit, None).await
+    }
+
+    async fn add_to_expiring_counter(
+        &self,
+        key: &str,
+        delta: u64,
+        limit: Option<u64>,
+        expires_at: Timestamp,
+    ) -> Result<u64, StoreError> {
+        self.add(key, delta, limit, Some(expires_at)).await
     }
 
     async fn counter(&self, key: &str) -> Result<u64, StoreError> {
@@ -466,7 +496,7 @@ impl Store for SqliteStore {
         let counter = counter.map(|(key, delta)| (key.to_owned(), delta));
         self.write(move |tx| {
             if sweep {
-                execute(tx, "DELETE FROM call_records WHERE expires_at <= ?1", [at.unix()])?;
+                sweep_expired(tx, at)?;
             }
             let sql = "INSERT INTO call_records (customer_id, id, at, expires_at, record) VALUES (?1, ?2, ?3, ?4, ?5)";
             let values = params![customer.as_str(), id, at.unix(), expires_at.unix(), json];
@@ -552,20 +582,26 @@ impl Store for SqliteStore {
     ) -> Result<(), StoreError> {
         let expires_at = expires_at.map(Timestamp::unix);
         let (key, value) = (key.to_owned(), value.to_vec());
-        self.write(move |tx| match mode {
-            PutMode::Replace => {
-                let sql = "INSERT INTO items (key, value, expires_at) VALUES (?1, ?2, ?3)
-                           ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at";
-                execute(tx, sql, params![key, value, expires_at]).map(|_| ())
+        let sweep = self.sweep_due(now);
+        self.write(move |tx| {
+            if sweep {
+                sweep_expired(tx, now)?;
             }
-            PutMode::CreateOnly => {
-                // An expired item counts as absent (DynamoDB: `attribute_not_exists OR expires_at <= now`).
-                let sql = "INSERT INTO items (key, value, expires_at) VALUES (?1, ?2, ?3)
-                           ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
-                               WHERE items.expires_at IS NOT NULL AND items.expires_at <= ?4";
-                match execute(tx, sql, params![key, value, expires_at, now.unix()])? {
-                    0 => Err(StoreError::Conflict(format!("item {key}"))),
-                    _ => Ok(()),
+            match mode {
+                PutMode::Replace => {
+                    let sql = "INSERT INTO items (key, value, expires_at) VALUES (?1, ?2, ?3)
+                               ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at";
+                    execute(tx, sql, params![key, value, expires_at]).map(|_| ())
+                }
+                PutMode::CreateOnly => {
+                    // An expired item counts as absent (DynamoDB: `attribute_not_exists OR expires_at <= now`).
+                    let sql = "INSERT INTO items (key, value, expires_at) VALUES (?1, ?2, ?3)
+                               ON CONFLICT (key) DO UPDATE SET value = excluded.value, expires_at = excluded.expires_at
+                                   WHERE items.expires_at IS NOT NULL AND items.expires_at <= ?4";
+                    match execute(tx, sql, params![key, value, expires_at, now.unix()])? {
+                        0 => Err(StoreError::Conflict(format!("item {key}"))),
+                        _ => Ok(()),
+                    }
                 }
             }
         })

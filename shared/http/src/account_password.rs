@@ -100,10 +100,18 @@ async fn change(
             "The current password is not correct.",
         ),
         Err(PasswordChangeError::Rejected(why)) => refused(StatusCode::BAD_REQUEST, why),
-        Err(PasswordChangeError::RateLimited) => refused(
-            StatusCode::TOO_MANY_REQUESTS,
-            "Too many failed attempts. Wait a few minutes and try again.",
-        ),
+        Err(PasswordChangeError::RateLimited { retry_after }) => {
+            let why = format!(
+                "Too many failed attempts. Try again in {}.",
+                crate::login::wait_text(retry_after)
+            );
+            let mut page = refused(StatusCode::TOO_MANY_REQUESTS, &why);
+            page.headers_mut().insert(
+                http::header::RETRY_AFTER,
+                http::HeaderValue::from(retry_after),
+            );
+            page
+        }
         Err(PasswordChangeError::Server(e)) => {
             tracing::error!(error = %e, "password change failed");
             pages::error(

@@ -14,6 +14,7 @@ mod forwarded;
 mod health;
 mod login;
 mod mcp;
+mod metrics;
 mod oauth;
 mod pages;
 mod request_id;
@@ -32,6 +33,7 @@ pub use auth::Authenticated;
 pub use client_ip::ClientIp;
 pub use forwarded::{Cidr, TrustedProxies};
 pub use health::RouteGroup;
+pub use metrics::{CallMetrics, MetricsAccess, metrics_router};
 
 /// Settings of the HTTP edge, read once at start.
 #[derive(Clone, Debug)]

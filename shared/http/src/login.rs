@@ -6,8 +6,8 @@ use axum::body::Bytes;
 use axum::extract::State;
 use axum::response::Response;
 use axum::routing::{get, post};
-use http::header::SET_COOKIE;
-use http::{HeaderMap, StatusCode, Uri};
+use http::header::{RETRY_AFTER, SET_COOKIE};
+use http::{HeaderMap, HeaderValue, StatusCode, Uri};
 use serde::Deserialize;
 use squaremcp_auth::uris::safe_return_to;
 use squaremcp_auth::{LoginError, Session};
@@ -106,18 +106,25 @@ async fn submit(State(state): State<AppState>, PeerIp(ip): PeerIp, headers: Head
             email,
             Some("This account is disabled. Contact the operator of this service."),
         ),
-        Err(LoginError::RateLimited) => form(
-            &state,
-            &headers,
-            StatusCode::TOO_MANY_REQUESTS,
-            return_to,
-            email,
-            Some("Too many failed sign-in attempts. Wait a few minutes and try again."),
-        ),
+        Err(LoginError::RateLimited { retry_after }) => {
+            let message = format!("Too many failed sign-in attempts. Try again in {}.", wait_text(retry_after));
+            let mut page = form(&state, &headers, StatusCode::TOO_MANY_REQUESTS, return_to, email, Some(&message));
+            page.headers_mut().insert(RETRY_AFTER, HeaderValue::from(retry_after));
+            page
+        }
         Err(LoginError::Server(e)) => {
             tracing::error!(error = %e, "login failed");
             pages::error(StatusCode::SERVICE_UNAVAILABLE, "Try again shortly", "The service could not check your sign-in.")
         }
+    }
+}
+
+/// "5 seconds", "3 minutes": how long the form asks the person to wait.
+pub(crate) fn wait_text(seconds: u64) -> String {
+    match seconds {
+        0..=1 => "1 second".to_owned(),
+        2..=119 => format!("{seconds} seconds"),
+        _ => format!("{} minutes", seconds.div_ceil(60)),
     }
 }
 
@@ -128,4 +135,20 @@ async fn logout(State(state): State<AppState>) -> Response {
         response.headers_mut().append(SET_COOKIE, cookie);
     }
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::wait_text;
+
+    #[test]
+    fn waits_read_in_seconds_then_whole_minutes() {
+        assert_eq!(wait_text(0), "1 second");
+        assert_eq!(wait_text(1), "1 second");
+        assert_eq!(wait_text(2), "2 seconds");
+        assert_eq!(wait_text(119), "119 seconds");
+        assert_eq!(wait_text(120), "2 minutes");
+        assert_eq!(wait_text(121), "3 minutes", "rounded up: never earlier than the server allows");
+        assert_eq!(wait_text(900), "15 minutes");
+    }
 }

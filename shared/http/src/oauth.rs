@@ -84,7 +84,7 @@ fn no_store(mut response: Response) -> Response {
 fn oauth_error(error: &OAuthError) -> Response {
     let status = match error {
         OAuthError::InvalidClient(_) => StatusCode::UNAUTHORIZED,
-        OAuthError::TooManyRequests => StatusCode::TOO_MANY_REQUESTS,
+        OAuthError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
         OAuthError::Server(AuthError::Store(_)) => StatusCode::SERVICE_UNAVAILABLE,
         OAuthError::Server(_) => StatusCode::INTERNAL_SERVER_ERROR,
         _ => StatusCode::BAD_REQUEST,
@@ -98,8 +98,8 @@ fn oauth_error(error: &OAuthError) -> Response {
         OAuthError::InvalidClient(_) => {
             response.headers_mut().insert(WWW_AUTHENTICATE, HeaderValue::from_static(r#"Basic realm="SquareMCP""#));
         }
-        OAuthError::TooManyRequests => {
-            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("60"));
+        OAuthError::TooManyRequests { retry_after } => {
+            response.headers_mut().insert(RETRY_AFTER, HeaderValue::from(*retry_after));
         }
         _ => {}
     }
@@ -146,12 +146,12 @@ fn parse_form<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, OAuthError
         .map_err(|_| OAuthError::InvalidRequest("the body must be form-encoded, with each parameter at most once".into()))
 }
 
-async fn token(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn token(State(state): State<AppState>, PeerIp(ip): PeerIp, headers: HeaderMap, body: Bytes) -> Response {
     let result = async {
         let basic = basic_credentials(&headers)?;
         let mut request: TokenRequest = parse_form(&body)?;
         let credentials =
-            ClientCredentials { basic, client_id: request.client_id.clone(), client_secret: request.client_secret.take().map(Secret::new) };
+            ClientCredentials { basic, client_id: request.client_id.clone(), client_secret: request.client_secret.take().map(Secret::new), client_ip: ip };
         state.auth.token(request, credentials).await
     }
     .await;
@@ -170,12 +170,12 @@ struct RevokeForm {
     client_secret: Option<String>,
 }
 
-async fn revoke(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+async fn revoke(State(state): State<AppState>, PeerIp(ip): PeerIp, headers: HeaderMap, body: Bytes) -> Response {
     let result = async {
         let basic = basic_credentials(&headers)?;
         let form: RevokeForm = parse_form(&body)?;
         let token = form.token.filter(|t| !t.is_empty()).ok_or_else(|| OAuthError::InvalidRequest("token is required".into()))?;
-        let credentials = ClientCredentials { basic, client_id: form.client_id, client_secret: form.client_secret.map(Secret::new) };
+        let credentials = ClientCredentials { basic, client_id: form.client_id, client_secret: form.client_secret.map(Secret::new), client_ip: ip };
         state.auth.revoke(&token, credentials).await
     }
     .await;
@@ -215,6 +215,11 @@ fn authorize_error_page(error: &AuthorizeError) -> Response {
             "Application not accepted",
             &format!("invalid_client: {why}. The application's publisher must fix it; nothing was sent back to the application."),
         ),
+        AuthorizeError::TooManyRequests { why, retry_after } => {
+            let mut page = pages::error(StatusCode::TOO_MANY_REQUESTS, "Try again later", &format!("The request was refused: {why}."));
+            page.headers_mut().insert(RETRY_AFTER, HeaderValue::from(*retry_after));
+            page
+        }
         // Shown, not redirected: the caller redirects only trusted ones (see `authorize`).
         AuthorizeError::Redirect { error, description, .. } => pages::error(
             StatusCode::BAD_REQUEST,
@@ -229,7 +234,7 @@ fn authorize_error_page(error: &AuthorizeError) -> Response {
 }
 
 /// `GET /oauth/authorize`: validate, then sign in (303 to `/login`) or show the consent page.
-async fn authorize(State(state): State<AppState>, headers: HeaderMap, uri: Uri) -> Response {
+async fn authorize(State(state): State<AppState>, PeerIp(ip): PeerIp, headers: HeaderMap, uri: Uri) -> Response {
     let params: AuthorizeParams = match serde_urlencoded::from_str(uri.query().unwrap_or("")) {
         Ok(params) => params,
         Err(_) => {
@@ -237,7 +242,7 @@ async fn authorize(State(state): State<AppState>, headers: HeaderMap, uri: Uri) 
         }
     };
     let session = login::session(&state, &headers);
-    let request = match state.auth.validate_authorization(&params).await {
+    let request = match state.auth.validate_authorization(&params, &ip).await {
         Ok(request) => request,
         // RFC 9700 §4.11.2: redirect an error only to a client this server has reason to trust,
         // and only for a signed-in person; anyone else sees the error here.

@@ -44,7 +44,8 @@ pub static PLATFORMS: &[&PlatformEntry] = &[
 /// `/account`), from the table. An app is offered only once the operator configures its client id
 /// and secret ([`kit::oauth::OAuthClients`]).
 pub fn oauth_apps() -> Vec<&'static kit::oauth::OAuthApp> {
-    PLATFORMS.iter().filter_map(|entry| entry.oauth).collect()
+    // Email's mailbox providers are apps of one platform, outside its row's single `oauth`.
+    PLATFORMS.iter().filter_map(|entry| entry.oauth).chain(email::OAUTH_APPS.iter()).collect()
 }
 
 /// How a platform's inbound webhooks are routed to a customer (see `squaremcp_core::routing`),
@@ -207,8 +208,10 @@ pub fn modules(config: &PlatformConfig) -> Vec<Box<dyn PlatformModule>> {
 
 /// The connect timeout of [`http_client`].
 pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// The whole-request timeout of [`http_client`]; a tool call must end well inside a Lambda's limit.
-pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// The whole-request timeout of [`http_client`]: the gateway's default call timeout, so that no
+/// single request outlives the call it belongs to (which ends inside the Lambda's limit).
+/// `SQUAREMCP_CALL_TIMEOUT_SECONDS` sets both ([`http_client_with_timeout`]).
+pub const REQUEST_TIMEOUT: Duration = squaremcp_core::gateway::DEFAULT_CALL_TIMEOUT;
 
 /// The HTTP client for every platform: short timeouts, a `SquareMCP/<version>` user agent, and no
 /// redirects, so that a URL carrying a token (Telegram puts it in the path) is never sent anywhere
@@ -220,18 +223,27 @@ pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// # Panics
 /// Only when the TLS backend cannot start, which no request could survive either.
 pub fn http_client() -> reqwest::Client {
-    static CLIENT: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
-    CLIENT
-        .get_or_init(|| {
-            kit::roots::trusting_system_roots(reqwest::Client::builder())
-                .connect_timeout(CONNECT_TIMEOUT)
-                .timeout(REQUEST_TIMEOUT)
-                .user_agent(concat!("SquareMCP/", env!("CARGO_PKG_VERSION")))
-                .redirect(reqwest::redirect::Policy::none())
-                .build()
-                .expect("the HTTP client's TLS backend failed to start")
-        })
-        .clone()
+    http_client_with_timeout(REQUEST_TIMEOUT)
+}
+
+/// [`http_client`] with another whole-request timeout (the configured call timeout). The first
+/// client built is kept for the process; asking for another timeout builds a separate one.
+///
+/// # Panics
+/// Only when the TLS backend cannot start, which no request could survive either.
+pub fn http_client_with_timeout(request_timeout: Duration) -> reqwest::Client {
+    static CLIENT: std::sync::OnceLock<(Duration, reqwest::Client)> = std::sync::OnceLock::new();
+    let build = || {
+        kit::roots::trusting_system_roots(reqwest::Client::builder())
+            .connect_timeout(CONNECT_TIMEOUT.min(request_timeout))
+            .timeout(request_timeout)
+            .user_agent(concat!("SquareMCP/", env!("CARGO_PKG_VERSION")))
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .expect("the HTTP client's TLS backend failed to start")
+    };
+    let (kept_timeout, kept) = CLIENT.get_or_init(|| (request_timeout, build()));
+    if *kept_timeout == request_timeout { kept.clone() } else { build() }
 }
 
 #[cfg(test)]
@@ -262,6 +274,25 @@ mod tests {
             .with_base_urls_from(|name| (name == "SQUAREMCP_DISCORD_BASE_URL").then(|| "ftp://x".to_owned()))
             .expect_err("not http");
         assert!(refused.starts_with("SQUAREMCP_DISCORD_BASE_URL: "), "{refused}");
+    }
+
+    #[tokio::test]
+    async fn the_client_gives_up_at_its_request_timeout() {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("a loopback port");
+        let address = listener.local_addr().expect("its address");
+        // Accepts connections and never answers, as a platform that hangs.
+        let silent = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((socket, _)) = listener.accept().await {
+                held.push(socket);
+            }
+        });
+        let started = std::time::Instant::now();
+        let client = http_client_with_timeout(Duration::from_millis(300));
+        let error = client.get(format!("http://{address}/")).send().await.expect_err("no answer");
+        assert!(error.is_timeout(), "{error}");
+        assert!(started.elapsed() < Duration::from_secs(3), "{:?}", started.elapsed());
+        silent.abort();
     }
 
     #[test]

@@ -77,6 +77,12 @@ pub struct Config {
     pub trusted_proxies: squaremcp_http::TrustedProxies,
     /// How long `serve` lets requests in flight finish after SIGTERM before it exits anyway.
     pub shutdown_grace_seconds: u64,
+    /// A second listener of `serve` answering `GET /metrics` without a key
+    /// (`SQUAREMCP_METRICS_ADDR`); unset: `/metrics` on the main listener, admin key only.
+    pub metrics_listen: Option<SocketAddr>,
+    /// The CloudWatch namespace of the Lambdas' metric log lines (`SQUAREMCP_METRICS_NAMESPACE`);
+    /// `None` (`off`): no metric lines, and no custom metrics to pay for.
+    pub metrics_namespace: Option<String>,
     /// Overrides of platform API base URLs (mocks, proxies); others use the real addresses.
     pub platform_base_urls: BTreeMap<Platform, String>,
     pub plans: Arc<PlanCatalog>,
@@ -100,6 +106,11 @@ pub struct Config {
     pub refresh_grace: i64,
     /// The absolute lifetime of an OAuth grant, however often refreshed (`SQUAREMCP_GRANT_MAX_AGE`).
     pub grant_max_age: i64,
+    /// Dynamic client registrations per client network (an IPv4 address or an IPv6 /64) per
+    /// hour, and in total per hour (`SQUAREMCP_REGISTRATIONS_PER_IP_PER_HOUR`,
+    /// `SQUAREMCP_REGISTRATIONS_PER_HOUR`).
+    pub registrations_per_ip_per_hour: u64,
+    pub registrations_per_hour: u64,
     /// Self-service sign-up and password reset (`SQUAREMCP_SIGNUP`, `_SIGNUP_PLAN`, `_SIGNUP_LINK_TTL`).
     pub signup: crate::signup::SignupConfig,
     /// Customer-supplied hosts (mail servers): whether private addresses and plaintext are
@@ -118,6 +129,11 @@ pub struct Config {
     /// How long a tool waits for a publish (`SQUAREMCP_PUBLISH_WAIT_SECONDS`,
     /// `SQUAREMCP_PUBLISH_POLL_MILLISECONDS`).
     pub publish_wait: squaremcp_platforms::kit::PublishWait,
+    /// How long a tool call's platform part may take, every request, retry and wait included
+    /// (`SQUAREMCP_CALL_TIMEOUT_SECONDS`); also each platform request's own timeout. The `mcp`
+    /// function's time limit must exceed it by [`squaremcp_core::gateway::RECORD_MARGIN`]
+    /// (checked against `template.yaml` in `call_budget.rs`).
+    pub call_timeout: std::time::Duration,
     /// Partner-only tools the operator has access to (`SQUAREMCP_PARTNER_ACCESS`).
     pub partner_access: squaremcp_platforms::kit::PartnerAccess,
     /// The Meta app's secret: the key of `X-Hub-Signature-256` on WhatsApp webhooks.
@@ -170,6 +186,15 @@ impl Config {
                 None => Ok(default),
             }
         };
+        let registrations_per_ip_per_hour = number("SQUAREMCP_REGISTRATIONS_PER_IP_PER_HOUR", 30)? as u64;
+        let registrations_per_hour = number("SQUAREMCP_REGISTRATIONS_PER_HOUR", 10_000)? as u64;
+        // A total below one network's share would let a single caller switch registration off.
+        if registrations_per_hour < registrations_per_ip_per_hour {
+            return Err(error(
+                "SQUAREMCP_REGISTRATIONS_PER_HOUR",
+                format!("{registrations_per_hour} is below SQUAREMCP_REGISTRATIONS_PER_IP_PER_HOUR ({registrations_per_ip_per_hour}); one caller could use it up"),
+            ));
+        }
         let in_lambda = lookup("AWS_LAMBDA_RUNTIME_API").is_some();
         let jwt_secret = match get("SQUAREMCP_JWT_SECRET") {
             Some(secret) if secret.len() < squaremcp_auth::MIN_SECRET_BYTES => {
@@ -255,6 +280,11 @@ impl Config {
             )?),
             ..squaremcp_platforms::kit::PublishWait::default()
         };
+        let call_timeout = std::time::Duration::from_secs(bounded(
+            "SQUAREMCP_CALL_TIMEOUT_SECONDS",
+            1..=900,
+            squaremcp_core::gateway::DEFAULT_CALL_TIMEOUT.as_secs(),
+        )?);
         let partner_access = squaremcp_platforms::kit::PartnerAccess::parse(&get("SQUAREMCP_PARTNER_ACCESS").unwrap_or_default());
         let log_format = match get("SQUAREMCP_LOG_FORMAT").as_deref() {
             Some("json") => LogFormat::Json,
@@ -326,6 +356,17 @@ impl Config {
                 })?,
                 None => 25,
             },
+            metrics_listen: match get("SQUAREMCP_METRICS_ADDR") {
+                Some(text) => Some(text.parse().map_err(|_| {
+                    error("SQUAREMCP_METRICS_ADDR", format!("`{text}` is not an address like 127.0.0.1:9464"))
+                })?),
+                None => None,
+            },
+            metrics_namespace: match get("SQUAREMCP_METRICS_NAMESPACE") {
+                Some(text) if text.trim() == "off" => None,
+                Some(text) => Some(metrics_namespace(&text).map_err(|why| error("SQUAREMCP_METRICS_NAMESPACE", why))?),
+                None => Some("SquareMCP".to_owned()),
+            },
             platform_base_urls: base_urls,
             oauth_apps: squaremcp_platforms::kit::oauth::OAuthSettings::from_lookup(&squaremcp_platforms::oauth_apps(), |name| get(name))
                 .map_err(|why| match why.split_once(": ") {
@@ -356,6 +397,8 @@ impl Config {
             refresh_token_ttl: seconds("SQUAREMCP_REFRESH_TOKEN_TTL", 30 * 24 * 3600)?,
             session_ttl: seconds("SQUAREMCP_SESSION_TTL", 7 * 24 * 3600)?,
             grant_max_age: seconds("SQUAREMCP_GRANT_MAX_AGE", 90 * 24 * 3600)?,
+            registrations_per_ip_per_hour,
+            registrations_per_hour,
             signup: crate::signup::from_lookup(&get)?,
             refresh_grace: match get("SQUAREMCP_REFRESH_GRACE") {
                 Some(text) => text
@@ -376,6 +419,7 @@ impl Config {
             },
             media,
             publish_wait,
+            call_timeout,
             partner_access,
             whatsapp_app_secret: get("SQUAREMCP_WHATSAPP_APP_SECRET").map(Secret::new),
             whatsapp_verify_token: get("SQUAREMCP_WHATSAPP_VERIFY_TOKEN").map(Secret::new),
@@ -416,6 +460,19 @@ fn normalize_url(url: &str) -> Option<String> {
         return None;
     }
     Some(format!("{scheme}://{}{}", authority.to_ascii_lowercase(), path.trim_end_matches('/')))
+}
+
+/// CloudWatch's rule for a namespace: 1 to 255 of letters, digits and `.-_/#:`, and not
+/// `AWS/…` (reserved for AWS's own services).
+fn metrics_namespace(text: &str) -> Result<String, String> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || ".-_/#:".contains(c);
+    if text.len() > 255 || !text.chars().all(allowed) {
+        return Err(format!("`{text}` is not a CloudWatch namespace: up to 255 letters, digits and . - _ / # :"));
+    }
+    if text.starts_with("AWS/") {
+        return Err("namespaces starting with `AWS/` are reserved for AWS's own services".to_owned());
+    }
+    Ok(text.to_owned())
 }
 
 #[cfg(test)]
@@ -489,6 +546,16 @@ mod tests {
         let c = config(&[("SQUAREMCP_OBSIDIAN_ROOT", "/srv/vaults"), ("SQUAREMCP_OBSIDIAN_OB", "/usr/local/bin/ob")]).unwrap();
         assert_eq!(c.obsidian.root.as_deref(), Some(std::path::Path::new("/srv/vaults")));
         assert_eq!(c.obsidian.ob_command.as_deref(), Some(std::path::Path::new("/usr/local/bin/ob")));
+    }
+
+    #[test]
+    fn the_call_timeout_is_read_and_checked() {
+        assert_eq!(config(&[]).unwrap().call_timeout, squaremcp_core::gateway::DEFAULT_CALL_TIMEOUT);
+        assert_eq!(config(&[("SQUAREMCP_CALL_TIMEOUT_SECONDS", "7")]).unwrap().call_timeout, std::time::Duration::from_secs(7));
+        for bad in ["0", "-1", "2.5", "901", "soon"] {
+            let why = config(&[("SQUAREMCP_CALL_TIMEOUT_SECONDS", bad)]).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(why.contains("SQUAREMCP_CALL_TIMEOUT_SECONDS") && why.contains("between 1 and 900"), "{bad}: {why}");
+        }
     }
 
     #[test]
@@ -592,6 +659,32 @@ mod tests {
     }
 
     #[test]
+    fn metrics_listener_and_namespace() {
+        let c = config(&[]).unwrap();
+        assert_eq!((c.metrics_listen, c.metrics_namespace.as_deref()), (None, Some("SquareMCP")));
+        let c = config(&[("SQUAREMCP_METRICS_ADDR", "127.0.0.1:9464"), ("SQUAREMCP_METRICS_NAMESPACE", "Acme/SquareMCP-prod")]).unwrap();
+        assert_eq!(c.metrics_listen, Some(SocketAddr::from(([127, 0, 0, 1], 9464))));
+        assert_eq!(c.metrics_namespace.as_deref(), Some("Acme/SquareMCP-prod"));
+        let off = config(&[("SQUAREMCP_METRICS_NAMESPACE", "off")]).unwrap();
+        assert_eq!(off.metrics_namespace, None, "`off` turns the metric lines off");
+        for bad in ["AWS/Lambda", "spaces are not allowed", "ünïcode", &"n".repeat(256)] {
+            let e = config(&[("SQUAREMCP_METRICS_NAMESPACE", bad)]).expect_err(bad);
+            assert_eq!(e.variable, "SQUAREMCP_METRICS_NAMESPACE");
+        }
+    }
+
+    #[test]
+    fn registration_limits() {
+        let c = config(&[]).unwrap();
+        assert_eq!((c.registrations_per_ip_per_hour, c.registrations_per_hour), (30, 10_000));
+        let c = config(&[("SQUAREMCP_REGISTRATIONS_PER_IP_PER_HOUR", "5"), ("SQUAREMCP_REGISTRATIONS_PER_HOUR", "50000")]).unwrap();
+        assert_eq!((c.registrations_per_ip_per_hour, c.registrations_per_hour), (5, 50_000));
+        let e = config(&[("SQUAREMCP_REGISTRATIONS_PER_IP_PER_HOUR", "100"), ("SQUAREMCP_REGISTRATIONS_PER_HOUR", "99")]).unwrap_err();
+        assert_eq!(e.variable, "SQUAREMCP_REGISTRATIONS_PER_HOUR");
+        assert!(e.why.contains("one caller could use it up"), "{}", e.why);
+    }
+
+    #[test]
     fn bad_values_name_the_variable() {
         for (variable, value) in [
             ("SQUAREMCP_LISTEN", "localhost"),
@@ -618,6 +711,10 @@ mod tests {
             ("SQUAREMCP_TRUSTED_PROXIES", "10.1.0.0/16,ingress"),
             ("SQUAREMCP_TRUSTED_PROXIES", "10.1.0.0/40"),
             ("SQUAREMCP_SHUTDOWN_GRACE_SECONDS", "0"),
+            ("SQUAREMCP_METRICS_ADDR", "metrics"),
+            ("SQUAREMCP_REGISTRATIONS_PER_HOUR", "0"),
+            ("SQUAREMCP_REGISTRATIONS_PER_HOUR", "5"),
+            ("SQUAREMCP_REGISTRATIONS_PER_IP_PER_HOUR", "many"),
         ] {
             let e = config(&[(variable, value)]).expect_err(variable);
             assert_eq!(e.variable, variable);

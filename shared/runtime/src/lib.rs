@@ -2,8 +2,11 @@
 //! `docs/configuration.md`), backends, the gateway, logging, and the two ways to serve a
 //! router (a TCP listener for `squaremcp serve`, the Lambda runtime for `functions/*`).
 
+mod body_deadline;
+mod call_budget;
 mod client_documents;
 mod config;
+pub mod emf;
 pub mod lambda;
 mod logging;
 mod serve;
@@ -31,7 +34,7 @@ use squaremcp_webhooks::Deliverer;
 
 pub use config::{AwsSettings, Config, ConfigError, LogFormat, StoreKind};
 pub use signup::SignupConfig;
-pub use logging::{init_logging, init_server_logging};
+pub use logging::{init_json_logging_with, init_logging, init_server_logging};
 pub use serve::{bind, serve, spawn_invoice_scheduler};
 
 #[derive(Debug, thiserror::Error)]
@@ -205,7 +208,7 @@ impl Clock for FixedClock {
 /// Every platform's tools, sharing one HTTP client (one connection pool per process), with the
 /// store and clock for the tools that answer from the gateway's records.
 pub fn registry(config: &Config, records: Option<squaremcp_platforms::kit::Records>) -> Arc<Registry> {
-    let mut platforms = PlatformConfig::new(squaremcp_platforms::http_client())
+    let mut platforms = PlatformConfig::new(squaremcp_platforms::http_client_with_timeout(config.call_timeout))
         .with_network(config.network.clone())
         .with_obsidian(config.obsidian.clone())
         .with_media(config.media)
@@ -250,6 +253,17 @@ pub fn gateway(config: &Config, backends: Backends) -> Arc<Gateway> {
 /// [`gateway`], publishing `tool.call.failed` and `connection.needs_reconnect` to `events`
 /// (outbound webhooks).
 pub fn gateway_with_events(config: &Config, backends: Backends, events: Option<Arc<dyn squaremcp_core::events::EventSink>>) -> Arc<Gateway> {
+    observed_gateway(config, backends, events, None)
+}
+
+/// [`gateway_with_events`], handing every customer's tool call to `observer` (metrics: EMF
+/// lines in the Lambdas, the `/metrics` registry in `serve`).
+pub fn observed_gateway(
+    config: &Config,
+    backends: Backends,
+    events: Option<Arc<dyn squaremcp_core::events::EventSink>>,
+    observer: Option<Arc<dyn squaremcp_core::metrics::CallObserver>>,
+) -> Arc<Gateway> {
     let billing = Billing {
         plans: config.plans.clone(),
         retention_seconds: i64::try_from(config.call_log_retention_days).unwrap_or(i64::MAX / 86_400) * 86_400,
@@ -262,9 +276,13 @@ pub fn gateway_with_events(config: &Config, backends: Backends, events: Option<A
         config.admin_key.clone(),
     )
     .with_billing(billing)
+    .with_call_timeout(config.call_timeout)
     .with_refresher(oauth_clients(config));
     if let Some(events) = events {
         gateway = gateway.with_events(events);
+    }
+    if let Some(observer) = observer {
+        gateway = gateway.with_observer(observer);
     }
     Arc::new(gateway)
 }
@@ -272,7 +290,10 @@ pub fn gateway_with_events(config: &Config, backends: Backends, events: Option<A
 /// The OAuth apps of the platforms customers connect themselves: the gateway refreshes their
 /// tokens with them and the account page runs the Connect flows.
 pub fn oauth_clients(config: &Config) -> Arc<squaremcp_platforms::kit::oauth::OAuthClients> {
-    Arc::new(squaremcp_platforms::kit::oauth::OAuthClients::new(squaremcp_platforms::http_client(), &config.oauth_apps))
+    Arc::new(squaremcp_platforms::kit::oauth::OAuthClients::new(
+        squaremcp_platforms::http_client_with_timeout(config.call_timeout),
+        &config.oauth_apps,
+    ))
 }
 
 /// SMTP when `SQUAREMCP_SMTP_URL` is set; otherwise a mailer that refuses, so invoices wait.
@@ -341,6 +362,8 @@ pub fn auth(config: &Config, gateway: Arc<Gateway>) -> Result<Arc<Auth>, StartEr
     settings.session_ttl = config.session_ttl;
     settings.refresh_grace = config.refresh_grace;
     settings.grant_max_age = config.grant_max_age;
+    settings.registrations_per_ip_per_hour = config.registrations_per_ip_per_hour;
+    settings.registrations_per_hour = config.registrations_per_hour;
     settings.signup = config.signup.policy(&config.plans)?;
     // Client ID Metadata Documents are fetched through the same guard as webhooks; http on
     // loopback only where private hosts are allowed (tests, local development).
@@ -426,13 +449,15 @@ pub fn app_state_with_events(
     })
 }
 
-/// Configuration, the configured backends and the app state, from the environment.
+/// Configuration, the configured backends and the app state, from the environment: the
+/// Lambdas' start, with an EMF metrics line per tool call on stdout.
 pub async fn build_from_env() -> Result<(Config, AppState), StartError> {
     let config = Config::from_env()?;
     let backends = Backends::from_config(&config).await?;
     let deliverer = deliverer(&config, &backends)?;
     let events = deliverer.clone().map(|d| d as Arc<dyn squaremcp_core::events::EventSink>);
-    let gateway = gateway_with_events(&config, backends, events.clone());
+    let metrics = config.metrics_namespace.clone().map(|namespace| Arc::new(emf::EmfObserver::new(namespace)) as Arc<dyn squaremcp_core::metrics::CallObserver>);
+    let gateway = observed_gateway(&config, backends, events.clone(), metrics);
     let mut state = app_state_with_events(&config, gateway, events)?;
     state.webhooks = deliverer;
     Ok((config, state))

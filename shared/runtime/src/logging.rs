@@ -55,6 +55,17 @@ fn init_logging_to(filter: &str, format: LogFormat, target: LogTarget) {
     };
 }
 
+/// The Lambdas' JSON log lines, written to `writer`: what the cost model measures the volume
+/// of (CloudWatch bills ingestion by the byte). Only the first subscriber of a process counts.
+pub fn init_json_logging_with<W>(filter: &str, writer: W)
+where
+    W: for<'writer> tracing_subscriber::fmt::MakeWriter<'writer> + Send + Sync + 'static,
+{
+    let filter = EnvFilter::try_new(filter).unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(writer).with_ansi(false);
+    let _already_installed = builder.json().flatten_event(true).with_current_span(false).try_init();
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -17,6 +17,7 @@
 // Test support: a failed expectation is meant to panic with its message.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod billing;
 mod binding;
 mod fixtures;
 mod guarded;
@@ -29,6 +30,10 @@ use squaremcp_core::{AccountName, ApiKeyHash, ApiKeyId, CustomerId, Email, Platf
 use tokio::task::JoinSet;
 
 use self::fixtures::{NOW, api_key, credential, customer, unique_key};
+pub use self::billing::{
+    a_month_is_invoiced_with_the_plan_it_began_with, a_month_without_plan_history_uses_the_current_plan_and_records_it,
+    the_invoice_lease_is_renewed_after_every_customer,
+};
 pub use self::binding::{CredentialKeys, RawCredentials, credentials_copied_to_other_keys_do_not_open};
 pub use self::guarded::guarded;
 
@@ -54,6 +59,7 @@ macro_rules! store_conformance_tests {
             counter_adds_and_refuses_past_limit,
             counter_respects_limit_exactly_under_concurrency,
             counter_subtracts_without_going_below_zero,
+            expiring_counters_count_like_counters,
             single_use_items_are_taken_once,
             expired_single_use_items_are_invisible_and_replaceable,
             items_put_get_replace_delete,
@@ -63,6 +69,9 @@ macro_rules! store_conformance_tests {
             customer_plan_changes,
             call_records_by_customer_and_time,
             recording_a_call_adjusts_its_counter_atomically,
+            a_month_is_invoiced_with_the_plan_it_began_with,
+            a_month_without_plan_history_uses_the_current_plan_and_records_it,
+            the_invoice_lease_is_renewed_after_every_customer,
         );
     };
     (@each $make_store:expr; $($behaviour:ident),+ $(,)?) => {
@@ -399,6 +408,21 @@ pub async fn counter_respects_limit_exactly_across_handles(handles: Vec<Arc<dyn 
 
 /// Giving back reservations: a subtraction is atomic, and refused (writing nothing) when the
 /// counter holds less than it would take off.
+/// A rate-limit window's counter: the same answers as any counter (the store deletes it some
+/// time after its expiry, which each backend's own tests show).
+pub async fn expiring_counters_count_like_counters(store: Arc<dyn Store>) {
+    let key = unique_key("window");
+    let (first, later) = (NOW.plus_seconds(3_600), NOW.plus_seconds(7_200));
+    assert_eq!(store.add_to_expiring_counter(&key, 2, Some(3), first).await.unwrap(), 2);
+    let refused = store.add_to_expiring_counter(&key, 2, Some(3), later).await;
+    assert!(matches!(refused, Err(StoreError::LimitReached { current: 2, limit: 3 })), "{refused:?}");
+    assert_eq!(store.add_to_expiring_counter(&key, 1, Some(3), later).await.unwrap(), 3);
+    assert_eq!(store.counter(&key).await.unwrap(), 3);
+    assert!(store.subtract_from_counter(&key, 1).await.unwrap(), "a reservation can be given back");
+    assert_eq!(store.add_to_counter(&key, 1, None).await.unwrap(), 3, "a plain add works on it too");
+    assert_eq!(store.add_to_expiring_counter(&unique_key("window"), 1, None, first).await.unwrap(), 1, "no limit");
+}
+
 pub async fn counter_subtracts_without_going_below_zero(store: Arc<dyn Store>) {
     let key = unique_key("reserved");
     assert!(store.subtract_from_counter(&key, 0).await.unwrap(), "taking off nothing always succeeds");
@@ -561,6 +585,7 @@ fn call_record(customer: &CustomerId, at: squaremcp_core::Timestamp, outcome: &s
         counted: outcome == "ok",
         arguments: serde_json::json!({"chat_id": 42, "text": "[redacted]"}),
         expires_at: at.plus_seconds(3_600),
+        calls: 1,
     }
 }
 

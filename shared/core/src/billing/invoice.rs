@@ -15,7 +15,10 @@ pub struct InvoiceLine {
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Invoice {
-    /// `SQM-<YYYYMM>-<last 8 characters of the customer id>`: the same whoever computes it.
+    /// `SQM-<YYYYMM>-<customer id>`: the same whoever computes it, and unique, because a
+    /// customer has one invoice per month. Invoices created before the whole id was used keep
+    /// their stored `SQM-<YYYYMM>-<last 8 characters, upper case>` number (an 8-character tail
+    /// can be shared by two customers; a whole id, starting `cus_`, cannot match such a tail).
     pub number: String,
     pub customer_id: CustomerId,
     pub email: String,
@@ -54,9 +57,8 @@ impl Invoice {
             });
         }
         let total_cents = lines.iter().map(|l| l.amount_cents).fold(0u64, u64::saturating_add);
-        let id = customer.id.as_str();
         Some(Self {
-            number: format!("SQM-{}-{}", month.compact(), id[id.len().saturating_sub(8)..].to_uppercase()),
+            number: format!("SQM-{}-{}", month.compact(), customer.id.as_str()),
             customer_id: customer.id.clone(),
             email: customer.email.as_str().to_owned(),
             month,
@@ -174,13 +176,24 @@ mod tests {
     fn base_price_and_overage_in_cents() {
         let month = Month::parse("2026-10").expect("month");
         let invoice = Invoice::compute(&customer("pro"), &plan("pro"), month, 12_345, Timestamp::from_unix(1)).expect("billed");
-        assert_eq!(invoice.number, "SQM-202610-01234567");
+        assert_eq!(invoice.number, "SQM-202610-cus_0123456789abcdef01234567");
         assert_eq!(invoice.lines.len(), 2);
         assert_eq!((invoice.lines[1].quantity, invoice.lines[1].amount_cents), (2_345, 2_345));
         assert_eq!(invoice.total_cents, 1_900 + 2_345);
         assert!(invoice.text().contains("Total: $42.45 USD"), "{}", invoice.text());
         assert!(invoice.html().contains("data-total-cents=\"4245\""));
         assert!(invoice.text().contains("2,345 x $0.01 = $23.45"), "{}", invoice.text());
+    }
+
+    #[test]
+    fn customers_sharing_an_id_tail_get_different_numbers() {
+        let month = Month::parse("2026-10").expect("month");
+        let mut other = customer("pro");
+        other.id = CustomerId::parse("cus_ffffffffffffffff01234567").expect("id");
+        let first = Invoice::compute(&customer("pro"), &plan("pro"), month, 1, Timestamp::from_unix(1)).expect("billed");
+        let second = Invoice::compute(&other, &plan("pro"), month, 1, Timestamp::from_unix(1)).expect("billed");
+        assert_ne!(first.number, second.number);
+        assert!(second.number.ends_with(other.id.as_str()), "{}", second.number);
     }
 
     #[test]

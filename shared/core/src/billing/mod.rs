@@ -1,5 +1,6 @@
 //! Plans, metering and invoices.
 
+pub mod history;
 mod invoice;
 mod month;
 mod plans;

@@ -3,11 +3,13 @@
 //! - each invoice is created with a create-only put, so a customer-month has one invoice;
 //! - an invoice is marked sent (compare-and-swap) only after the SMTP server accepted it, and a
 //!   failed send stays pending for the next run;
-//! - a checkpoint lets a run that stopped for time resume where it left off.
+//! - a checkpoint lets a run that stopped for time resume where it left off;
+//! - the lease is renewed after every customer, so slow email sends cannot outlast it;
+//! - a month is priced with the plan recorded for it (`history.rs`), not today's plan.
 
 use std::sync::Arc;
 
-use super::{Invoice, Month, PlanCatalog, usage_counter_key};
+use super::{Invoice, Month, Plan, PlanCatalog, history, usage_counter_key};
 use crate::ports::{Mailer, OutgoingEmail, PutMode};
 use crate::{Clock, Customer, Store, StoreError, Timestamp, random};
 
@@ -105,9 +107,11 @@ impl InvoiceRun {
                 report.customers_seen += 1;
                 let id = customer.id.as_str();
                 self.store.put_item(&checkpoint_key(month), id.as_bytes(), None, PutMode::Replace, self.clock.now()).await?;
+                // Per customer, not per page: one slow SMTP exchange after another must not let
+                // the lease lapse while this run still works, or a second run would start.
+                lease.renew(self.store.as_ref(), self.clock.now()).await?;
                 progress(&report);
             }
-            lease.renew(self.store.as_ref(), self.clock.now()).await?;
             match page.next {
                 Some(next) => after = Some(next),
                 None => break,
@@ -127,17 +131,19 @@ impl InvoiceRun {
     }
 
     async fn invoice_customer(&self, customer: &Customer, month: Month, report: &mut RunReport) -> Result<(), RunError> {
-        let Some(plan) = self.plans.get(&customer.plan) else {
+        let current = self.plans.get(&customer.plan);
+        self.record_plan_of_new_month(customer, month, current).await?;
+        if customer.created_at >= month.end() {
+            return Ok(()); // not a customer yet in that month
+        }
+        let Some(plan) = history::plan_of_month(self.store.as_ref(), &customer.id, month, current, self.clock.now()).await? else {
             tracing::error!(customer = customer.id.as_str(), plan = customer.plan.as_str(), "not invoiced: unknown plan");
             report.send_failures += 1;
             return Ok(());
         };
-        if customer.created_at >= month.end() {
-            return Ok(()); // not a customer yet in that month
-        }
         let calls = self.store.counter(&usage_counter_key(&customer.id, month)).await?;
         let now = self.clock.now();
-        let Some(fresh) = Invoice::compute(customer, plan, month, calls, now) else { return Ok(()) };
+        let Some(fresh) = Invoice::compute(customer, &plan, month, calls, now) else { return Ok(()) };
         let key = invoice_key(&customer.id, month);
         let stored = serialize(&fresh)?;
         let (invoice, stored) = match self.store.put_item(&key, &stored, None, PutMode::CreateOnly, now).await {
@@ -194,6 +200,18 @@ impl InvoiceRun {
                 report.send_failures += 1;
             }
         }
+        Ok(())
+    }
+}
+
+impl InvoiceRun {
+    /// Closing a month happens as the next one begins: the plan each customer begins it with is
+    /// recorded now, so that its invoice keeps that plan and today's prices whatever comes later.
+    /// Only for the month in progress; a late run for an older month leaves history alone.
+    async fn record_plan_of_new_month(&self, customer: &Customer, closed: Month, current: Option<&Plan>) -> Result<(), RunError> {
+        let now = self.clock.now();
+        let (Some(current), true) = (current, Month::of(now) == closed.next()) else { return Ok(()) };
+        history::record_plan(self.store.as_ref(), &customer.id, closed.next(), current, now).await?;
         Ok(())
     }
 }

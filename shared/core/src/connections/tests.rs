@@ -479,9 +479,11 @@ async fn a_connection_that_needs_a_reconnect_and_each_failed_call_are_published(
     let f = fixture(-60, false, true, Some("get_me")).await;
     let sink = Arc::new(RecordingSink::default());
     let registry = Arc::new(Registry::new(vec![Box::new(Twitter { api: f.api.clone(), probe: Some("get_me") })]));
-    let gateway = Gateway::new(f.store.clone(), Arc::new(TestKeyring), Arc::new(SystemClock), registry, None)
-        .with_refresher(f.provider.clone())
-        .with_events(sink.clone());
+    let gateway = Arc::new(
+        Gateway::new(f.store.clone(), Arc::new(TestKeyring), Arc::new(SystemClock), registry, None)
+            .with_refresher(f.provider.clone())
+            .with_events(sink.clone()),
+    );
     for _ in 0..2 {
         gateway.call_tool(&context(&f.customer), "twitter_get_me", None).await.unwrap().expect_err("refused");
     }
@@ -507,7 +509,40 @@ async fn a_successful_call_publishes_nothing() {
     let f = fixture(3600, true, false, Some("get_me")).await;
     let sink = Arc::new(RecordingSink::default());
     let registry = Arc::new(Registry::new(vec![Box::new(Twitter { api: f.api.clone(), probe: Some("get_me") })]));
-    let gateway = Gateway::new(f.store.clone(), Arc::new(TestKeyring), Arc::new(SystemClock), registry, None).with_events(sink.clone());
+    let gateway =
+        Arc::new(Gateway::new(f.store.clone(), Arc::new(TestKeyring), Arc::new(SystemClock), registry, None).with_events(sink.clone()));
     gateway.call_tool(&context(&f.customer), "twitter_get_me", None).await.unwrap().expect("ok");
     assert!(sink.0.lock().unwrap().is_empty());
+}
+
+/// A refresher whose documents keep their expiry somewhere else (as Email's `oauth2`): the
+/// gateway asks it when the token expires, and here it always says "already".
+struct ExpiryElsewhere(Arc<Provider>);
+
+#[async_trait]
+impl TokenRefresher for ExpiryElsewhere {
+    fn refreshes(&self, platform: Platform) -> bool {
+        self.0.refreshes(platform)
+    }
+    fn expires_at(&self, _: Platform, _: &Value) -> Option<i64> {
+        Some(0)
+    }
+    async fn refresh(&self, platform: Platform, document: &Secret<Value>) -> Result<Secret<Value>, RefreshError> {
+        self.0.refresh(platform, document).await
+    }
+}
+
+#[tokio::test]
+async fn the_refresher_says_where_a_document_keeps_its_expiry() {
+    // The document's own `expires_at` is an hour away and the API accepts its token, but the
+    // refresher reads the expiry elsewhere: the call refreshes first.
+    let f = fixture(3600, true, false, Some("get_me")).await;
+    let registry = Arc::new(Registry::new(vec![Box::new(Twitter { api: f.api.clone(), probe: Some("get_me") })]));
+    let gateway = Arc::new(
+        Gateway::new(f.store.clone(), Arc::new(TestKeyring), Arc::new(SystemClock), registry, None)
+            .with_refresher(Arc::new(ExpiryElsewhere(f.provider.clone()))),
+    );
+    let output = gateway.call_tool(&context(&f.customer), "twitter_get_me", None).await.unwrap().expect("refreshed, then called");
+    assert_eq!(output.structured["token"], "access-1");
+    assert_eq!((f.provider.requests.load(Ordering::SeqCst), f.api.calls.load(Ordering::SeqCst)), (1, 1), "refreshed before the only call");
 }

@@ -3,9 +3,11 @@
 //! before the body (405, 403, 401, 406, 413) and framing (JSON or one SSE event); this module
 //! turns a body into a reply.
 
+mod batch;
 mod cursor;
 mod modern;
 
+pub use batch::MAX_BATCH_MESSAGES;
 pub use modern::{MODERN_VERSIONS, RequestHeaders};
 
 use std::collections::HashMap;
@@ -117,7 +119,8 @@ impl McpServer {
         Ok(pages)
     }
 
-    pub fn gateway(&self) -> &Gateway {
+    /// Shared: a tool call runs as a task of its own ([`Gateway::call_tool`]).
+    pub fn gateway(&self) -> &Arc<Gateway> {
         &self.gateway
     }
 
@@ -199,12 +202,21 @@ impl McpServer {
         if batch.is_empty() {
             return Reply::bad_request(error(Value::Null, INVALID_REQUEST, "Invalid Request: empty batch"));
         }
+        if batch.len() > MAX_BATCH_MESSAGES {
+            return Reply::bad_request(error(
+                Value::Null,
+                INVALID_REQUEST,
+                format!("Invalid Request: a batch holds at most {MAX_BATCH_MESSAGES} messages and this one has {}; send the rest in another request", batch.len()),
+            ));
+        }
         if batch.iter().any(is_initialize) {
             return Reply::bad_request(error(Value::Null, INVALID_REQUEST, "initialize must not be part of a batch"));
         }
+        // Side by side, so that a batch of slow calls still ends within one call's deadline.
+        let outcomes = batch::join_all(batch.into_iter().map(|message| self.handle_message(context, message, Era::Legacy)).collect()).await;
         let mut replies = Vec::new();
-        for message in batch {
-            match self.handle_message(context, message, Era::Legacy).await {
+        for outcome in outcomes {
+            match outcome {
                 Outcome::NoReply => {}
                 Outcome::Reply(body) | Outcome::Invalid(body) | Outcome::NotFound(body) => replies.push(body),
             }

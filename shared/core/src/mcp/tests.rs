@@ -130,6 +130,10 @@ impl Tool for EchoTool {
         &self.0
     }
     async fn call(&self, credential: &Secret<Value>, arguments: Map<String, Value>) -> Result<ToolOutput, ToolFailure> {
+        // A slow platform, for cancellation and deadlines.
+        if let Some(ms) = arguments.get("sleep_ms").and_then(Value::as_u64) {
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
         if arguments.get("fail") == Some(&json!(true)) {
             return Err(ToolFailure::new(FailureKind::Upstream, "upstream said no"));
         }
@@ -155,6 +159,7 @@ impl PlatformModule for EchoPlatform {
                 let mut props = Map::new();
                 props.insert("text".into(), json!({"type": "string"}));
                 props.insert("fail".into(), json!({"type": "boolean"}));
+                props.insert("sleep_ms".into(), json!({"type": "integer", "minimum": 0}));
                 let def = crate::ToolDefinition::new(Platform::Telegram, &format!("echo{i}"), "Echo", "Echoes", props, &["text"])
                     .with_output_schema(json!({"type": "object"}));
                 Arc::new(EchoTool(def)) as Arc<dyn Tool>
@@ -176,10 +181,17 @@ fn customer(id: &CustomerId) -> CallContext {
 }
 
 async fn fixture(tools: usize, page_size: usize) -> Fixture {
+    fixture_with_call_timeout(tools, page_size, crate::gateway::DEFAULT_CALL_TIMEOUT).await
+}
+
+async fn fixture_with_call_timeout(tools: usize, page_size: usize, call_timeout: std::time::Duration) -> Fixture {
     let store = Arc::new(CredentialsOnly::default());
     let registry = Arc::new(Registry::new(vec![Box::new(EchoPlatform(tools))]));
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
-    let gateway = Arc::new(Gateway::new(store.clone(), Arc::new(TestKeyring), clock, registry, Some(Secret::new("admin-secret".into()))));
+    let gateway = Arc::new(
+        Gateway::new(store.clone(), Arc::new(TestKeyring), clock, registry, Some(Secret::new("admin-secret".into())))
+            .with_call_timeout(call_timeout),
+    );
     let (alice, bob) = (CustomerId::generate(), CustomerId::generate());
     for (customer, label) in [(&alice, "alice-bot"), (&bob, "bob-bot")] {
         let binding = SecretBinding { customer_id: customer.clone(), platform: Platform::Telegram, account: Some(AccountName::default_account()) };
@@ -566,4 +578,148 @@ async fn older_clients_are_unaffected_by_the_new_revision() {
     assert!(result.get("resultType").is_none(), "{result}");
     let ping = post(&f, Some("2025-11-25"), json!({"jsonrpc": "2.0", "id": 3, "method": "ping"})).await;
     assert_eq!(ping.json().unwrap()["result"], json!({}));
+}
+
+// --- Metrics: every customer's call reaches the observer once, with bounded labels ---
+
+/// What the observer kept of one call.
+#[derive(Clone, Debug)]
+struct Seen {
+    tool: String,
+    platform: Platform,
+    plan: String,
+    outcome: String,
+    duration: std::time::Duration,
+    upstream: std::time::Duration,
+}
+
+#[derive(Default)]
+struct SeenCalls(Mutex<Vec<Seen>>);
+
+impl crate::metrics::CallObserver for SeenCalls {
+    fn observe(&self, call: &crate::metrics::CallObservation<'_>) {
+        let seen = Seen {
+            tool: call.tool.into(),
+            platform: call.platform,
+            plan: call.plan.into(),
+            outcome: call.outcome.into(),
+            duration: call.duration,
+            upstream: call.upstream,
+        };
+        self.0.lock().unwrap().push(seen);
+    }
+}
+
+#[tokio::test]
+async fn the_observer_sees_each_customer_call_with_its_plan_outcome_and_upstream_time() {
+    let f = fixture(1, 10).await;
+    let seen = Arc::new(SeenCalls::default());
+    let (store, clock) = f.gateway.store_and_clock();
+    let registry = Arc::new(Registry::new(vec![Box::new(EchoPlatform(1))]));
+    let gateway = Arc::new(
+        Gateway::new(store, Arc::new(TestKeyring), clock, registry, Some(Secret::new("admin-secret".into()))).with_observer(seen.clone()),
+    );
+    gateway.call_tool(&f.alice, "telegram_echo0", Some(json!({"text": "hi"}))).await.unwrap().unwrap();
+    gateway.call_tool(&f.alice, "telegram_echo0", Some(json!({"text": "hi", "fail": true}))).await.unwrap().unwrap_err();
+    gateway.call_tool(&f.bob, "telegram_echo0", Some(json!({"text": 7}))).await.unwrap().unwrap_err();
+    let admin = CallContext::new(Principal::Superadmin, AuthMethod::AdminKey);
+    gateway.call_tool(&admin, "telegram_echo0", Some(json!({"text": "hi"}))).await.unwrap().unwrap_err();
+    let seen = seen.0.lock().unwrap().clone();
+    let labels: Vec<(&str, Platform, &str, &str)> =
+        seen.iter().map(|s| (s.tool.as_str(), s.platform, s.plan.as_str(), s.outcome.as_str())).collect();
+    assert_eq!(
+        labels,
+        [
+            ("telegram_echo0", Platform::Telegram, "pro", "ok"),
+            ("telegram_echo0", Platform::Telegram, "pro", "upstream_error"),
+            ("telegram_echo0", Platform::Telegram, "pro", "invalid_input"),
+        ],
+        "customers' calls only, as their call records say"
+    );
+    for call in &seen {
+        assert!(call.upstream <= call.duration, "{call:?}: the platform's time is part of the call's");
+    }
+    assert!(seen[0].upstream > std::time::Duration::ZERO, "a call that reached the platform's handler spent time there");
+    assert_eq!(seen[2].upstream, std::time::Duration::ZERO, "refused before the platform: no upstream time");
+}
+
+#[tokio::test]
+async fn a_call_whose_caller_goes_away_still_ends_with_its_record() {
+    let f = fixture(1, 10).await;
+    let body = call(1, "telegram_echo0", json!({"text": "hi", "sleep_ms": 300})).to_string();
+    let request = f.server.handle(&f.alice, None, body.as_bytes());
+    // The edge drops the request's future 100 ms in, as `serve` does when the client disconnects.
+    assert!(tokio::time::timeout(std::time::Duration::from_millis(100), request).await.is_err(), "still running at 100 ms");
+    assert!(f.store.calls.lock().unwrap().is_empty(), "not finished yet");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(5);
+    while f.store.calls.lock().unwrap().is_empty() && std::time::Instant::now() < deadline {
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let calls = f.store.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1, "the call ran to its end and was recorded");
+    assert_eq!((calls[0].tool.as_str(), calls[0].outcome.as_str(), calls[0].counted), ("telegram_echo0", "ok", true));
+}
+
+#[tokio::test]
+async fn a_call_past_its_deadline_is_stopped_recorded_and_explained() {
+    let f = fixture_with_call_timeout(1, 10, std::time::Duration::from_millis(200)).await;
+    let started = std::time::Instant::now();
+    let reply = post(&f, None, call(1, "telegram_echo0", json!({"text": "hi", "sleep_ms": 5_000}))).await;
+    assert!(started.elapsed() < std::time::Duration::from_secs(2), "stopped at the deadline, not after the platform: {:?}", started.elapsed());
+    let result = &reply.json().unwrap()["result"];
+    assert_eq!(result["isError"], true);
+    assert_eq!(result["_meta"]["squaremcp/error"]["kind"], "upstream_transient");
+    let text = result["content"][0]["text"].as_str().unwrap();
+    assert!(text.contains("did not finish within the call's time limit (0.2 s)"), "{text}");
+    let calls = f.store.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 1);
+    assert_eq!((calls[0].outcome.as_str(), calls[0].counted), ("upstream_transient", false));
+}
+
+#[tokio::test]
+async fn a_batch_holds_at_most_the_cap() {
+    let f = fixture(1, 10).await;
+    let pings = |n: usize| Value::Array((0..n).map(|i| json!({"jsonrpc": "2.0", "id": i, "method": "ping"})).collect());
+    let full = post(&f, None, pings(MAX_BATCH_MESSAGES)).await;
+    assert_eq!(full.status, 200);
+    assert_eq!(full.json().unwrap().as_array().map(Vec::len), Some(MAX_BATCH_MESSAGES));
+    let over = post(&f, None, pings(MAX_BATCH_MESSAGES + 1)).await;
+    assert_eq!((over.status, error_code(&over)), (400, INVALID_REQUEST));
+    let message = over.json().unwrap()["error"]["message"].as_str().unwrap().to_owned();
+    assert!(message.contains(&format!("at most {MAX_BATCH_MESSAGES} messages")), "{message}");
+    assert!(f.store.calls.lock().unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn the_calls_of_a_batch_run_side_by_side_and_answer_in_order() {
+    let f = fixture(1, 10).await;
+    let batch = Value::Array((0..4).map(|i| call(i, "telegram_echo0", json!({"text": format!("n{i}"), "sleep_ms": 300 - 50 * i}))).collect());
+    let started = std::time::Instant::now();
+    let reply = post(&f, None, batch).await;
+    let elapsed = started.elapsed();
+    assert!(elapsed < std::time::Duration::from_millis(700), "one call's time, not four: {elapsed:?}");
+    let replies = reply.json().unwrap();
+    let ids: Vec<i64> = replies.as_array().unwrap().iter().map(|r| r["id"].as_i64().unwrap()).collect();
+    assert_eq!(ids, vec![0, 1, 2, 3]);
+    assert_eq!(replies[2]["result"]["structuredContent"]["args"]["text"], "n2");
+    assert_eq!(f.store.calls.lock().unwrap().len(), 4);
+}
+
+#[tokio::test]
+async fn repeated_invalid_calls_cost_one_record_per_window() {
+    let f = fixture(1, 10).await;
+    for i in 0..6 {
+        let reply = post(&f, None, call(i, "telegram_echo0", json!({"text": 7}))).await;
+        assert_eq!(reply.json().unwrap()["result"]["_meta"]["squaremcp/error"]["kind"], "invalid_input");
+    }
+    let first = f.store.calls.lock().unwrap().clone();
+    assert_eq!(first.len(), 1, "the first invalid call is written at once, the repeats are held");
+    assert_eq!((first[0].outcome.as_str(), first[0].calls), ("invalid_input", 1));
+    tokio::time::sleep(crate::refusals::REFUSAL_WINDOW + std::time::Duration::from_millis(300)).await;
+    let calls = f.store.calls.lock().unwrap().clone();
+    assert_eq!(calls.len(), 2, "the window's repeats as one record");
+    assert_eq!((calls[1].outcome.as_str(), calls[1].calls, calls[1].counted), ("invalid_input", 5, false));
+    let valid = post(&f, None, call(9, "telegram_echo0", json!({"text": "fine"}))).await;
+    assert_eq!(valid.json().unwrap()["result"]["isError"], false);
+    assert_eq!(f.store.calls.lock().unwrap().len(), 3, "a call that reaches the platform is written at once");
 }

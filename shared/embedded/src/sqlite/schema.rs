@@ -78,7 +78,20 @@ CREATE TABLE call_records (
 CREATE INDEX call_records_by_expiry ON call_records (expires_at);
 "#;
 
-const MIGRATIONS: &[&str] = &[V1, V2, V3];
+/// Expired items are deleted by the store's sweep (see `SqliteStore::sweep_expired`): an index,
+/// so that the sweep reads only what it deletes. Items that never expire stay out of it.
+const V4: &str = r#"
+CREATE INDEX items_by_expiry ON items (expires_at) WHERE expires_at IS NOT NULL;
+"#;
+
+/// Counters of a time window (rate limits) expire and are swept like items; other counters
+/// (usage per month, sequence numbers) have no expiry (NULL).
+const V5: &str = r#"
+ALTER TABLE counters ADD COLUMN expires_at INTEGER;
+CREATE INDEX counters_by_expiry ON counters (expires_at) WHERE expires_at IS NOT NULL;
+"#;
+
+const MIGRATIONS: &[&str] = &[V1, V2, V3, V4, V5];
 
 /// Brings the schema up to date. Runs under `BEGIN IMMEDIATE`, so when the CLI and the server
 /// start together, the second waits for the first and then finds nothing left to do.

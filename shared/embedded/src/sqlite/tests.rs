@@ -83,7 +83,7 @@ async fn open_creates_the_file_and_schema_and_reopening_keeps_the_data() {
         assert_eq!(pragma(&store, "journal_mode").await, "wal");
         assert_eq!(pragma(&store, "foreign_keys").await, "1");
         assert_eq!(pragma(&store, "busy_timeout").await, "5000");
-        assert_eq!(pragma(&store, "user_version").await, "3");
+        assert_eq!(pragma(&store, "user_version").await, "5");
         store.insert_customer(&stored).await.unwrap();
     }
     let reopened = SqliteStore::open(&path).unwrap();
@@ -220,4 +220,56 @@ async fn a_new_store_is_private_to_its_user() {
     assert_eq!(mode(directory.clone()), 0o700, "the data directory");
     assert_eq!(mode(directory.join("squaremcp.db")), 0o600, "the database");
     assert_eq!(mode(directory.join("squaremcp.db-wal")), 0o600, "its write-ahead log");
+}
+
+/// Rows in `table`, expired or not (reads through the port never show expired ones).
+async fn rows(store: &SqliteStore, table: &'static str) -> i64 {
+    store
+        .write(move |connection| {
+            connection.query_row(&format!("SELECT COUNT(*) FROM {table}"), [], |row| row.get(0)).map_err(super::db_error)
+        })
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn expired_rows_are_deleted_by_a_later_write_not_only_hidden() {
+    use squaremcp_core::ports::PutMode;
+    let store = SqliteStore::open_temporary().unwrap();
+    let later = NOW.plus_seconds(super::SWEEP_EVERY_SECONDS + 1);
+    // This first write sweeps (nothing yet); the next sweep is due a minute later.
+    store.put_item("session:a", b"a", Some(NOW.plus_seconds(10)), PutMode::Replace, NOW).await.unwrap();
+    store.put_item("settings", b"kept", None, PutMode::Replace, NOW).await.unwrap();
+    store.put_item("lease:b", b"b", Some(later.plus_seconds(3600)), PutMode::Replace, NOW).await.unwrap();
+    store.put_single_use("code:c", b"c", NOW.plus_seconds(10), NOW).await.unwrap();
+    store.add_to_expiring_counter("ratelimit:hour:1", 1, Some(5), NOW.plus_seconds(10)).await.unwrap();
+    store.add_to_expiring_counter("ratelimit:hour:2", 1, Some(5), later.plus_seconds(3600)).await.unwrap();
+    store.add_to_counter("usage:2027-01", 1, None).await.unwrap();
+    assert_eq!(rows(&store, "items").await, 3);
+    assert_eq!(rows(&store, "counters").await, 3);
+
+    // A write after the expiry and after the sweep interval removes what expired, and only that.
+    store.put_item("other", b"x", None, PutMode::Replace, later).await.unwrap();
+    assert_eq!(rows(&store, "items").await, 3, "session:a is gone; settings, lease:b and other remain");
+    assert_eq!(store.get_item("session:a", NOW).await.unwrap(), None, "deleted, not merely hidden");
+    assert_eq!(store.get_item("settings", later).await.unwrap().as_deref(), Some(&b"kept"[..]));
+    assert_eq!(store.get_item("lease:b", later).await.unwrap().as_deref(), Some(&b"b"[..]));
+    assert_eq!(rows(&store, "single_use").await, 0, "the expired code went with the same sweep");
+    assert_eq!(rows(&store, "counters").await, 2, "the expired window's counter too; the later window and usage stay");
+    assert_eq!(store.counter("ratelimit:hour:1").await.unwrap(), 0);
+    assert_eq!(store.counter("usage:2027-01").await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn the_sweep_runs_at_most_once_a_minute() {
+    use squaremcp_core::ports::PutMode;
+    let store = SqliteStore::open_temporary().unwrap();
+    store.put_item("first", b"1", None, PutMode::Replace, NOW).await.unwrap();
+    store.put_item("short", b"s", Some(NOW.plus_seconds(5)), PutMode::Replace, NOW).await.unwrap();
+    // Expired, but the last sweep was less than a minute ago: the row stays (hidden) until the next.
+    store.put_item("second", b"2", None, PutMode::Replace, NOW.plus_seconds(30)).await.unwrap();
+    assert_eq!(rows(&store, "items").await, 3);
+    assert_eq!(store.get_item("short", NOW.plus_seconds(30)).await.unwrap(), None);
+    store.put_item("third", b"3", None, PutMode::Replace, NOW.plus_seconds(61)).await.unwrap();
+    assert_eq!(rows(&store, "items").await, 3, "short is gone");
 }
