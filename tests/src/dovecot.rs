@@ -115,6 +115,12 @@ impl Dovecot {
         self.dir.path().join("ca.pem")
     }
 
+    /// The server's certificate and key (PEM, for 127.0.0.1 and localhost, signed by
+    /// [`Dovecot::ca_file`]): other test servers on loopback may present them too.
+    pub fn server_certificate(&self) -> (PathBuf, PathBuf) {
+        (self.dir.path().join("cert.pem"), self.dir.path().join("key.pem"))
+    }
+
     fn wait_ready(&self) {
         let deadline = Instant::now() + Duration::from_secs(20);
         for port in [self.imap_port, self.imaps_port, self.lmtp_port] {

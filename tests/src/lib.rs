@@ -300,6 +300,15 @@ pub fn first_day_of_next_month() -> String {
     String::from_utf8_lossy(&next.stdout).trim().to_owned()
 }
 
+/// How an [`SmtpSink`] speaks TLS.
+#[derive(Clone, Copy, Debug)]
+pub enum SmtpTls {
+    /// TLS from the first byte (`tls://`, port 465 style).
+    Implicit,
+    /// Plaintext until STARTTLS, required before AUTH (`starttls://`, port 587 style).
+    StartTls,
+}
+
 /// A real SMTP server (aiosmtpd, installed by `scripts/test` in `.tools/smtp`) writing every
 /// accepted message to a folder; stopped when dropped.
 pub struct SmtpSink {
@@ -320,6 +329,34 @@ impl SmtpSink {
         let file = std::env::temp_dir().join(format!("squaremcp-smtp-users-{}-{:016x}", std::process::id(), rand_u64()));
         std::fs::write(&file, lines).unwrap();
         Self::start_with(0, &[lmtp_port.to_string(), file.display().to_string()])
+    }
+
+    /// An SMTP server that signs senders in with SASL XOAUTH2 only, as Gmail and Microsoft 365
+    /// do: each token is checked at `introspection_url` (RFC 7662, like Dovecot's oauth2
+    /// passdb), and every attempt is kept for [`SmtpSink::auth_attempts`]. It speaks TLS with
+    /// `certificate` (`(cert, key)` PEM files), from the first byte (`Tls::Implicit`, port
+    /// 465 style) or after STARTTLS, which it then requires before AUTH (port 587 style).
+    /// Accepted messages are relayed over LMTP to `lmtp_port` (see `tests/smtp_sink.py`).
+    pub fn start_xoauth2(lmtp_port: u16, introspection_url: &str, tls: SmtpTls, certificate: (&Path, &Path)) -> Self {
+        let mode = match tls {
+            SmtpTls::Implicit => "tls",
+            SmtpTls::StartTls => "starttls",
+        };
+        let (cert, key) = certificate;
+        Self::start_with(
+            0,
+            &[
+                lmtp_port.to_string(),
+                "--xoauth2".to_owned(),
+                introspection_url.to_owned(),
+                "--tls".to_owned(),
+                mode.to_owned(),
+                "--cert".to_owned(),
+                cert.display().to_string(),
+                "--key".to_owned(),
+                key.display().to_string(),
+            ],
+        )
     }
 
     fn start_with(delay_ms: u64, extra: &[String]) -> Self {
@@ -345,6 +382,13 @@ impl SmtpSink {
 
     pub fn url(&self) -> String {
         format!("smtp://127.0.0.1:{}", self.port)
+    }
+
+    /// Every SASL sign-in attempt so far, oldest first (XOAUTH2 mode):
+    /// `{"mechanism", "user", "token", "accepted"}`.
+    pub fn auth_attempts(&self) -> Vec<Value> {
+        let log = std::fs::read_to_string(self.dir.path().join("auth.jsonl")).unwrap_or_default();
+        log.lines().map(|line| serde_json::from_str(line).expect("a JSON line in auth.jsonl")).collect()
     }
 
     /// Every message accepted so far, oldest first.

@@ -265,4 +265,10 @@ async fn an_oauth2_access_token_signs_in_with_xoauth2() {
     // A refused token reads as expired: renewable where a connection can refresh it.
     assert_eq!(refused["_meta"]["squaremcp/error"]["kind"], "auth_expired", "{refused}");
     assert!(!refused.to_string().contains("ya29.revoked-token"));
+
+    // This SMTP server offers PLAIN and LOGIN only: a token has no way in, and the error says so.
+    let unsent = call(&server, &tenant.key, "email_send_email", json!({"account": "google", "to": [ALICE.0], "subject": "x", "body": "y"})).await;
+    assert_eq!(unsent["_meta"]["squaremcp/error"]["kind"], "permission_missing", "{unsent}");
+    assert!(unsent["content"][0]["text"].as_str().unwrap().contains("does not offer SASL XOAUTH2"), "{unsent}");
+    assert!(smtp.messages().is_empty(), "nothing was sent");
 }

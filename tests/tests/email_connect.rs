@@ -3,10 +3,15 @@
 //! email`, Google's offline access, Microsoft's configured tenant); the callback's code exchange
 //! is checked field by field by a mock token endpoint on loopback, which also plays the
 //! introspection endpoint of a real Dovecot (oauth2 passdb), so that every IMAP sign-in is SASL
-//! XOAUTH2 with a token the mock issued. Then the access token runs out: the next call refreshes
-//! it first (the exact refresh request) and signs in with the new one; Microsoft's rotated
-//! refresh token is stored and the next refresh presents it (a reused one is refused). Runs on
-//! SQLite, and on DynamoDB Local with `SQUAREMCP_STORE=dynamodb` (scripts/test).
+//! XOAUTH2 with a token the mock issued. SMTP too: the submission server (aiosmtpd, over TLS from
+//! the first byte for Gmail, after STARTTLS for Microsoft 365, as their servers do) takes only
+//! SASL XOAUTH2 and checks each token at the same introspection endpoint; every sent message is
+//! relayed into Dovecot and must arrive. Then the access token runs out: the next call refreshes
+//! it first (the exact refresh request) and signs in, to IMAP and to SMTP, with the new one;
+//! Microsoft's rotated refresh token is stored and the next refresh presents it (a reused one is
+//! refused). A token the SMTP server refuses the way Gmail does (a `334` error challenge, then
+//! `535 5.7.8`) is refreshed and the send re-run once. Runs on SQLite, and on DynamoDB Local
+//! with `SQUAREMCP_STORE=dynamodb` (scripts/test).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,7 +22,7 @@ use base64::Engine as _;
 use serde_json::{Value, json};
 use squaremcp_tests::dovecot::{Dovecot, Seed};
 use squaremcp_tests::oauth::{Browser, query_of};
-use squaremcp_tests::{Server, SmtpSink, TempDir, cli_json};
+use squaremcp_tests::{Server, SmtpSink, SmtpTls, TempDir, cli_json};
 
 const USER: (&str, &str) = ("alice@example.test", "alice-pw-7f3a9c");
 const PASSWORD: &str = "correct horse battery";
@@ -40,6 +45,8 @@ struct Provider {
     rotates: bool,
     /// Environment beyond the app and its endpoints.
     extra_env: &'static [(&'static str, &'static str)],
+    /// How the provider's SMTP server speaks TLS (Gmail's 465, Microsoft's 587).
+    smtp_tls: SmtpTls,
 }
 
 const GMAIL: Provider = Provider {
@@ -48,6 +55,7 @@ const GMAIL: Provider = Provider {
     scopes: "https://mail.google.com/ openid email",
     rotates: false,
     extra_env: &[],
+    smtp_tls: SmtpTls::Implicit,
 };
 
 const MICROSOFT: Provider = Provider {
@@ -56,6 +64,7 @@ const MICROSOFT: Provider = Provider {
     scopes: "https://outlook.office.com/IMAP.AccessAsUser.All https://outlook.office.com/SMTP.Send offline_access openid email",
     rotates: true,
     extra_env: &[("SQUAREMCP_MICROSOFT365_TENANT", "contoso.onmicrosoft.com")],
+    smtp_tls: SmtpTls::StartTls,
 };
 
 /// What the mock provider knows and saw.
@@ -208,7 +217,15 @@ async fn connect_then_refresh(provider: &'static Provider) {
     }];
     let dovecot =
         Dovecot::start_with_oauth2(&[USER], &[], &seeds, Some(&format!("{base}/introspect")));
-    let smtp = SmtpSink::start_relaying(dovecot.lmtp_port, &[USER]);
+    // SMTP signs in with XOAUTH2 only, its tokens checked at the same introspection endpoint,
+    // over TLS with Dovecot's certificate (trusted through SQUAREMCP_EXTRA_CA_FILE below).
+    let (cert, tls_key) = dovecot.server_certificate();
+    let smtp = SmtpSink::start_xoauth2(
+        dovecot.lmtp_port,
+        &format!("{base}/introspect"),
+        provider.smtp_tls,
+        (&cert, &tls_key),
+    );
     let data = TempDir::new(&format!("email-connect-{}", provider.name));
     let customer = squaremcp_tests::create_customer_with_password(data.path(), USER.0, PASSWORD);
     let key = cli_json(
@@ -246,7 +263,10 @@ async fn connect_then_refresh(provider: &'static Provider) {
         ),
         (
             format!("SQUAREMCP_{upper}_SMTP_SERVER"),
-            format!("none://127.0.0.1:{}", smtp.port),
+            match provider.smtp_tls {
+                SmtpTls::Implicit => format!("tls://127.0.0.1:{}", smtp.port),
+                SmtpTls::StartTls => format!("starttls://127.0.0.1:{}", smtp.port),
+            },
         ),
         ("SQUAREMCP_ALLOW_PRIVATE_HOSTS".to_owned(), "1".to_owned()),
         (
@@ -414,6 +434,20 @@ async fn connect_then_refresh(provider: &'static Provider) {
         connected_at.elapsed() < Duration::from_secs(5),
         "the first call came too late to test the refresh margin"
     );
+    // Sending signs in to SMTP with XOAUTH2 and the same token.
+    send_and_check(
+        &server,
+        &key,
+        &smtp,
+        &dovecot,
+        "Sent with the first token",
+        &first,
+    )
+    .await;
+    assert!(
+        connected_at.elapsed() < Duration::from_secs(5),
+        "the first send came too late to test the refresh margin"
+    );
     assert_eq!(
         mock.lock().unwrap().token_requests.len(),
         1,
@@ -464,6 +498,17 @@ async fn connect_then_refresh(provider: &'static Provider) {
         }
         assert_eq!(refresh, &expected);
     }
+    // SMTP gets the refreshed token too.
+    send_and_check(
+        &server,
+        &key,
+        &smtp,
+        &dovecot,
+        "Sent with the refreshed token",
+        &second,
+    )
+    .await;
+    assert_eq!(mock.lock().unwrap().token_requests.len(), 2);
 
     // The provider refuses the second token before its time: the call is refreshed and re-run
     // once, presenting the refresh token stored last: Microsoft's rotated one, Google's first.
@@ -496,12 +541,78 @@ async fn connect_then_refresh(provider: &'static Provider) {
         );
     }
 
+    // The SMTP server refuses the third token the way Gmail does (a 334 error challenge, then
+    // 535): the send is refreshed and re-run once, and the message goes out once.
+    let third = format!("{}-access-3", provider.name);
+    mock.lock().unwrap().active.remove(&third);
+    let attempts_before = smtp.auth_attempts().len();
+    let fourth = format!("{}-access-4", provider.name);
+    send_and_check(
+        &server,
+        &key,
+        &smtp,
+        &dovecot,
+        "Sent after a refused token",
+        &fourth,
+    )
+    .await;
+    let attempts = smtp.auth_attempts();
+    assert_eq!(
+        attempts[attempts_before..]
+            .iter()
+            .map(|a| (a["token"].as_str().unwrap(), a["accepted"] == true))
+            .collect::<Vec<_>>(),
+        [(third.as_str(), false), (fourth.as_str(), true)],
+        "refused, refreshed, signed in again"
+    );
+    assert_eq!(mock.lock().unwrap().token_requests.len(), 4);
+
     // No token in what the customer sees.
     let page = browser.get("/account").await;
     assert!(
         !page.body.contains("-access-") && !page.body.contains("-refresh-"),
         "no token on the page"
     );
+}
+
+/// Sends a message to the account's own address with `email_send_email` and checks that the SMTP
+/// server signed the sender in with XOAUTH2 and `token` (its last sign-in, accepted), took the
+/// message once, and that the message arrived in the mailbox (relayed into Dovecot over LMTP).
+async fn send_and_check(
+    server: &Server,
+    key: &str,
+    smtp: &SmtpSink,
+    dovecot: &Dovecot,
+    subject: &str,
+    token: &str,
+) {
+    let sent = server
+        .call_tool_ok(
+            key,
+            "email_send_email",
+            json!({"account": USER.0, "to": [USER.0], "subject": subject, "body": "Sent through XOAUTH2."}),
+        )
+        .await;
+    assert_eq!(sent["accepted"], json!([USER.0]), "{sent}");
+    assert_eq!(
+        smtp.auth_attempts().last(),
+        Some(&json!({"mechanism": "XOAUTH2", "user": USER.0, "token": token, "accepted": true})),
+        "the SMTP server's last sign-in"
+    );
+    let taken = smtp
+        .messages()
+        .iter()
+        .filter(|m| m.contains(&format!("Subject: {subject}")))
+        .count();
+    assert_eq!(taken, 1, "the SMTP server took the message once");
+    assert_eq!(sent["sent_copy"]["folder"], "Sent", "{sent}");
+    let search = format!("UID SEARCH SUBJECT \"{subject}\"");
+    let inbox = dovecot.imap(USER.0, USER.1, &["SELECT INBOX", &search]);
+    let found = inbox
+        .lines()
+        .find_map(|line| line.strip_prefix("* SEARCH"))
+        .map(|uids| uids.split_whitespace().count());
+    assert_eq!(found, Some(1), "arrived in the INBOX once: {inbox}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

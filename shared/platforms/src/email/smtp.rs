@@ -129,11 +129,35 @@ pub(super) async fn send(account: &Account, network: &NetworkPolicy, message: &M
     }
 }
 
+/// Gmail refuses an XOAUTH2 token with a `334 <base64 JSON error>` challenge (the client is to
+/// answer with an empty line, then comes 535). lettre's XOAUTH2 answers no challenge: it gives up
+/// with a client error that carries no reply code, which would otherwise read as "could not talk
+/// to the server". After an XOAUTH2 initial response, that challenge can only be the refusal.
+fn refused_with_a_challenge(error: &lettre::transport::smtp::Error) -> bool {
+    error.is_client() && error.to_string().contains("does not expect a challenge")
+}
+
+/// The server advertises none of the mechanisms offered to lettre (also when it offers no AUTH).
+fn offers_no_usable_mechanism(error: &lettre::transport::smtp::Error) -> bool {
+    error.is_client() && error.to_string().contains("No compatible authentication mechanism")
+}
+
 /// An SMTP error as a tool failure, by its reply code (RFC 5321, RFC 3463).
 fn smtp_failure(error: &lettre::transport::smtp::Error, oauth: bool) -> ToolFailure {
     let code = error.status().map(|code| code.to_string());
     tracing::info!(code = code.as_deref().unwrap_or("none"), timeout = error.is_timeout(), tls = error.is_tls(), "the SMTP server refused");
     let (kind, message) = match code.as_deref() {
+        None if oauth && refused_with_a_challenge(error) => {
+            (FailureKind::AuthExpired, "The SMTP server refused the OAuth access token. Connect the account again.")
+        }
+        None if offers_no_usable_mechanism(error) => (
+            FailureKind::PermissionMissing,
+            if oauth {
+                "The SMTP server does not offer SASL XOAUTH2, the only way the gateway signs in with an OAuth token."
+            } else {
+                "The SMTP server offers neither AUTH PLAIN nor AUTH LOGIN, the ways the gateway signs in with a password."
+            },
+        ),
         Some("535" | "534") if oauth => (FailureKind::AuthExpired, "The SMTP server refused the OAuth access token. Connect the account again."),
         Some("535" | "534") => (
             FailureKind::AuthRevoked,
