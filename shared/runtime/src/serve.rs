@@ -94,6 +94,11 @@ async fn serve_connection(
     mut stopping: watch::Receiver<bool>,
     _open: watch::Receiver<()>,
 ) {
+    // Answers go out whole; Nagle's algorithm would hold a second write (a streamed body's
+    // next chunk) until the client's delayed ACK, up to 40 ms later.
+    if let Err(error) = stream.set_nodelay(true) {
+        tracing::debug!(%error, "cannot set TCP_NODELAY");
+    }
     let service = hyper::service::service_fn(move |request: hyper::Request<Incoming>| {
         let mut request = request.map(|body| body_deadline::with_deadline(axum::body::Body::new(body), timeouts.body));
         // What `into_make_service_with_connect_info` gave: the peer address for the rate limits.
