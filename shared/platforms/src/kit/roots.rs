@@ -2,6 +2,12 @@
 //! process builds (the platforms' HTTP client here, the AWS SDK's through the runtime). Left to
 //! themselves, reqwest (through rustls-platform-verifier) and the AWS SDK each read the CA bundle
 //! and every file of the certificate directory: on a Lambda cold start that was done twice.
+//!
+//! Only the system's CA bundle is read when there is one. The hashed certificate directory
+//! beside it (Debian's `/etc/ssl/certs`: about 150 files, one per root) holds the same roots,
+//! since `update-ca-certificates` writes both, and reading it file by file was a fifth of a
+//! cold start on Debian. `SSL_CERT_FILE` and `SSL_CERT_DIR`, when set, are read as they say;
+//! a private CA goes in `SQUAREMCP_EXTRA_CA_FILE`.
 
 use std::sync::OnceLock;
 
@@ -12,7 +18,7 @@ use tokio_rustls::rustls::pki_types::CertificateDer;
 pub fn system_roots() -> &'static [CertificateDer<'static>] {
     static ROOTS: OnceLock<Vec<CertificateDer<'static>>> = OnceLock::new();
     ROOTS.get_or_init(|| {
-        let loaded = rustls_native_certs::load_native_certs();
+        let loaded = load_system_certificates();
         for error in &loaded.errors {
             tracing::warn!(%error, "a system root certificate could not be read");
         }
@@ -25,6 +31,21 @@ pub fn system_roots() -> &'static [CertificateDer<'static>] {
         }
         roots
     })
+}
+
+/// The bundle the system's OpenSSL would use, else (no bundle, an empty one, or variables that
+/// name other places) what rustls-native-certs finds: the variables' paths or every location.
+fn load_system_certificates() -> rustls_native_certs::CertificateResult {
+    let named_by_the_environment = ["SSL_CERT_FILE", "SSL_CERT_DIR"].iter().any(|name| std::env::var_os(name).is_some());
+    if !named_by_the_environment
+        && let Some(bundle) = openssl_probe::probe().cert_file
+    {
+        let loaded = rustls_native_certs::load_certs_from_paths(Some(&bundle), None);
+        if !loaded.certs.is_empty() {
+            return loaded;
+        }
+    }
+    rustls_native_certs::load_native_certs()
 }
 
 /// The certificates a trust store can take. The system bundle may hold entries rustls cannot use;
@@ -62,6 +83,54 @@ mod tests {
         let garbage = CertificateDer::from(vec![0x30, 0x03, 0x02, 0x01, 0x00]);
         let input = vec![system[0].clone(), garbage, system[0].clone()];
         assert_eq!(usable_roots(input), vec![system[0].clone()]);
+    }
+
+    /// The premise of reading the bundle alone: on this host, every certificate authority of the
+    /// hashed directory is in the bundle. (Debian's directory also holds the `ssl-cert` package's
+    /// self-signed `localhost` certificate, which is no CA and not in the bundle: reading the
+    /// directory made it a trust anchor.)
+    #[test]
+    fn the_certificate_directory_holds_no_authority_the_bundle_lacks() {
+        let probed = openssl_probe::probe();
+        let (Some(bundle), Some(directory)) = (probed.cert_file, probed.cert_dir.first()) else {
+            return; // nothing to compare on a host without both
+        };
+        let in_bundle: std::collections::HashSet<_> =
+            rustls_native_certs::load_certs_from_paths(Some(&bundle), None).certs.into_iter().collect();
+        assert!(in_bundle.len() > 10, "{} roots in {}", in_bundle.len(), bundle.display());
+        // The check below sees real authorities (a few old roots carry no basicConstraints).
+        assert!(in_bundle.iter().filter(|root| is_certificate_authority(root)).count() > in_bundle.len() * 3 / 4);
+        let authorities_only_in_directory = rustls_native_certs::load_certs_from_paths(None, Some(directory))
+            .certs
+            .into_iter()
+            .filter(|root| !in_bundle.contains(root) && is_certificate_authority(root))
+            .count();
+        assert_eq!(authorities_only_in_directory, 0, "CAs in {} but not in {}", directory.display(), bundle.display());
+    }
+
+    /// Whether the certificate's basicConstraints extension says `cA: TRUE` (DER: the extension's
+    /// OID, an optional `critical` flag, then an OCTET STRING holding `SEQUENCE { BOOLEAN TRUE .. }`).
+    fn is_certificate_authority(certificate: &CertificateDer<'_>) -> bool {
+        const BASIC_CONSTRAINTS: [u8; 5] = [0x06, 0x03, 0x55, 0x1d, 0x13];
+        const TRUE: [u8; 3] = [0x01, 0x01, 0xff];
+        let der = certificate.as_ref();
+        let Some(at) = der.windows(BASIC_CONSTRAINTS.len()).position(|w| w == BASIC_CONSTRAINTS) else {
+            return false;
+        };
+        let mut rest = &der[at + BASIC_CONSTRAINTS.len()..];
+        if rest.starts_with(&TRUE) {
+            rest = &rest[TRUE.len()..];
+        }
+        // OCTET STRING, length, SEQUENCE, length, then the cA flag if present.
+        matches!(rest, [0x04, _, 0x30, _, tail @ ..] if tail.starts_with(&TRUE))
+    }
+
+    #[test]
+    fn basic_constraints_are_read() {
+        let authority = CertificateDer::from(vec![0x06, 0x03, 0x55, 0x1d, 0x13, 0x01, 0x01, 0xff, 0x04, 0x05, 0x30, 0x03, 0x01, 0x01, 0xff]);
+        let end_entity = CertificateDer::from(vec![0x06, 0x03, 0x55, 0x1d, 0x13, 0x04, 0x02, 0x30, 0x00]);
+        assert!(is_certificate_authority(&authority));
+        assert!(!is_certificate_authority(&end_entity));
     }
 
     #[test]
