@@ -341,7 +341,9 @@ async fn run(options: &Options) -> Result<Vec<String>, String> {
         .env("SQUAREMCP_LISTEN", format!("127.0.0.1:{port}"))
         .env("SQUAREMCP_PUBLIC_URL", format!("http://127.0.0.1:{port}"))
         .env("SQUAREMCP_TELEGRAM_BASE_URL", &upstream);
-    let gateway = Service::spawn(serve, port).await?;
+    // For profiling: the gateway's own log (JSON, each request's handler time in `elapsed_ms`).
+    let gateway_log = std::env::var_os("SQUAREMCP_BENCH_GATEWAY_LOG").map(PathBuf::from);
+    let gateway = Service::spawn_logging(serve, port, gateway_log.as_deref()).await?;
 
     // A timeout so that a server that never answers fails the set-up instead of hanging it.
     let http = reqwest::Client::builder().timeout(Duration::from_secs(u64::from(wrk::TIMEOUT_SECONDS))).build().map_err(|e| e.to_string())?;

@@ -12,8 +12,21 @@ pub struct Service {
 }
 
 impl Service {
-    pub async fn spawn(mut command: Command, port: u16) -> Result<Self, String> {
-        command.stdout(Stdio::null()).stderr(Stdio::null()).kill_on_drop(true);
+    pub async fn spawn(command: Command, port: u16) -> Result<Self, String> {
+        Self::spawn_logging(command, port, None).await
+    }
+
+    /// [`Service::spawn`], its logs (stdout and stderr) written to `log` if given.
+    pub async fn spawn_logging(mut command: Command, port: u16, log: Option<&Path>) -> Result<Self, String> {
+        let (stdout, stderr) = match log {
+            Some(path) => {
+                let file = std::fs::File::create(path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+                let copy = file.try_clone().map_err(|e| e.to_string())?;
+                (Stdio::from(file), Stdio::from(copy))
+            }
+            None => (Stdio::null(), Stdio::null()),
+        };
+        command.stdout(stdout).stderr(stderr).kill_on_drop(true);
         let child = command.spawn().map_err(|e| format!("cannot start {command:?}: {e}"))?;
         let service = Self { child, base: format!("http://127.0.0.1:{port}") };
         wait_for_port(port).await?;
