@@ -238,12 +238,12 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(20);
         let addr = self.base.trim_start_matches("http://");
         while Instant::now() < deadline {
-            if std::net::TcpStream::connect(addr).is_ok() {
+            if answers_http(addr) {
                 return;
             }
             std::thread::sleep(Duration::from_millis(25));
         }
-        panic!("squaremcp serve did not listen on {addr} within 20 s");
+        panic!("squaremcp serve did not answer on {addr} within 20 s");
     }
 
     pub fn pid(&self) -> u32 {
@@ -408,4 +408,19 @@ impl Drop for SmtpSink {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// Whether an HTTP server answers at `addr`. A bare TCP connect is not enough: probing a port
+/// nobody listens on yet, the kernel can pick that same port as the probe's source and connect
+/// the socket to itself (a CI run met this: "ready", then connection refused). Such a socket
+/// reads back its own request, not an answer.
+fn answers_http(addr: &str) -> bool {
+    use std::io::{Read as _, Write as _};
+    let Ok(mut stream) = std::net::TcpStream::connect(addr) else { return false };
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(2)));
+    if stream.write_all(b"GET /healthz HTTP/1.0\r\nHost: localhost\r\n\r\n").is_err() {
+        return false;
+    }
+    let mut start = [0u8; 7];
+    stream.read_exact(&mut start).is_ok() && &start == b"HTTP/1."
 }
