@@ -35,14 +35,14 @@ impl AwsClients {
         Self::new(&config)
     }
 
-    /// Like [`AwsClients::from_env`], trusting exactly `roots` (DER certificates the caller has
-    /// already read) rather than reading the system's root certificates again. With no roots,
-    /// the SDK reads them itself.
-    pub async fn from_env_trusting<C: AsRef<[u8]>>(roots: &[C]) -> Self {
+    /// Like [`AwsClients::from_env`], trusting exactly the DER certificates `roots` returns (the
+    /// caller's one read of the system's roots) rather than reading them again. `roots` is
+    /// called once, when the first request needs a TLS connector, so a process that answers
+    /// without AWS (a cold start's `tools/list` for the admin key) never pays for them here.
+    /// With no roots, the SDK reads the system's itself.
+    pub async fn from_env_trusting<C: AsRef<[u8]> + Sync + 'static>(roots: fn() -> &'static [C]) -> Self {
         let mut loader = with_timeouts(aws_config::defaults(BehaviorVersion::latest()));
-        if !roots.is_empty() {
-            loader = loader.http_client(https_client_trusting(roots));
-        }
+        loader = loader.http_client(https_client_trusting(roots));
         // Keys in the environment (always, on Lambda) are what the default chain would pick first;
         // naming that provider spares building the rest of the chain (profile files, web identity
         // with its STS client, ECS, IMDS) at every start.
@@ -280,10 +280,17 @@ impl Intercept for RequestCounter {
 /// (STS, DynamoDB, KMS, SQS). That call is the one without connector settings; it gets a plain
 /// connector here, and the TLS connector is built once, on the first request, and then cached
 /// by the SDK for every client sharing this HTTP client.
-fn https_client_trusting<C: AsRef<[u8]>>(roots: &[C]) -> SharedHttpClient {
-    let trust = TrustStore::empty().with_native_roots(false).with_pem_certificate(pem_bundle(roots));
-    // Building a context cannot fail today; if it ever does, the default reads the system's roots.
-    let context = TlsContext::builder().with_trust_store(trust).build().unwrap_or_default();
+fn https_client_trusting<C: AsRef<[u8]> + Sync + 'static>(roots: fn() -> &'static [C]) -> SharedHttpClient {
+    let context = std::sync::Arc::new(std::sync::OnceLock::new());
+    let context_from_roots = move || {
+        let roots = roots();
+        if roots.is_empty() {
+            return TlsContext::default();
+        }
+        let trust = TrustStore::empty().with_native_roots(false).with_pem_certificate(pem_bundle(roots));
+        // Building a context cannot fail today; if it ever does, the default reads the system's roots.
+        TlsContext::builder().with_trust_store(trust).build().unwrap_or_default()
+    };
     // What the SDK's own default client does (aws-smithy-runtime `default_https_client`), plus the context.
     aws_smithy_http_client::Builder::new().build_with_connector_fn(move |settings, components| {
         let Some(settings) = settings else {
@@ -291,7 +298,7 @@ fn https_client_trusting<C: AsRef<[u8]>>(roots: &[C]) -> SharedHttpClient {
             return ConnectorBuilder::default().build_http();
         };
         let mut builder = ConnectorBuilder::default().tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc));
-        builder.set_tls_context(context.clone());
+        builder.set_tls_context(context.get_or_init(context_from_roots).clone());
         builder.set_connector_settings(Some(settings.clone()));
         if let Some(components) = components {
             builder.set_sleep_impl(components.sleep_impl());

@@ -99,7 +99,7 @@ impl Backends {
             StoreKind::Sqlite => Err(StartError::NotBuiltIn(NO_EMBEDDED_STORE)),
             // The SDK trusts the roots the platforms' client read: the system's are read once.
             StoreKind::DynamoDb => {
-                let clients = AwsClients::from_env_trusting(squaremcp_platforms::kit::roots::system_roots()).await;
+                let clients = AwsClients::from_env_trusting(squaremcp_platforms::kit::roots::system_roots).await;
                 Ok(Self::aws(config, &clients))
             }
         }

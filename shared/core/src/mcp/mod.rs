@@ -72,8 +72,8 @@ pub struct McpServer {
     /// Every `tools/list` result page, serialized once at start: the list never changes while
     /// the process runs, so a request only copies bytes. The admin key sees these.
     tool_pages: Pages,
-    /// Every tool rendered, with its platform, for the per-customer lists.
-    rendered: Vec<(Platform, Value)>,
+    /// Every tool serialized, with its platform, for the per-customer lists.
+    rendered: Vec<(Platform, Box<str>)>,
     /// A customer sees the tools of the platforms they connected: the pages per set of
     /// platforms, serialized on first use.
     filtered_pages: Mutex<HashMap<Vec<Platform>, Pages>>,
@@ -83,9 +83,9 @@ pub struct McpServer {
 impl McpServer {
     pub fn new(gateway: Arc<Gateway>, info: ServerInfo, page_size: usize) -> Self {
         let page_size = page_size.max(1);
-        let rendered: Vec<(Platform, Value)> =
+        let rendered: Vec<(Platform, Box<str>)> =
             gateway.registry().tools().iter().map(|t| (t.definition().platform, render_tool(t.definition()))).collect();
-        let tools: Vec<&Value> = rendered.iter().map(|(_, tool)| tool).collect();
+        let tools: Vec<&str> = rendered.iter().map(|(_, tool)| &**tool).collect();
         let tool_pages = Arc::new(paginate(&tools, page_size));
         Self { gateway, info, tool_pages, rendered, filtered_pages: Mutex::new(HashMap::new()), page_size }
     }
@@ -107,8 +107,8 @@ impl McpServer {
         if let Some(pages) = self.filtered_pages.lock().ok().and_then(|cache| cache.get(&connected).cloned()) {
             return Ok(pages);
         }
-        let tools: Vec<&Value> =
-            self.rendered.iter().filter(|(platform, _)| connected.contains(platform)).map(|(_, tool)| tool).collect();
+        let tools: Vec<&str> =
+            self.rendered.iter().filter(|(platform, _)| connected.contains(platform)).map(|(_, tool)| &**tool).collect();
         let pages = Arc::new(paginate(&tools, self.page_size));
         if let Ok(mut cache) = self.filtered_pages.lock() {
             if cache.len() >= FILTERED_CACHE_ENTRIES {
@@ -425,16 +425,31 @@ enum Rendered {
 }
 
 /// `tools/list` result pages of `page_size` tools, each naming the next; at least one page.
-fn paginate(tools: &[&Value], page_size: usize) -> Vec<Arc<str>> {
+/// The pages of serialized tools, each `{"nextCursor":…,"tools":[…]}` (keys in the order
+/// `serde_json` writes them), joined as text: building `Value` trees of every schema only to
+/// print them was most of a cold start's allocations.
+fn paginate(tools: &[&str], page_size: usize) -> Vec<Arc<str>> {
     let mut pages = Vec::new();
     let mut start = 0;
     loop {
         let end = (start + page_size).min(tools.len());
-        let mut page = json!({"tools": &tools[start..end]});
+        let chunk = &tools[start..end];
+        let mut page = String::with_capacity(chunk.iter().map(|t| t.len() + 1).sum::<usize>() + 48);
+        page.push('{');
         if end < tools.len() {
-            page["nextCursor"] = json!(cursor::encode(end));
+            page.push_str(r#""nextCursor":"#);
+            page.push_str(&Value::from(cursor::encode(end)).to_string());
+            page.push(',');
         }
-        pages.push(Arc::from(page.to_string()));
+        page.push_str(r#""tools":["#);
+        for (i, tool) in chunk.iter().enumerate() {
+            if i > 0 {
+                page.push(',');
+            }
+            page.push_str(tool);
+        }
+        page.push_str("]}");
+        pages.push(Arc::from(page));
         if end >= tools.len() {
             break;
         }
@@ -443,24 +458,45 @@ fn paginate(tools: &[&Value], page_size: usize) -> Vec<Arc<str>> {
     pages
 }
 
-fn render_tool(def: &ToolDefinition) -> Value {
-    let mut tool = json!({
-        "name": def.name,
-        "title": def.title,
-        "description": def.description,
-        "inputSchema": def.input_schema,
-        "annotations": {
-            "title": def.title,
-            "readOnlyHint": def.annotations.read_only,
-            "destructiveHint": def.annotations.destructive,
-            "idempotentHint": def.annotations.idempotent,
-            "openWorldHint": def.annotations.open_world,
-        },
-    });
-    if let Some(schema) = &def.output_schema {
-        tool["outputSchema"] = schema.clone();
+/// A tool as `tools/list` shows it, serialized straight from its definition.
+fn render_tool(def: &ToolDefinition) -> Box<str> {
+    // Fields in alphabetical order, as the `Value` maps this replaced printed them.
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Rendered<'a> {
+        annotations: RenderedAnnotations<'a>,
+        description: &'a str,
+        input_schema: &'a Value,
+        name: &'a str,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        output_schema: Option<&'a Value>,
+        title: &'a str,
     }
-    tool
+    #[derive(serde::Serialize)]
+    #[serde(rename_all = "camelCase")]
+    struct RenderedAnnotations<'a> {
+        destructive_hint: bool,
+        idempotent_hint: bool,
+        open_world_hint: bool,
+        read_only_hint: bool,
+        title: &'a str,
+    }
+    let rendered = Rendered {
+        annotations: RenderedAnnotations {
+            destructive_hint: def.annotations.destructive,
+            idempotent_hint: def.annotations.idempotent,
+            open_world_hint: def.annotations.open_world,
+            read_only_hint: def.annotations.read_only,
+            title: &def.title,
+        },
+        description: &def.description,
+        input_schema: &def.input_schema,
+        name: &def.name,
+        output_schema: def.output_schema.as_ref(),
+        title: &def.title,
+    };
+    // Serializing borrowed strings, bools and `Value`s cannot fail.
+    serde_json::to_string(&rendered).unwrap_or_default().into_boxed_str()
 }
 
 fn error(id: Value, code: i64, message: impl Into<String>) -> Value {

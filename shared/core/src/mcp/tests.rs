@@ -723,3 +723,39 @@ async fn repeated_invalid_calls_cost_one_record_per_window() {
     assert_eq!(valid.json().unwrap()["result"]["isError"], false);
     assert_eq!(f.store.calls.lock().unwrap().len(), 3, "a call that reaches the platform is written at once");
 }
+
+/// The text rendering prints exactly what the `Value` tree it replaced printed (same keys, same
+/// order), with and without an output schema, on pages with and without a next cursor.
+#[test]
+fn rendered_tools_and_pages_print_as_their_json_values_would() {
+    let mut props = Map::new();
+    props.insert("text".into(), json!({"type": "string", "description": "Say \"hi\" \u{2014} or not"}));
+    let plain = crate::ToolDefinition::new(Platform::Telegram, "echo", "Echo", "Echoes\nlines", props.clone(), &["text"]);
+    let mut with_output = crate::ToolDefinition::new(Platform::Discord, "send", "Send", "Sends", props, &[])
+        .with_annotations(crate::tool::Annotations::WRITE);
+    with_output.output_schema = Some(json!({"type": "object", "properties": {"id": {"type": "string"}}}));
+    let as_value = |def: &crate::ToolDefinition| {
+        let mut tool = json!({
+            "name": def.name, "title": def.title, "description": def.description, "inputSchema": def.input_schema,
+            "annotations": {
+                "title": def.title, "readOnlyHint": def.annotations.read_only, "destructiveHint": def.annotations.destructive,
+                "idempotentHint": def.annotations.idempotent, "openWorldHint": def.annotations.open_world,
+            },
+        });
+        if let Some(schema) = &def.output_schema {
+            tool["outputSchema"] = schema.clone();
+        }
+        tool
+    };
+    for def in [&plain, &with_output] {
+        assert_eq!(&*render_tool(def), as_value(def).to_string());
+    }
+    let rendered = [render_tool(&plain), render_tool(&with_output), render_tool(&plain)];
+    let tools: Vec<&str> = rendered.iter().map(|t| &**t).collect();
+    let values = [as_value(&plain), as_value(&with_output), as_value(&plain)];
+    let pages = paginate(&tools, 2);
+    assert_eq!(pages.len(), 2);
+    assert_eq!(&*pages[0], json!({"tools": &values[..2], "nextCursor": cursor::encode(2)}).to_string());
+    assert_eq!(&*pages[1], json!({"tools": &values[2..]}).to_string());
+    assert_eq!(&*paginate(&[], 2)[0], r#"{"tools":[]}"#);
+}
