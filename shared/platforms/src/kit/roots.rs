@@ -62,29 +62,35 @@ fn load_system_certificates() -> Loaded {
 }
 
 /// The certificates of a PEM bundle (`CERTIFICATE` sections; other sections and text between
-/// them are skipped). rustls' own PEM reader decodes base64 in constant time, as a private key
-/// needs; public roots do not, and the plain decoder took a tenth of a Lambda cold start less.
-/// A section that does not decode is reported and skipped; the others are kept.
+/// them are skipped), read line by line as OpenSSL does. rustls' own PEM reader decodes base64 in
+/// constant time, as a private key needs; public roots do not, and the plain decoder took a
+/// tenth of a Lambda cold start less. A section that does not decode is reported and skipped;
+/// the others are kept.
 fn read_pem_bundle(pem: &[u8]) -> Loaded {
-    const BEGIN: &[u8] = b"-----BEGIN CERTIFICATE-----";
-    const END: &[u8] = b"-----END CERTIFICATE-----";
-    let find = |haystack: &[u8], needle: &[u8]| haystack.windows(needle.len()).position(|w| w == needle);
     let mut loaded = Loaded::default();
-    let mut base64_text = Vec::new();
-    let mut rest = pem;
-    while let Some(begin) = find(rest, BEGIN) {
-        let body = &rest[begin + BEGIN.len()..];
-        let Some(end) = find(body, END) else {
-            loaded.errors.push(format!("certificate {} has no END line", loaded.certs.len() + 1));
-            break;
-        };
-        base64_text.clear();
-        base64_text.extend(body[..end].iter().filter(|b| !b.is_ascii_whitespace()));
-        match STANDARD.decode(&base64_text) {
-            Ok(der) => loaded.certs.push(CertificateDer::from(der)),
-            Err(error) => loaded.errors.push(format!("a certificate after number {}: {error}", loaded.certs.len())),
+    // The base64 text of the section being read, if one is open.
+    let mut section: Option<Vec<u8>> = None;
+    for line in pem.split(|&b| b == b'\n').map(<[u8]>::trim_ascii) {
+        match (line, section.as_mut()) {
+            (b"-----BEGIN CERTIFICATE-----", open) => {
+                if open.is_some() {
+                    loaded.errors.push(format!("certificate {} has no END line", loaded.certs.len() + 1));
+                }
+                section = Some(Vec::with_capacity(2048));
+            }
+            (b"-----END CERTIFICATE-----", Some(text)) => {
+                match STANDARD.decode(&*text) {
+                    Ok(der) => loaded.certs.push(CertificateDer::from(der)),
+                    Err(error) => loaded.errors.push(format!("a certificate after number {}: {error}", loaded.certs.len())),
+                }
+                section = None;
+            }
+            (_, Some(text)) => text.extend_from_slice(line),
+            (_, None) => {}
         }
-        rest = &body[end + END.len()..];
+    }
+    if section.is_some() {
+        loaded.errors.push(format!("certificate {} has no END line", loaded.certs.len() + 1));
     }
     loaded
 }
@@ -92,11 +98,21 @@ fn read_pem_bundle(pem: &[u8]) -> Loaded {
 /// The certificates a trust store can take. The system bundle may hold entries rustls cannot use;
 /// the AWS SDK panics on one, so they are dropped here, once, instead.
 fn usable_roots(certificates: Vec<CertificateDer<'static>>) -> Vec<CertificateDer<'static>> {
-    let mut seen = std::collections::HashSet::new();
+    // A bundle may list a root twice: the first of each is kept. (Sorting compares a few bytes
+    // per pair; hashing every certificate whole cost more.)
+    let mut order: Vec<usize> = (0..certificates.len()).collect();
+    order.sort_unstable_by(|&a, &b| certificates[a].as_ref().cmp(certificates[b].as_ref()).then(a.cmp(&b)));
+    let mut repeated = vec![false; certificates.len()];
+    for pair in order.windows(2) {
+        if certificates[pair[0]].as_ref() == certificates[pair[1]].as_ref() {
+            repeated[pair[1]] = true;
+        }
+    }
     certificates
         .into_iter()
-        // A bundle may list a root twice: keep one of each.
-        .filter(|cert| seen.insert(cert.as_ref().to_vec()))
+        .zip(repeated)
+        .filter(|(_, repeated)| !repeated)
+        .map(|(cert, _)| cert)
         .filter(|cert| RootCertStore::empty().add(cert.clone()).is_ok())
         .collect()
 }
@@ -201,12 +217,13 @@ mod tests {
         let mixed = format!(
             "# a comment\n-----BEGIN TRUSTED CERTIFICATE-----\nAAAA\n-----END TRUSTED CERTIFICATE-----\n\
              -----BEGIN CERTIFICATE-----\nnot*base64\n-----END CERTIFICATE-----\n\
+             -----BEGIN CERTIFICATE-----\nQUJD\n\
              {first}-----END CERTIFICATE-----\r\n-----BEGIN CERTIFICATE-----\nQUJD"
         );
         let loaded = read_pem_bundle(mixed.as_bytes());
         assert_eq!(loaded.certs, [ours.certs[0].clone()]);
-        assert_eq!(loaded.errors.len(), 2, "{:?}", loaded.errors);
-        assert!(loaded.errors[1].contains("no END line"), "{:?}", loaded.errors);
+        assert_eq!(loaded.errors.len(), 3, "{:?}", loaded.errors);
+        assert!(loaded.errors[1].contains("no END line") && loaded.errors[2].contains("no END line"), "{:?}", loaded.errors);
     }
 
     #[test]
