@@ -29,6 +29,18 @@ pub struct ToolDefinition {
     pub logged_arguments: Vec<&'static str>,
 }
 
+/// `{"type": "object", "properties": …, "required": …, "additionalProperties": false}`, built
+/// by moving `properties` in: `json!` would copy the whole tree through the serializer, which
+/// for every tool of every platform was a good part of a cold start's allocations.
+fn object_schema(properties: Map<String, Value>, required: &[&str]) -> Value {
+    let mut schema = Map::new();
+    schema.insert("type".to_owned(), Value::from("object"));
+    schema.insert("properties".to_owned(), Value::Object(properties));
+    schema.insert("required".to_owned(), required.iter().map(|name| Value::from(*name)).collect());
+    schema.insert("additionalProperties".to_owned(), Value::Bool(false));
+    Value::Object(schema)
+}
+
 impl ToolDefinition {
     /// `properties` and `required` describe the tool's own arguments; the `account` argument is
     /// added here so that every tool offers it the same way.
@@ -52,12 +64,7 @@ impl ToolDefinition {
             platform,
             title: title.to_owned(),
             description: description.to_owned(),
-            input_schema: json!({
-                "type": "object",
-                "properties": properties,
-                "required": required,
-                "additionalProperties": false,
-            }),
+            input_schema: object_schema(properties, required),
             output_schema: None,
             annotations: Annotations::WRITE,
             logged_arguments: vec![ACCOUNT_ARGUMENT],
@@ -312,6 +319,23 @@ impl Registry {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_input_schema_takes_the_arguments_and_offers_the_account() {
+        let mut properties = Map::new();
+        properties.insert("text".to_owned(), json!({"type": "string"}));
+        let definition = ToolDefinition::new(Platform::Telegram, "echo", "Echo", "Echoes", properties, &["text"]);
+        assert_eq!(
+            definition.input_schema,
+            json!({
+                "type": "object",
+                "properties": {"text": {"type": "string"}, "account": {"type": "string", "description": "Which stored account to use. Leave it out when only one is connected."}},
+                "required": ["text"],
+                "additionalProperties": false,
+            })
+        );
+        assert_eq!(definition.name, "telegram_echo");
+    }
 
     #[tokio::test]
     async fn upstream_requests_are_counted_per_call_and_not_outside_one() {

@@ -1,6 +1,7 @@
 //! The five Discord tools as rows of data, run by the kit's generic HTTP handler, and their
 //! schemas. Ids (snowflakes) are strings: they exceed what a JSON number holds exactly.
 
+use crate::kit::object_schema as object;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -143,10 +144,6 @@ fn with_intent_note(result: Value) -> Result<Value, ToolFailure> {
 fn snowflake(description: &str) -> Value {
     let description = format!("{description} A Discord id: 17 to 20 digits, as a string.");
     json!({ "type": "string", "minLength": 17, "maxLength": 20, "description": description })
-}
-
-fn object(required: &[&str], properties: Value) -> Value {
-    json!({ "type": "object", "required": required, "properties": properties })
 }
 
 fn list_of(key: &str, item: Value) -> Value {

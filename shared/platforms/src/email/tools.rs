@@ -1,6 +1,7 @@
 //! The five email tools: declared with the kit (one argument list gives schema, required list and
 //! log allow-list), run by handlers that speak IMAP and SMTP.
 
+use crate::kit::object_schema as object;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -38,8 +39,8 @@ enum Op {
 pub(super) fn build(context: &PlatformContext) -> Vec<Arc<dyn Tool>> {
     specs()
         .into_iter()
-        .map(|(spec, op)| -> Arc<dyn Tool> {
-            Arc::new(EmailTool { definition: spec.definition(squaremcp_core::Platform::Email), op, network: context.network.clone() })
+        .map(|(mut spec, op)| -> Arc<dyn Tool> {
+            Arc::new(EmailTool { definition: spec.take_definition(squaremcp_core::Platform::Email), op, network: context.network.clone() })
         })
         .collect()
 }
@@ -495,10 +496,6 @@ fn capped(text: &str, max: usize) -> (String, bool) {
 }
 
 // Schemas.
-
-fn object(required: &[&str], properties: Value) -> Value {
-    json!({ "type": "object", "required": required, "properties": properties })
-}
 
 fn date(description: &str) -> Value {
     json!({ "type": "string", "minLength": 10, "maxLength": 10, "description": description })

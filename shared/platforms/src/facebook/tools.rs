@@ -140,7 +140,7 @@ struct CreatePost {
 
 impl CreatePost {
     fn new(api: Api) -> Self {
-        let spec = ToolSpec::new("create_post", "Facebook: publish a post on the Page", "Publishes a post on the Page's feed with \
+        let mut spec = ToolSpec::new("create_post", "Facebook: publish a post on the Page", "Publishes a post on the Page's feed with \
             `message` and/or a `link` Facebook previews (at least one), at once or at `scheduled_publish_time`. Returns \
             the post's id ({page-id}_{post-id}).", Annotations::WRITE)
             .arg(Arg::new("message", text(63_206, "The post's text.")))
@@ -149,7 +149,7 @@ impl CreatePost {
             .arg(schedule_arg())
             .output(json!({ "type": "object", "required": ["id"], "properties": {
                 "id": { "type": "string" }, "scheduled_publish_time": { "type": "integer" } } }));
-        Self { definition: spec.definition(Platform::Facebook), api }
+        Self { definition: spec.take_definition(Platform::Facebook), api }
     }
 }
 
@@ -214,7 +214,7 @@ const PHOTO_TYPES: &[&str] = &["image/jpeg", "image/png", "image/gif", "image/bm
 
 impl CreatePhotoPost {
     fn new(api: Api, media: Media) -> Self {
-        let spec = ToolSpec::new("create_photo_post", "Facebook: publish a photo on the Page", "Publishes a photo on the Page \
+        let mut spec = ToolSpec::new("create_photo_post", "Facebook: publish a photo on the Page", "Publishes a photo on the Page \
             with an optional caption: give `media_url` (a public https URL Meta downloads) or small inline `media_data` \
             (base64) with `media_type` (JPEG, PNG, GIF, BMP or TIFF). Returns the photo's id and its post's id (post_id).",
             Annotations::WRITE)
@@ -227,7 +227,7 @@ impl CreatePhotoPost {
             .arg(schedule_arg())
             .output(json!({ "type": "object", "required": ["id"], "properties": {
                 "id": { "type": "string" }, "post_id": { "type": "string" } } }));
-        Self { definition: spec.definition(Platform::Facebook), api, media }
+        Self { definition: spec.take_definition(Platform::Facebook), api, media }
     }
 }
 
@@ -320,7 +320,7 @@ struct CreateVideoPost {
 
 impl CreateVideoPost {
     fn new(api: Api, video_api: Api, media: Media, wait: PublishWait) -> Self {
-        let spec = ToolSpec::new("create_video_post", "Facebook: publish a video on the Page", "Publishes a video on the Page \
+        let mut spec = ToolSpec::new("create_video_post", "Facebook: publish a video on the Page", "Publishes a video on the Page \
             from `media_url`, a public https URL Meta downloads itself (inline video data is not accepted: host the file). \
             Facebook then processes the video; the tool waits a short while and returns the video's id with \
             `status` (processing, ready) and `done`. When it is still processing, follow it with facebook_get_video.",
@@ -332,7 +332,7 @@ impl CreateVideoPost {
             .output(json!({ "type": "object", "required": ["video_id", "status", "done"], "properties": {
                 "video_id": { "type": "string" }, "status": { "type": "string" }, "done": { "type": "boolean" },
                 "note": { "type": "string" } } }));
-        Self { definition: spec.definition(Platform::Facebook), api, video_api, media, wait }
+        Self { definition: spec.take_definition(Platform::Facebook), api, video_api, media, wait }
     }
 
     /// One look at the video's `status`: ready, still processing, or failed.

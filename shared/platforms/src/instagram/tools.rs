@@ -86,14 +86,14 @@ struct GetProfile {
 
 impl GetProfile {
     fn new(api: Api) -> Self {
-        let spec = ToolSpec::new("get_profile", "Instagram: get the account's profile", "Returns the connected Instagram \
+        let mut spec = ToolSpec::new("get_profile", "Instagram: get the account's profile", "Returns the connected Instagram \
             professional account: id, username, name, profile_picture_url, followers_count, follows_count and media_count \
             (with Facebook Login also biography and website; with Instagram Login also user_id and account_type).",
             Annotations::READ)
             .output(json!({ "type": "object", "required": ["id", "username"], "properties": {
                 "id": { "type": "string" }, "username": { "type": "string" }, "name": { "type": "string" },
                 "followers_count": { "type": "integer" }, "follows_count": { "type": "integer" }, "media_count": { "type": "integer" } } }));
-        Self { definition: spec.definition(Platform::Instagram), api }
+        Self { definition: spec.take_definition(Platform::Instagram), api }
     }
 }
 
@@ -193,7 +193,7 @@ struct CreateContainer {
 
 impl CreateContainer {
     fn post(publisher: Publisher, media: Media) -> Self {
-        let spec = ToolSpec::new("create_post", "Instagram: publish an image post", "Publishes an image post from `media_url`, a \
+        let mut spec = ToolSpec::new("create_post", "Instagram: publish an image post", "Publishes an image post from `media_url`, a \
             public https URL of a JPEG (at most 8 MB) that Meta downloads itself. Creates the container, waits a short while \
             for it to be ready and publishes it: returns media_id when published; when still processing it returns \
             container_id for instagram_publish_container. Counts against the account's 50 API posts per 24 hours.",
@@ -202,11 +202,11 @@ impl CreateContainer {
             .arg(Arg::new("caption", text(2200, "The caption, up to 2200 characters, 30 hashtags and 20 @mentions.")))
             .arg(Arg::new("alt_text", text(1000, "Alternative text describing the image for screen readers.")))
             .output(published_schema());
-        Self { definition: spec.definition(Platform::Instagram), kind: Kind::Image, publisher, media }
+        Self { definition: spec.take_definition(Platform::Instagram), kind: Kind::Image, publisher, media }
     }
 
     fn reel(publisher: Publisher, media: Media) -> Self {
-        let spec = ToolSpec::new("create_reel", "Instagram: publish a reel", "Publishes a reel from `media_url`, a public https \
+        let mut spec = ToolSpec::new("create_reel", "Instagram: publish a reel", "Publishes a reel from `media_url`, a public https \
             URL of the video (MP4 or MOV, H.264, up to 15 minutes) that Meta downloads itself. Creates the container, waits \
             a short while for processing and publishes it: returns media_id when published; videos often take longer, then \
             it returns container_id and the state for instagram_publish_container.", Annotations::WRITE)
@@ -217,7 +217,7 @@ impl CreateContainer {
                 "A public https URL of a cover image; otherwise the frame at thumb_offset." })))
             .arg(Arg::new("thumb_offset", integer_between(0, 900_000, "The cover frame's position, in milliseconds.")).logged())
             .output(published_schema());
-        Self { definition: spec.definition(Platform::Instagram), kind: Kind::Reel, publisher, media }
+        Self { definition: spec.take_definition(Platform::Instagram), kind: Kind::Reel, publisher, media }
     }
 }
 
@@ -282,14 +282,14 @@ struct PublishContainer {
 
 impl PublishContainer {
     fn new(publisher: Publisher) -> Self {
-        let spec = ToolSpec::new("publish_container", "Instagram: publish a processed container", "Publishes a container that \
+        let mut spec = ToolSpec::new("publish_container", "Instagram: publish a processed container", "Publishes a container that \
             instagram_create_post or instagram_create_reel returned unpublished (`published: false`): checks its state, \
             waits a short while if it is still processing, and publishes it. Returns media_id when published.",
             Annotations::WRITE)
             .arg(Arg::new("container_id", json!({ "type": "string", "minLength": 1, "maxLength": 32, "description":
                 "The container_id a create tool returned (digits)." })).required().logged())
             .output(published_schema());
-        Self { definition: spec.definition(Platform::Instagram), publisher }
+        Self { definition: spec.take_definition(Platform::Instagram), publisher }
     }
 }
 

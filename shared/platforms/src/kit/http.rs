@@ -345,8 +345,8 @@ pub struct HttpTool<D: Dialect> {
 }
 
 impl<D: Dialect> HttpTool<D> {
-    pub fn new(row: HttpToolSpec, api: Arc<HttpApi<D>>) -> Self {
-        Self { definition: row.spec.definition(D::PLATFORM), row, api }
+    pub fn new(mut row: HttpToolSpec, api: Arc<HttpApi<D>>) -> Self {
+        Self { definition: row.spec.take_definition(D::PLATFORM), row, api }
     }
 }
 

@@ -34,7 +34,7 @@ pub use media::{Media, MediaInput, MediaSettings, MediaStream};
 pub use partner::{PartnerAccess, partner_only};
 pub use poll::{Progress, PublishWait, Waited};
 pub use net::{GuardError, GuardedResolver, NetworkPolicy};
-pub use spec::{Arg, Place, ToolSpec, UpstreamRequest};
+pub use spec::{Arg, Place, ToolSpec, UpstreamRequest, object_schema};
 
 /// What a platform's tools are built with, once per cold start.
 #[derive(Clone, Debug)]

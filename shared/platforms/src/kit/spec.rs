@@ -6,6 +6,17 @@ use serde_json::{Map, Value, json};
 use squaremcp_core::tool::{Annotations, ToolDefinition, ToolFailure};
 use squaremcp_core::Platform;
 
+/// An output schema's `{"type": "object", "required": …, "properties": …}`, built by moving
+/// `properties` in (`json!` would copy the tree through the serializer, for every tool at every
+/// start).
+pub fn object_schema(required: &[&str], properties: Value) -> Value {
+    let mut schema = Map::new();
+    schema.insert("type".to_owned(), Value::from("object"));
+    schema.insert("required".to_owned(), required.iter().map(|name| Value::from(*name)).collect());
+    schema.insert("properties".to_owned(), properties);
+    Value::Object(schema)
+}
+
 /// Where an argument goes in the upstream request.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Place {
@@ -111,15 +122,24 @@ impl ToolSpec {
     }
 
     /// The MCP definition: `inputSchema`, `required` and the logged arguments, all from [`Self::args`].
-    pub fn definition(&self, platform: Platform) -> ToolDefinition {
-        let properties: Map<String, Value> = self.args.iter().map(|a| (a.name.to_owned(), a.schema.clone())).collect();
+    /// The argument and output schemas move into it: afterwards the spec keeps what
+    /// [`Self::request`] needs (names, places, conversions), not the schemas, whose copies were
+    /// a good part of every start's allocations.
+    pub fn take_definition(&mut self, platform: Platform) -> ToolDefinition {
+        let properties: Map<String, Value> =
+            self.args.iter_mut().map(|a| (a.name.to_owned(), std::mem::take(&mut a.schema))).collect();
         let required: Vec<&str> = self.args.iter().filter(|a| a.required).map(|a| a.name).collect();
         let logged: Vec<&'static str> = self.args.iter().filter(|a| a.logged).map(|a| a.name).collect();
         let mut definition = ToolDefinition::new(platform, self.name, self.title, &self.description, properties, &required)
             .log_arguments(&logged)
             .with_annotations(self.annotations);
-        definition.output_schema = self.output_schema.clone();
+        definition.output_schema = self.output_schema.take();
         definition
+    }
+
+    /// [`Self::take_definition`] of a copy, leaving this spec whole.
+    pub fn definition(&self, platform: Platform) -> ToolDefinition {
+        self.clone().take_definition(platform)
     }
 
     /// Places the given arguments into a request for `path` (a template like
@@ -256,6 +276,15 @@ pub fn text(max: u64, description: &str) -> Value {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn object_schemas_are_what_json_would_build() {
+        let properties = json!({"id": {"type": "string"}, "tags": {"type": "array", "items": {"type": "string"}}});
+        assert_eq!(
+            object_schema(&["id"], properties.clone()),
+            json!({"type": "object", "required": ["id"], "properties": properties})
+        );
+    }
 
     fn arguments(value: Value) -> Map<String, Value> {
         value.as_object().cloned().unwrap_or_default()

@@ -40,20 +40,20 @@ pub(super) fn build(context: &PlatformContext) -> Vec<Arc<dyn Tool>> {
     ));
     let get_profile: Arc<dyn Tool> = Arc::new(HttpTool::new(get_profile(), api.clone()));
     let create_post = Arc::new(CreatePost {
-        definition: create_post_spec().definition(Platform::Linkedin),
+        definition: create_post_spec().take_definition(Platform::Linkedin),
         api: api.clone(),
         media: context.media.clone(),
         wait: context.publish_wait,
     });
     let upload_video = Arc::new(UploadVideo {
-        definition: upload_video_spec().definition(Platform::Linkedin),
+        definition: upload_video_spec().take_definition(Platform::Linkedin),
         api: api.clone(),
         media: context.media.clone(),
         wait: context.publish_wait,
     });
     let connections: Arc<dyn Tool> = Arc::new(HttpTool::new(search_connections(), api));
     let message: Arc<dyn Tool> = Arc::new(NotPublished {
-        definition: send_message_spec().definition(Platform::Linkedin),
+        definition: send_message_spec().take_definition(Platform::Linkedin),
     });
     vec![
         get_profile,

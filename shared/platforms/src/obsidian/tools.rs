@@ -1,6 +1,7 @@
 //! The five Obsidian tools: declared with the kit, run on a [`Vault`] opened per call from the
 //! credential (a directory under the operator's root, or an S3 bucket and prefix).
 
+use crate::kit::object_schema as object;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -35,9 +36,9 @@ enum Op {
 pub(super) fn build(context: &PlatformContext) -> Vec<Arc<dyn Tool>> {
     specs()
         .into_iter()
-        .map(|(spec, op)| -> Arc<dyn Tool> {
+        .map(|(mut spec, op)| -> Arc<dyn Tool> {
             Arc::new(ObsidianTool {
-                definition: spec.definition(squaremcp_core::Platform::Obsidian),
+                definition: spec.take_definition(squaremcp_core::Platform::Obsidian),
                 op,
                 network: context.network.clone(),
                 settings: context.obsidian.clone(),
@@ -49,10 +50,6 @@ pub(super) fn build(context: &PlatformContext) -> Vec<Arc<dyn Tool>> {
             })
         })
         .collect()
-}
-
-fn object(required: &[&str], properties: Value) -> Value {
-    json!({ "type": "object", "required": required, "properties": properties })
 }
 
 fn path_arg(description: &str) -> Arg {

@@ -83,7 +83,7 @@ impl CreateSnap {
             SnapchatDialect,
         ));
         Self {
-            definition: spec().definition(Platform::Snapchat),
+            definition: spec().take_definition(Platform::Snapchat),
             api,
             media,
             part_bytes: PART_BYTES,

@@ -29,7 +29,7 @@ pub(super) fn build(context: &PlatformContext) -> Vec<Arc<dyn Tool>> {
     ));
     let get_me: Arc<dyn Tool> = Arc::new(HttpTool::new(me_row(), api.clone()));
     let ad_accounts: Arc<dyn Tool> = Arc::new(AdAccounts {
-        definition: ad_accounts_spec().definition(Platform::Snapchat),
+        definition: ad_accounts_spec().take_definition(Platform::Snapchat),
         api,
     });
     let snap = Arc::new(CreateSnap::new(

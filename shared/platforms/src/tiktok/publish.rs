@@ -129,7 +129,7 @@ impl CreateVideo {
         status: HttpToolSpec,
     ) -> Self {
         Self {
-            definition: spec().definition(Platform::Tiktok),
+            definition: spec().take_definition(Platform::Tiktok),
             upload_hosts: UploadHosts::of(api.origin()),
             api,
             media: context.media.clone(),

@@ -56,7 +56,7 @@ impl UploadVideo {
         for arg in media_args("the video") {
             spec = spec.arg(arg);
         }
-        let spec = spec
+        let mut spec = spec
             .arg(Arg::new("media_category", json!({"type": "string", "enum": ["tweet_video", "amplify_video"],
                 "description": "tweet_video (default) for posts; amplify_video for Amplify (ads) videos."})).logged())
             .arg(Arg::new("media_id", json!({"type": "string", "minLength": 1, "maxLength": 19,
@@ -66,7 +66,7 @@ impl UploadVideo {
                 "ready": {"type": "boolean"}, "check_after_secs": {"type": "integer"}, "next_step": {"type": "string"},
                 "x_requests": {"type": "integer", "description": "The requests this call made to X (each one billed)."}
             }, "required": ["media_id", "state", "ready"]}));
-        Self { definition: spec.definition(Platform::Twitter), api, media, wait }
+        Self { definition: spec.take_definition(Platform::Twitter), api, media, wait }
     }
 
     async fn upload(&self, token: &UserToken, arguments: &Map<String, Value>, input: crate::kit::MediaInput, requests: &AtomicU64) -> Result<Value, ToolFailure> {

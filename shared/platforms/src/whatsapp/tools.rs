@@ -136,7 +136,7 @@ struct MessageStatus {
 
 impl MessageStatus {
     fn new(api: Arc<HttpApi<WhatsappDialect>>, records: Option<Records>) -> Self {
-        let spec = ToolSpec::new("get_message_status", "WhatsApp: get a sent message's status", "Returns the latest delivery \
+        let mut spec = ToolSpec::new("get_message_status", "WhatsApp: get a sent message's status", "Returns the latest delivery \
             status of a message sent from the connected number: sent, delivered, read (played for voice messages) or \
             failed, with the reason when it failed. WhatsApp reports statuses to the gateway by webhook, usually within \
             seconds; until one arrives the status is `unknown` and `note` says so.", LOCAL_READ)
@@ -148,7 +148,7 @@ impl MessageStatus {
                 "recipient_id": { "type": "string" },
                 "errors": { "type": "array" },
                 "note": { "type": "string" } } }));
-        Self { definition: spec.definition(Platform::Whatsapp), api, records }
+        Self { definition: spec.take_definition(Platform::Whatsapp), api, records }
     }
 }
 
