@@ -63,7 +63,7 @@ pub fn entry(platform: Platform) -> Option<&'static PlatformEntry> {
 /// operator's overrides of API origins.
 #[derive(Clone, Debug)]
 pub struct PlatformConfig {
-    pub http: reqwest::Client,
+    pub http: kit::HttpClient,
     /// Resolved origins of the platforms the operator pointed elsewhere (a mock, a proxy).
     origins: BTreeMap<Platform, String>,
     /// What the operator allows for addresses customers supply (a mail server).
@@ -86,9 +86,9 @@ pub struct PlatformConfig {
 
 impl PlatformConfig {
     /// Every platform at its real API address.
-    pub fn new(http: reqwest::Client) -> Self {
+    pub fn new(http: impl Into<kit::HttpClient>) -> Self {
         Self {
-            http,
+            http: http.into(),
             origins: BTreeMap::new(),
             network: NetworkPolicy::default(),
             graph_api_version: kit::DEFAULT_GRAPH_API_VERSION.to_owned(),

@@ -208,7 +208,7 @@ impl Clock for FixedClock {
 /// Every platform's tools, sharing one HTTP client (one connection pool per process), with the
 /// store and clock for the tools that answer from the gateway's records.
 pub fn registry(config: &Config, records: Option<squaremcp_platforms::kit::Records>) -> Arc<Registry> {
-    let mut platforms = PlatformConfig::new(squaremcp_platforms::http_client_with_timeout(config.call_timeout))
+    let mut platforms = PlatformConfig::new(squaremcp_platforms::kit::HttpClient::lazy(config.call_timeout))
         .with_network(config.network.clone())
         .with_obsidian(config.obsidian.clone())
         .with_media(config.media)
@@ -291,7 +291,7 @@ pub fn observed_gateway(
 /// tokens with them and the account page runs the Connect flows.
 pub fn oauth_clients(config: &Config) -> Arc<squaremcp_platforms::kit::oauth::OAuthClients> {
     Arc::new(squaremcp_platforms::kit::oauth::OAuthClients::new(
-        squaremcp_platforms::http_client_with_timeout(config.call_timeout),
+        squaremcp_platforms::kit::HttpClient::lazy(config.call_timeout),
         &config.oauth_apps,
     ))
 }

@@ -61,7 +61,7 @@ pub trait Dialect: Send + Sync + 'static {
 
 /// A platform's HTTP client: one shared connection pool, the resolved origin and the dialect.
 pub struct HttpApi<D: Dialect> {
-    http: reqwest::Client,
+    http: super::HttpClient,
     origin: String,
     dialect: D,
     dead: Option<DeadCredentials>,
@@ -69,9 +69,9 @@ pub struct HttpApi<D: Dialect> {
 
 impl<D: Dialect> HttpApi<D> {
     /// `origin` is the API's base, path and version included (see [`super::origin`]).
-    pub fn new(http: reqwest::Client, origin: String, dialect: D) -> Self {
+    pub fn new(http: impl Into<super::HttpClient>, origin: String, dialect: D) -> Self {
         let dead = D::REMEMBER_DEAD_CREDENTIALS.then(DeadCredentials::default);
-        Self { http, origin, dialect, dead }
+        Self { http: http.into(), origin, dialect, dead }
     }
 
     /// The dialect's own path values for this credential ([`Dialect::path_values`]).

@@ -17,6 +17,7 @@ use serde_json::Value;
 use squaremcp_core::Platform;
 use squaremcp_core::tool::{PlatformModule, Tool};
 
+pub mod client;
 pub mod credential;
 pub mod graph;
 pub mod http;
@@ -28,6 +29,7 @@ pub mod poll;
 pub mod roots;
 pub mod spec;
 
+pub use client::HttpClient;
 pub use credential::{CredentialDocument, CredentialError, Fields};
 pub use http::{Answer, Dialect, HttpApi, HttpTool, HttpToolSpec, Output, RawAnswer};
 pub use media::{Media, MediaInput, MediaSettings, MediaStream};
@@ -40,7 +42,7 @@ pub use spec::{Arg, Place, ToolSpec, UpstreamRequest, object_schema};
 #[derive(Clone, Debug)]
 pub struct PlatformContext {
     /// The shared HTTP client (one connection pool per process).
-    pub http: reqwest::Client,
+    pub http: HttpClient,
     /// The API origin, path and version included: the real one, or the operator's override of
     /// its scheme and host. Empty for a platform without an HTTP API ([`PlatformEntry::NO_ORIGIN`]).
     pub origin: String,
@@ -68,9 +70,9 @@ pub struct PlatformContext {
 
 impl PlatformContext {
     /// The default [`NetworkPolicy`]: private hosts refused, only the platform's TLS roots.
-    pub fn new(http: reqwest::Client, origin: String) -> Self {
+    pub fn new(http: impl Into<HttpClient>, origin: String) -> Self {
         Self {
-            http,
+            http: http.into(),
             origin,
             network: NetworkPolicy::default(),
             graph_api_version: DEFAULT_GRAPH_API_VERSION.to_owned(),

@@ -202,7 +202,7 @@ pub struct OAuthSettings {
 /// Every configured OAuth app with the HTTP client, built once per cold start. Renews tokens
 /// for the gateway and runs the Connect flows.
 pub struct OAuthClients {
-    http: reqwest::Client,
+    http: super::HttpClient,
     /// By Connect name.
     apps: BTreeMap<&'static str, Configured>,
     instagram_origin: String,
@@ -306,10 +306,10 @@ impl OAuthSettings {
 }
 
 impl OAuthClients {
-    pub fn new(http: reqwest::Client, settings: &OAuthSettings) -> Self {
+    pub fn new(http: impl Into<super::HttpClient>, settings: &OAuthSettings) -> Self {
         let instagram_origin =
             if settings.instagram_origin.is_empty() { meta::INSTAGRAM_ORIGIN.to_owned() } else { settings.instagram_origin.clone() };
-        Self { http, apps: settings.apps.clone(), instagram_origin }
+        Self { http: http.into(), apps: settings.apps.clone(), instagram_origin }
     }
 
     /// What can be connected, in Connect-name order.

@@ -76,7 +76,7 @@ pub(super) struct CreateSnap {
 }
 
 impl CreateSnap {
-    pub(super) fn new(http: reqwest::Client, marketing_origin: &str, media: Media) -> Self {
+    pub(super) fn new(http: crate::kit::HttpClient, marketing_origin: &str, media: Media) -> Self {
         let api = Arc::new(HttpApi::new(
             http,
             public_profile_origin(marketing_origin),
