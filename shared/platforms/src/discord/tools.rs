@@ -1,7 +1,6 @@
 //! The five Discord tools as rows of data, run by the kit's generic HTTP handler, and their
 //! schemas. Ids (snowflakes) are strings: they exceed what a JSON number holds exactly.
 
-use crate::kit::object_schema as object;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -10,6 +9,7 @@ use squaremcp_core::Secret;
 use squaremcp_core::tool::{Annotations, FailureKind, Tool, ToolDefinition, ToolFailure, ToolOutput};
 
 use super::dialect::{self, DiscordDialect};
+use crate::kit::object_schema as object;
 use crate::kit::spec::{flag, integer_between, text};
 use crate::kit::{Arg, HttpApi, HttpTool, HttpToolSpec, Output, PlatformContext, ToolSpec};
 

@@ -1,7 +1,6 @@
 //! The five email tools: declared with the kit (one argument list gives schema, required list and
 //! log allow-list), run by handlers that speak IMAP and SMTP.
 
-use crate::kit::object_schema as object;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -15,6 +14,7 @@ use super::credential::Account;
 use super::imap::{self, Imap, Piece, astring, mailbox, message_id, parse_message_id, utf7};
 use super::smtp::{self, Draft};
 use crate::kit::http::scrub;
+use crate::kit::object_schema as object;
 use crate::kit::spec::{flag, integer_between, string, text};
 use crate::kit::{Arg, CredentialDocument, NetworkPolicy, PlatformContext, ToolSpec, credential::unusable};
 

@@ -137,11 +137,6 @@ impl ToolSpec {
         definition
     }
 
-    /// [`Self::take_definition`] of a copy, leaving this spec whole.
-    pub fn definition(&self, platform: Platform) -> ToolDefinition {
-        self.clone().take_definition(platform)
-    }
-
     /// Places the given arguments into a request for `path` (a template like
     /// `/channels/{channel_id}/messages`). Absent optional arguments are not sent at all.
     pub fn request(&self, path: &str, arguments: &Map<String, Value>) -> Result<UpstreamRequest, ToolFailure> {
@@ -303,7 +298,7 @@ mod tests {
 
     #[test]
     fn the_definition_derives_schema_required_and_log_list_from_the_arguments() {
-        let definition = spec().definition(Platform::Discord);
+        let definition = spec().take_definition(Platform::Discord);
         assert_eq!(definition.name, "discord_send");
         assert_eq!(definition.input_schema["required"], json!(["channel_id", "content"]));
         let properties = definition.input_schema["properties"].as_object().expect("properties");

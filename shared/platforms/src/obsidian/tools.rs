@@ -1,7 +1,6 @@
 //! The five Obsidian tools: declared with the kit, run on a [`Vault`] opened per call from the
 //! credential (a directory under the operator's root, or an S3 bucket and prefix).
 
-use crate::kit::object_schema as object;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -17,6 +16,7 @@ use super::s3::S3Vault;
 use super::search::{self, Caps, Matcher};
 use super::vault::{Condition, Directory, Vault, VaultError};
 use crate::kit::http::scrub;
+use crate::kit::object_schema as object;
 use crate::kit::spec::{flag, integer_between, text};
 use crate::kit::{Arg, CredentialDocument, NetworkPolicy, PlatformContext, ToolSpec, credential::unusable};
 

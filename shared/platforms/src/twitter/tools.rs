@@ -87,7 +87,7 @@ struct UserProfile {
 
 impl UserProfile {
     fn new(api: Arc<HttpApi<XDialect>>) -> Self {
-        let spec = ToolSpec::new(
+        let mut spec = ToolSpec::new(
             "get_user_profile",
             "X: get a user's profile",
             format!(
@@ -101,7 +101,7 @@ impl UserProfile {
         .arg(Arg::new("user_id", x_id("The user's numeric id, e.g. 2244994945.")).logged())
         .arg(user_fields_arg())
         .output(json!({"type": "object", "properties": {"data": user_schema()}, "required": ["data"]}));
-        let definition = spec.definition(Platform::Twitter);
+        let definition = spec.take_definition(Platform::Twitter);
         let row = |path: &'static str, operation: &'static str, key: Option<Arg>| {
             let mut spec = ToolSpec::new("get_user_profile", "X: get a user's profile", "", Annotations::READ).arg(user_fields_arg());
             if let Some(key) = key {
