@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde_json::{Value, json};
 use tokio::process::Command;
 
-use crate::procs::{Service, binary, free_port, output, peak_rss_mb};
+use crate::procs::{CpuTimes, Service, binary, cpu_us_per_request, free_port, output, peak_rss_mb};
 
 const BOT_TOKEN: &str = "123456789:AAHbenchbenchbenchbenchbenchbenchbe";
 const ADMIN_KEY: &str = "sample-admin-key";
@@ -180,6 +180,32 @@ struct Figure {
     scenario: &'static str,
     connections: u32,
     outcome: Result<wrk::Load, String>,
+    cpu: CpuPerRequest,
+}
+
+/// Where a closed-loop figure's CPU went, per request answered: the server's process, `wrk`, and
+/// this process (the mock upstream the servers call). For the servers that run in this process
+/// (bare axum, the upstream alone) the server's figure is this process's and `harness_us` is
+/// `None`. Read from `/proc`, so `None` off Linux.
+#[derive(Clone, Copy, Debug, Default)]
+struct CpuPerRequest {
+    server_us: Option<f64>,
+    wrk_us: Option<f64>,
+    harness_us: Option<f64>,
+}
+
+impl CpuPerRequest {
+    /// `250 us/req (wrk 40, harness 30)`, or empty when nothing was read.
+    fn describe(&self) -> String {
+        let Some(server) = self.server_us else { return String::new() };
+        let others: Vec<String> =
+            [("wrk", self.wrk_us), ("harness", self.harness_us)].iter().filter_map(|(n, v)| v.map(|v| format!("{n} {v:.0}"))).collect();
+        if others.is_empty() { format!("{server:.0} us/req") } else { format!("{server:.0} us/req ({})", others.join(", ")) }
+    }
+
+    fn json(&self) -> Value {
+        json!({"server": self.server_us, "wrk": self.wrk_us, "harness": self.harness_us})
+    }
 }
 
 impl Figure {
@@ -204,7 +230,8 @@ impl Figure {
         match &self.outcome {
             Ok(l) => {
                 let affected = self.trouble().map(|t| format!(" — AFFECTED: {t}")).unwrap_or_default();
-                format!("{:.0} req/s, p50 {:.3} ms, p99 {:.3} ms{affected}", l.requests_per_second, l.p50_ms, l.p99_ms)
+                let cpu = self.cpu.server_us.map(|_| format!(", CPU {}", self.cpu.describe())).unwrap_or_default();
+                format!("{:.0} req/s, p50 {:.3} ms, p99 {:.3} ms{cpu}{affected}", l.requests_per_second, l.p50_ms, l.p99_ms)
             }
             Err(e) => format!("FAILED, no figure (the run goes on): {e}"),
         }
@@ -220,6 +247,7 @@ impl Figure {
                 "connect": l.errors.connect, "read": l.errors.read, "write": l.errors.write,
                 "timeout": l.errors.timeout, "non_2xx": l.errors.non_2xx,
             })),
+            "cpu_us_per_request": self.cpu.json(),
             "affected": self.trouble().is_some(),
             "failed": self.outcome.as_ref().err(),
         })
@@ -231,6 +259,9 @@ struct Paced {
     name: &'static str,
     rate: u32,
     outcome: Result<open_loop::Latencies, String>,
+    /// The gateway's CPU per request over the run (its unmeasured first second included); `None`
+    /// for the upstream, which runs in this process with the load generator.
+    cpu_us: Option<f64>,
 }
 
 impl Paced {
@@ -250,7 +281,8 @@ impl Paced {
         match &self.outcome {
             Ok(l) => {
                 let affected = self.trouble().map(|t| format!(" — AFFECTED: {t}")).unwrap_or_default();
-                format!("p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms{affected}", l.p50_ms, l.p99_ms, l.max_ms)
+                let cpu = self.cpu_us.map(|us| format!(", CPU {us:.0} us/req")).unwrap_or_default();
+                format!("p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms{cpu}{affected}", l.p50_ms, l.p99_ms, l.max_ms)
             }
             Err(e) => format!("FAILED, no figure (the run goes on): {e}"),
         }
@@ -289,26 +321,51 @@ impl Progress {
     }
 }
 
+/// `server_pid` is the server's process, `None` for a server in this process.
 async fn closed_loop(
     progress: &mut Progress,
     (server, scenario, connections): (&'static str, &'static str, u32),
-    request: &wrk::Request<'_>,
+    (request, server_pid): (&wrk::Request<'_>, Option<u32>),
     seconds: u32,
     script: &Path,
 ) -> Figure {
     let label = format!("{server} {scenario}, {connections} conns");
     progress.start(&format!("{label}, {seconds} s"));
-    let figure = Figure { server, scenario, connections, outcome: wrk::run(request, connections, seconds, script).await };
+    let (server_before, here_before) = (server_pid.and_then(CpuTimes::of), CpuTimes::of_this_process());
+    let outcome = wrk::run(request, connections, seconds, script).await;
+    let (server_after, here_after) = (server_pid.and_then(CpuTimes::of), CpuTimes::of_this_process());
+    let requests = outcome.as_ref().map_or(0, |l| l.requests);
+    let own = |times: Option<CpuTimes>| times.map(|t| t.own_ms);
+    let here = cpu_us_per_request(own(here_before), own(here_after), requests);
+    // wrk is this process's only child that ends meanwhile, so the children's time is wrk's.
+    let children = |times: Option<CpuTimes>| times.map(|t| t.children_ms);
+    let cpu = CpuPerRequest {
+        server_us: if server_pid.is_some() { cpu_us_per_request(own(server_before), own(server_after), requests) } else { here },
+        wrk_us: cpu_us_per_request(children(here_before), children(here_after), requests),
+        harness_us: server_pid.and(here),
+    };
+    let figure = Figure { server, scenario, connections, outcome, cpu };
     progress.end(&label, &figure.summary());
     figure
 }
 
 /// The two fixed-rate runs of the overhead target, alternating in half-second slices.
-async fn fixed_rate_pair(progress: &mut Progress, named: [(&'static str, &open_loop::Target<'_>); 2], rate: u32, seconds: u32) -> [Paced; 2] {
+/// `gateway_pid` is the second target's process, whose CPU per request is read.
+async fn fixed_rate_pair(
+    progress: &mut Progress,
+    named: [(&'static str, &open_loop::Target<'_>); 2],
+    (rate, seconds): (u32, u32),
+    gateway_pid: Option<u32>,
+) -> [Paced; 2] {
     let [(first, _), (second, _)] = named;
     progress.start(&format!("{first} and {second} at {rate} req/s, alternating every 0.5 s, 2 × (1 + {seconds}) s"));
+    let before = gateway_pid.and_then(CpuTimes::of);
     let [a, b] = open_loop::run_alternating([named[0].1, named[1].1], rate, seconds).await;
-    let paced = [Paced { name: first, rate, outcome: a }, Paced { name: second, rate, outcome: b }];
+    let after = gateway_pid.and_then(CpuTimes::of);
+    // Every request sent to it: the unmeasured second's, then the measured ones.
+    let sent = b.as_ref().map_or(0, |l| u64::from(rate) + (l.answered + l.failures()) as u64);
+    let cpu_us = cpu_us_per_request(before.map(|t| t.own_ms), after.map(|t| t.own_ms), sent);
+    let paced = [Paced { name: first, rate, outcome: a, cpu_us: None }, Paced { name: second, rate, outcome: b, cpu_us }];
     progress.end(&paced[0].label(), &paced[0].summary());
     progress.step += 1;
     progress.end(&paced[1].label(), &paced[1].summary());
@@ -376,29 +433,30 @@ async fn run(options: &Options) -> Result<Vec<String>, String> {
     let upstream_url = format!("{upstream}/bot{BOT_TOKEN}/sendMessage");
     let bare_url = format!("{bare}/mcp");
     for connections in options.connections() {
-        for (server, url) in [("squaremcp", &gateway_url), ("ts-sdk", &baseline_url)] {
+        for (server, url, pid) in [("squaremcp", &gateway_url, gateway.pid()), ("ts-sdk", &baseline_url, baseline.pid())] {
             for (scenario, body) in [("tools/list", &list), ("tools/call", &call)] {
                 let request = wrk::Request { url, body, headers: &headers };
-                rows.push(closed_loop(&mut progress, (server, scenario, connections), &request, seconds, &script).await);
+                rows.push(closed_loop(&mut progress, (server, scenario, connections), (&request, pid), seconds, &script).await);
             }
         }
         let request = wrk::Request { url: &bare_url, body: &list, headers: &[] };
-        rows.push(closed_loop(&mut progress, ("bare-axum", "fixed body", connections), &request, seconds, &script).await);
+        rows.push(closed_loop(&mut progress, ("bare-axum", "fixed body", connections), (&request, None), seconds, &script).await);
     }
     let request = wrk::Request { url: &upstream_url, body: &upstream_body, headers: &[] };
-    let upstream_load = closed_loop(&mut progress, ("upstream", "sendMessage", options.moderate()), &request, seconds, &script).await;
+    let upstream_load = closed_loop(&mut progress, ("upstream", "sendMessage", options.moderate()), (&request, None), seconds, &script).await;
 
     // The gateway's overhead at a fixed, moderate rate: the same schedule straight to the
     // upstream and through the gateway, taking turns.
     let rate = options.moderate_rate();
     let direct = open_loop::Target { url: &upstream_url, body: &upstream_body, headers: &[] };
     let through = open_loop::Target { url: &gateway_url, body: &call, headers: &headers };
-    let paced = fixed_rate_pair(&mut progress, [("upstream (direct)", &direct), ("squaremcp tools/call", &through)], rate, seconds).await;
+    let named = [("upstream (direct)", &direct), ("squaremcp tools/call", &through)];
+    let paced = fixed_rate_pair(&mut progress, named, (rate, seconds), gateway.pid()).await;
 
     // Peak memory of the gateway under 100 concurrent clients.
     let (rss_load, rss) = if options.everything() {
         let request = wrk::Request { url: &gateway_url, body: &call, headers: &headers };
-        let figure = closed_loop(&mut progress, ("squaremcp", "tools/call", 100), &request, seconds.max(3), &script).await;
+        let figure = closed_loop(&mut progress, ("squaremcp", "tools/call", 100), (&request, gateway.pid()), seconds.max(3), &script).await;
         let rss = gateway.pid().and_then(peak_rss_mb);
         progress.note(&format!("peak RSS of squaremcp serve: {}", rss.map_or("unknown".into(), |mb| format!("{mb:.1} MB"))));
         (Some(figure), rss)
@@ -757,22 +815,34 @@ fn report(
     let find = |server: &str, scenario: &str, c: u32| rows.iter().find(|r| r.server == server && r.scenario == scenario && r.connections == c);
     let figure_troubles = |figures: &[Option<&Figure>]| troubles(figures.iter().flatten().map(|f| (f.label(), f.trouble())));
 
-    println!("\n{:<11} {:<11} {:>5} {:>10} {:>9} {:>9} {:>9}  errors", "server", "request", "conns", "req/s", "p50 ms", "p90 ms", "p99 ms");
+    println!(
+        "\n{:<11} {:<11} {:>5} {:>10} {:>9} {:>9} {:>9}  {:<34} errors",
+        "server", "request", "conns", "req/s", "p50 ms", "p90 ms", "p99 ms", "CPU per request (server, wrk, harness)"
+    );
     for r in rows.iter().chain([upstream]) {
         match &r.outcome {
             Ok(l) => println!(
-                "{:<11} {:<11} {:>5} {:>10.0} {:>9.3} {:>9.3} {:>9.3}  {}",
-                r.server, r.scenario, r.connections, l.requests_per_second, l.p50_ms, l.p90_ms, l.p99_ms, l.errors.describe()
+                "{:<11} {:<11} {:>5} {:>10.0} {:>9.3} {:>9.3} {:>9.3}  {:<34} {}",
+                r.server,
+                r.scenario,
+                r.connections,
+                l.requests_per_second,
+                l.p50_ms,
+                l.p90_ms,
+                l.p99_ms,
+                r.cpu.describe(),
+                l.errors.describe()
             ),
             Err(e) => println!("{:<11} {:<11} {:>5}  no figure: {e}", r.server, r.scenario, r.connections),
         }
     }
-    println!("\n{:<22} {:>8} {:>9} {:>9} {:>9}  errors", "at a fixed rate", "req/s", "p50 ms", "p99 ms", "max ms");
+    println!("\n{:<22} {:>8} {:>9} {:>9} {:>9} {:>14}  errors", "at a fixed rate", "req/s", "p50 ms", "p99 ms", "max ms", "CPU us/req");
     for p in paced {
         match &p.outcome {
             Ok(l) => {
                 let errors = if l.failures() > 0 { format!("non-2xx {}, errors or timeouts {}", l.non_2xx, l.errors) } else { String::new() };
-                println!("{:<22} {:>8} {:>9.3} {:>9.3} {:>9.3}  {errors}", p.name, rate, l.p50_ms, l.p99_ms, l.max_ms);
+                let cpu = p.cpu_us.map_or("-".to_owned(), |us| format!("{us:.0}"));
+                println!("{:<22} {:>8} {:>9.3} {:>9.3} {:>9.3} {cpu:>14}  {errors}", p.name, rate, l.p50_ms, l.p99_ms, l.max_ms);
             }
             Err(e) => println!("{:<22} {:>8}  no figure: {e}", p.name, rate),
         }
@@ -882,6 +952,7 @@ fn report(
                 "target": p.name, "requests_per_second": rate,
                 "p50_ms": l.map(|l| l.p50_ms), "p99_ms": l.map(|l| l.p99_ms), "max_ms": l.map(|l| l.max_ms),
                 "answered": l.map(|l| l.answered), "non_2xx": l.map(|l| l.non_2xx), "errors": l.map(|l| l.errors),
+                "cpu_us_per_request": p.cpu_us,
                 "affected": p.trouble().is_some(), "failed": p.outcome.as_ref().err(),
             })
         }).collect::<Vec<_>>(),
@@ -941,7 +1012,7 @@ mod tests {
     use super::*;
 
     fn figure(server: &'static str, wrk_output: &str) -> Figure {
-        Figure { server, scenario: "tools/call", connections: 64, outcome: wrk::parse(wrk_output) }
+        Figure { server, scenario: "tools/call", connections: 64, outcome: wrk::parse(wrk_output), cpu: CpuPerRequest::default() }
     }
 
     const CLEAN: &str = "  Latency Distribution\n     50%    6.77ms\n     75%    8.00ms\n     90%    9.86ms\n     99%   15.72ms\n  91470 requests in 10.00s, 40.1MB read\nRequests/sec:   9147.00\nTransfer/sec:      4.01MB\n";
@@ -951,6 +1022,7 @@ mod tests {
             name,
             rate: 1_000,
             outcome: Ok(open_loop::Latencies { rate: 1_000, p50_ms: 0.4, p99_ms: 1.1, max_ms: 5.9, answered: 10_000, non_2xx: 0, errors: 0 }),
+            cpu_us: None,
         };
         Loads { rows, upstream: figure("upstream", CLEAN), paced: [paced("upstream (direct)"), paced("squaremcp tools/call")], rss_load: None }
     }
@@ -968,6 +1040,18 @@ mod tests {
 
         let ours = failures(&loads(vec![figure("squaremcp", wrk::SAMPLE_WITH_ERRORS)]), &cold, None, &[], true);
         assert_eq!(ours, ["SquareMCP answered errors or gave no figure: squaremcp tools/call, 64 conns: timeout 4, non-2xx 17"]);
+    }
+
+    #[test]
+    fn a_figure_shows_and_keeps_the_cpu_it_read() {
+        let cpu = CpuPerRequest { server_us: Some(251.4), wrk_us: Some(40.2), harness_us: Some(29.6) };
+        assert_eq!(cpu.describe(), "251 us/req (wrk 40, harness 30)");
+        assert_eq!(CpuPerRequest { server_us: Some(90.0), wrk_us: Some(35.0), harness_us: None }.describe(), "90 us/req (wrk 35)");
+        assert_eq!(CpuPerRequest::default().describe(), "");
+        let measured = Figure { cpu, ..figure("squaremcp", CLEAN) };
+        assert_eq!(measured.json()["cpu_us_per_request"], json!({"server": 251.4, "wrk": 40.2, "harness": 29.6}));
+        assert!(measured.summary().ends_with("p99 15.720 ms, CPU 251 us/req (wrk 40, harness 30)"), "{}", measured.summary());
+        assert!(!figure("squaremcp", CLEAN).summary().contains("CPU"));
     }
 
     #[test]

@@ -73,3 +73,73 @@ pub async fn output(mut command: Command) -> Result<String, String> {
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
+
+/// Clock ticks per second of `/proc/<pid>/stat`'s times: the kernel's `USER_HZ`, fixed at 100
+/// in the `/proc` ABI of every architecture Linux runs this on (x86_64, arm64).
+const TICKS_PER_SECOND: f64 = 100.0;
+
+/// CPU time (user + system, ms) from `/proc/<pid>/stat`: the process's own, over all its threads
+/// including those that ended, and that of the children it waited for. `None` off Linux.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CpuTimes {
+    pub own_ms: f64,
+    pub children_ms: f64,
+}
+
+impl CpuTimes {
+    pub fn of(pid: u32) -> Option<Self> {
+        Self::parse(&std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?)
+    }
+
+    pub fn of_this_process() -> Option<Self> {
+        Self::parse(&std::fs::read_to_string("/proc/self/stat").ok()?)
+    }
+
+    /// `pid (comm) state ppid …`: the command may hold spaces and parentheses, so the fields are
+    /// counted from the last `)`. utime, stime, cutime and cstime are fields 14–17.
+    pub fn parse(stat: &str) -> Option<Self> {
+        let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+        let ticks = |i: usize| fields.get(i)?.parse::<u64>().ok();
+        let ms = |a: u64, b: u64| (a + b) as f64 * 1000.0 / TICKS_PER_SECOND;
+        Some(Self { own_ms: ms(ticks(11)?, ticks(12)?), children_ms: ms(ticks(13)?, ticks(14)?) })
+    }
+}
+
+/// Microseconds of CPU per request between two readings; `None` without both or without requests.
+pub fn cpu_us_per_request(before: Option<f64>, after: Option<f64>, requests: u64) -> Option<f64> {
+    let (before, after) = (before?, after?);
+    (requests > 0).then(|| (after - before).max(0.0) * 1000.0 / requests as f64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cpu_times_are_read_after_the_command_whatever_it_holds() {
+        // A real line's shape: the command name holds a space and a parenthesis.
+        let stat = "4242 (wrk (x) y) S 1 4242 4242 0 -1 4194304 1203 0 0 0 250 37 12 3 20 0 2 0 99 0 0";
+        let times = CpuTimes::parse(stat).expect("a stat line");
+        assert_eq!(times, CpuTimes { own_ms: 2870.0, children_ms: 150.0 });
+        assert_eq!(CpuTimes::parse("4242 (short) S 1 2"), None);
+    }
+
+    #[test]
+    fn cpu_per_request_needs_both_readings_and_requests() {
+        assert_eq!(cpu_us_per_request(Some(100.0), Some(350.0), 1_000), Some(250.0));
+        assert_eq!(cpu_us_per_request(None, Some(350.0), 1_000), None);
+        assert_eq!(cpu_us_per_request(Some(100.0), Some(350.0), 0), None);
+    }
+
+    #[test]
+    fn a_busy_process_reads_more_cpu_time_than_before() {
+        let before = CpuTimes::of_this_process().expect("Linux /proc");
+        let started = std::time::Instant::now();
+        let mut spin = 0u64;
+        while started.elapsed() < Duration::from_millis(200) {
+            spin = std::hint::black_box(spin.wrapping_mul(31).wrapping_add(7));
+        }
+        let after = CpuTimes::of(std::process::id()).expect("Linux /proc");
+        assert!(after.own_ms > before.own_ms, "{before:?} then {after:?} after 200 ms of spinning");
+    }
+}
