@@ -105,7 +105,11 @@ async fn tenants_never_use_each_others_credentials() {
     let carol = create_tenant(data.path(), "carol@example.com");
     set_telegram(data.path(), &alice.id, ALICE_TOKEN);
     set_telegram(data.path(), &bob.id, BOB_TOKEN);
-    let server = Server::start(data.path(), &[("SQUAREMCP_TELEGRAM_BASE_URL", telegram.base_url())]);
+    // Keys stay trusted for a second after they were last read (`SQUAREMCP_API_KEY_CACHE_SECONDS`).
+    let server = Server::start(
+        data.path(),
+        &[("SQUAREMCP_TELEGRAM_BASE_URL", telegram.base_url()), ("SQUAREMCP_API_KEY_CACHE_SECONDS", "1")],
+    );
 
     for (tenant, token) in [(&alice, ALICE_TOKEN), (&bob, BOB_TOKEN)] {
         let (status, body) = post(&server, Some(&tenant.key), &call("telegram_get_me", json!({}))).await;
@@ -126,8 +130,10 @@ async fn tenants_never_use_each_others_credentials() {
     }
     assert_eq!(telegram.requests().len(), before, "no request reached Telegram for Carol");
 
-    // A revoked key stops working at once.
+    // A key revoked by another process (the CLI) stops working once the server's cache of it
+    // ends: within a second here.
     cli_json(data.path(), &["api-keys", "revoke", "--customer", &bob.id, "--key", &bob.key_id], "");
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     let (status, _) = post(&server, Some(&bob.key), &call("telegram_get_me", json!({}))).await;
     assert_eq!(status, 401);
     // Revocation is scoped to the owner: Alice's key id under Bob's customer id does nothing.

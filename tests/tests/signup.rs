@@ -518,7 +518,9 @@ async fn revoke_sessions_disable_and_enable_from_the_cli() {
         .as_str()
         .unwrap()
         .to_owned();
-    let server = start(&data, &[]);
+    // The CLI is another process: the server learns of a revoked key when its key cache's
+    // entry ends (`SQUAREMCP_API_KEY_CACHE_SECONDS`, shortened here).
+    let server = start(&data, &[("SQUAREMCP_API_KEY_CACHE_SECONDS", "1".to_owned())]);
     let mut browser = signed_in_browser(&server, "ada@example.com", PASSWORD).await;
     let (client_id, refresh_token) = connect_mcp_client(&server, "ada@example.com", PASSWORD).await;
     let (status, refresh_token) = refresh(&server, &client_id, &refresh_token).await;
@@ -559,10 +561,11 @@ async fn revoke_sessions_disable_and_enable_from_the_cli() {
         "{disabled}"
     );
     assert!(!signed_in(&mut again).await);
+    tokio::time::sleep(std::time::Duration::from_millis(1_100)).await;
     assert_eq!(
         mcp_status(&server, &key).await,
         401,
-        "the API key is revoked"
+        "the API key is revoked (after the server's key cache lifetime)"
     );
     let refused = Browser::new(&server.base)
         .login("ada@example.com", PASSWORD, "/account")

@@ -1,10 +1,14 @@
 //! The store round trips of one authenticated `tools/call` through the `mcp` Lambda, on
 //! DynamoDB (DynamoDB Local) and KMS (moto): every DynamoDB request is counted by an SDK
 //! interceptor. Warm, on a plan with overage: 3 (API key, credentials, the call record written
-//! with its usage counter). A cold start adds the keyring (once per process), the customer's
-//! plan (cached for a minute) and the key's last use (once an hour per key and process). The counts are printed (`cargo test -- --nocapture`).
+//! with its usage counter), 2 while the key is in the function's key cache (a few seconds after
+//! it was last read). A cold start adds the keyring (once per process), the customer's plan
+//! (cached for a minute) and the key's last use (once an hour per key and process). The counts
+//! are printed (`cargo test -- --nocapture`).
 //!
-//! The same run measures what the cost model (`bench/cost`, docs/cost.md) needs of a warm call:
+//! The same run measures what the cost model (`bench/cost`, docs/cost.md) needs of a warm call
+//! whose key is read again (the worst case, as for a key whose calls are further apart than
+//! the cache's lifetime):
 //! the capacity units DynamoDB reports for its requests, the bytes of JSON log lines the
 //! function writes, and the time one invocation takes. With `SQUAREMCP_COST_INPUTS=FILE` they are
 //! written there as JSON.
@@ -40,7 +44,7 @@ fn config(table: &str, telegram: &str) -> Config {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_warm_authenticated_tools_call_costs_three_dynamodb_requests() {
+async fn a_warm_authenticated_tools_call_costs_three_dynamodb_requests_two_with_its_key_cached() {
     let log_bytes = Arc::new(AtomicUsize::new(0));
     let counted = log_bytes.clone();
     squaremcp_runtime::init_json_logging_with("info", move || CountingWriter(counted.clone()));
@@ -65,14 +69,20 @@ async fn a_warm_authenticated_tools_call_costs_three_dynamodb_requests() {
     let clients = AwsClients::from_env().await.counting_dynamodb_requests(&counter);
     // As deployed: with the EMF metric line per call, whose bytes count with the log lines.
     let observer: Arc<dyn CallObserver> = Arc::new(EmfBytes(log_bytes.clone()));
-    let function = observed_gateway(&config, Backends::aws(&config, &clients), None, Some(observer));
+    let function = observed_gateway(&config, Backends::aws(&config, &clients), None, Some(observer.clone()));
     let router = squaremcp_http::mcp_router(app_state(&config, function).unwrap());
     assert!(counter.take().is_empty(), "building the function's state sends no DynamoDB request");
 
     let sample = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/mcp/tools-call.json");
     let event = std::fs::read_to_string(sample).unwrap().replace("sample-admin-key", key.expose());
     let mut counts = Vec::new();
-    for call in ["cold start", "warm"] {
+    // The same function's calls, then (for the worst case) a function that keeps no key.
+    let uncached = {
+        let config = Config { api_key_cache: std::time::Duration::ZERO, ..config.clone() };
+        let function = observed_gateway(&config, Backends::aws(&config, &clients), None, Some(observer));
+        squaremcp_http::mcp_router(app_state(&config, function).unwrap())
+    };
+    for (call, router) in [("cold start", &router), ("warm, key cached", &router), ("warm-up", &uncached), ("warm", &uncached)] {
         let response = lambda::invoke(router.clone(), &event).await.unwrap();
         assert_eq!(response["statusCode"], 200, "{response}");
         let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
@@ -87,19 +97,24 @@ async fn a_warm_authenticated_tools_call_costs_three_dynamodb_requests() {
     assert!(counts[0].len() <= 6, "cold start: {:?}", counts[0]);
     assert_eq!(
         counts[1],
-        ["GetItem", "Query", "TransactWriteItems"],
-        "warm: the API key by hash, the credentials, then the call record with its usage counter"
+        ["Query", "TransactWriteItems"],
+        "warm, a second after the first call: the credentials, then the call record with its usage counter (the key is cached)"
     );
-    assert_eq!(telegram.requests().len(), 2, "both calls reached the platform");
+    assert_eq!(
+        counts[3],
+        ["GetItem", "Query", "TransactWriteItems"],
+        "warm, the key read again: the API key by hash, the credentials, then the call record with its usage counter"
+    );
+    assert_eq!(telegram.requests().len(), 4, "every call reached the platform");
 
-    // The cost model's inputs, over more warm calls.
+    // The cost model's inputs, over more warm calls, each reading its key.
     const CALLS: usize = 20;
     counter.take_consumed();
     log_bytes.store(0, Ordering::SeqCst);
     let mut invoke_ms = Vec::new();
     for _ in 0..CALLS {
         let started = Instant::now();
-        let response = lambda::invoke(router.clone(), &event).await.unwrap();
+        let response = lambda::invoke(uncached.clone(), &event).await.unwrap();
         invoke_ms.push(started.elapsed().as_secs_f64() * 1000.0);
         assert_eq!(response["statusCode"], 200, "{response}");
     }

@@ -88,24 +88,27 @@ impl Gateway {
         })
     }
 
-    /// Revokes one of the customer's keys; it stops working at once. `false` when the customer
+    /// Revokes one of the customer's keys; it stops working at once in this process, and
+    /// within the key cache's lifetime in others (`key_cache.rs`). `false` when the customer
     /// has no such active key.
     pub async fn revoke_api_key(&self, customer: &CustomerId, id: &ApiKeyId) -> Result<bool, GatewayError> {
-        Ok(self.store().revoke_api_key(customer, id, self.now()).await?)
+        let revoked = self.store().revoke_api_key(customer, id, self.now()).await?;
+        self.forget_cached_key(id);
+        Ok(revoked)
     }
 
     /// Notes that a key was used, at most once an hour per key and process; a failed write
     /// is logged and the request goes on.
-    pub(crate) async fn note_key_use(&self, record: &ApiKeyRecord) {
+    pub(crate) async fn note_key_use(&self, id: &ApiKeyId) {
         let due = written_uses().lock().is_ok_and(|mut written| {
             let fresh = written
-                .get(record.id.as_str())
+                .get(id.as_str())
                 .is_some_and(|at| at.elapsed().as_secs() < KEY_USE_RESOLUTION_SECONDS);
             if !fresh {
                 if written.len() > 100_000 {
                     written.clear();
                 }
-                written.insert(record.id.as_str().to_owned(), Instant::now());
+                written.insert(id.as_str().to_owned(), Instant::now());
             }
             !fresh
         });
@@ -114,8 +117,8 @@ impl Gateway {
         }
         let now = self.now();
         let value = now.unix().to_string();
-        if let Err(e) = self.store().put_item(&key_used_key(&record.id), value.as_bytes(), None, PutMode::Replace, now).await {
-            tracing::warn!(key = record.id.as_str(), error = %e, "key use not noted");
+        if let Err(e) = self.store().put_item(&key_used_key(id), value.as_bytes(), None, PutMode::Replace, now).await {
+            tracing::warn!(key = id.as_str(), error = %e, "key use not noted");
         }
     }
 }

@@ -98,6 +98,8 @@ pub struct Gateway {
     admin_key_digest: Option<[u8; 32]>,
     billing: Billing,
     plan_cache: Mutex<HashMap<CustomerId, (PlanName, Instant)>>,
+    /// Keys authenticated in the last few seconds (`key_cache.rs`).
+    key_cache: crate::key_cache::KeyCache,
     /// Renews OAuth access tokens (`connections.rs`); `None`: no platform app is configured.
     refresher: Option<Arc<dyn crate::connections::TokenRefresher>>,
     /// Where `tool.call.failed` and `connection.needs_reconnect` go (outbound webhooks); `None`:
@@ -128,6 +130,7 @@ impl Gateway {
             admin_key_digest,
             billing: Billing::default(),
             plan_cache: Mutex::new(HashMap::new()),
+            key_cache: crate::key_cache::KeyCache::new(crate::key_cache::DEFAULT_API_KEY_CACHE),
             refresher: None,
             events: None,
             call_timeout: DEFAULT_CALL_TIMEOUT,
@@ -145,6 +148,13 @@ impl Gateway {
     /// Bounds the platform part of every tool call (`SQUAREMCP_CALL_TIMEOUT_SECONDS`).
     pub fn with_call_timeout(mut self, timeout: Duration) -> Self {
         self.call_timeout = timeout;
+        self
+    }
+
+    /// How long an authenticated API key is trusted without reading the store
+    /// (`SQUAREMCP_API_KEY_CACHE_SECONDS`); zero reads it on every request.
+    pub fn with_api_key_cache(mut self, lifetime: Duration) -> Self {
+        self.key_cache = crate::key_cache::KeyCache::new(lifetime);
         self
     }
 
@@ -179,6 +189,10 @@ impl Gateway {
         self.refresher.as_deref()
     }
 
+    pub(crate) fn forget_cached_key(&self, id: &ApiKeyId) {
+        self.key_cache.forget(id);
+    }
+
     pub fn registry(&self) -> &Registry {
         &self.registry
     }
@@ -204,7 +218,8 @@ impl Gateway {
         self.clock.now()
     }
 
-    /// The admin key first, then customer keys (one store read). `None` means "not a valid key".
+    /// The admin key first, then customer keys (one store read, none for a key authenticated in
+    /// the last few seconds: `key_cache.rs`). `None` means "not a valid key".
     pub async fn authenticate_api_key(&self, presented: &str) -> Result<Option<(Principal, AuthMethod)>, StoreError> {
         if let Some(admin) = &self.admin_key_digest
             && constant_time_eq(&digest(presented), admin)
@@ -212,12 +227,21 @@ impl Gateway {
             return Ok(Some((Principal::Superadmin, AuthMethod::AdminKey)));
         }
         let Ok(key) = ApiKey::parse(presented) else { return Ok(None) };
-        let record = self.store.api_key_by_hash(&key.hash()).await?.filter(ApiKeyRecord::is_active);
-        if let Some(record) = &record {
-            // At most one write an hour per key and process (`account.rs`).
-            self.note_key_use(record).await;
-        }
-        Ok(record.map(|record| (Principal::Customer { id: record.customer_id }, AuthMethod::ApiKey)))
+        let hash = key.hash();
+        let key = match self.key_cache.get(&hash) {
+            Some(cached) => cached,
+            None => {
+                let started = self.key_cache.before_read();
+                let Some(record) = self.store.api_key_by_hash(&hash).await?.filter(ApiKeyRecord::is_active) else {
+                    return Ok(None);
+                };
+                self.key_cache.keep(&record, started);
+                crate::key_cache::CachedKey { id: record.id, customer_id: record.customer_id }
+            }
+        };
+        // At most one write an hour per key and process (`account.rs`).
+        self.note_key_use(&key.id).await;
+        Ok(Some((Principal::Customer { id: key.customer_id }, AuthMethod::ApiKey)))
     }
 
     /// Runs a tool for the caller. `Err` only for an unknown tool; every other failure is a

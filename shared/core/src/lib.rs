@@ -11,6 +11,7 @@ pub mod credentials;
 pub mod customer;
 pub mod events;
 pub mod gateway;
+mod key_cache;
 pub mod mcp;
 pub mod metrics;
 pub mod openapi;
@@ -33,6 +34,7 @@ pub use calls::CallRecord;
 pub use credentials::{AccountName, BindingVersion, CredentialRecord, MisfiledCredential, SealedSecret, SecretBinding};
 pub use customer::{Customer, CustomerId, Email, PlanName};
 pub use gateway::{CallContext, Gateway};
+pub use key_cache::DEFAULT_API_KEY_CACHE;
 pub use platform::Platform;
 pub use ports::{
     Clock, Keyring, KeyringError, MailError, Mailer, NoMailer, OutgoingEmail, Page, PutMode, Queue, QueueError,

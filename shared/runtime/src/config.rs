@@ -134,6 +134,9 @@ pub struct Config {
     /// function's time limit must exceed it by [`squaremcp_core::gateway::RECORD_MARGIN`]
     /// (checked against `template.yaml` in `call_budget.rs`).
     pub call_timeout: std::time::Duration,
+    /// How long an authenticated API key is trusted without reading the store
+    /// (`SQUAREMCP_API_KEY_CACHE_SECONDS`, 0 to 300; 0 reads it on every request).
+    pub api_key_cache: std::time::Duration,
     /// Partner-only tools the operator has access to (`SQUAREMCP_PARTNER_ACCESS`).
     pub partner_access: squaremcp_platforms::kit::PartnerAccess,
     /// The Meta app's secret: the key of `X-Hub-Signature-256` on WhatsApp webhooks.
@@ -285,6 +288,11 @@ impl Config {
             1..=900,
             squaremcp_core::gateway::DEFAULT_CALL_TIMEOUT.as_secs(),
         )?);
+        let api_key_cache = std::time::Duration::from_secs(bounded(
+            "SQUAREMCP_API_KEY_CACHE_SECONDS",
+            0..=300,
+            squaremcp_core::DEFAULT_API_KEY_CACHE.as_secs(),
+        )?);
         let partner_access = squaremcp_platforms::kit::PartnerAccess::parse(&get("SQUAREMCP_PARTNER_ACCESS").unwrap_or_default());
         let log_format = match get("SQUAREMCP_LOG_FORMAT").as_deref() {
             Some("json") => LogFormat::Json,
@@ -420,6 +428,7 @@ impl Config {
             media,
             publish_wait,
             call_timeout,
+            api_key_cache,
             partner_access,
             whatsapp_app_secret: get("SQUAREMCP_WHATSAPP_APP_SECRET").map(Secret::new),
             whatsapp_verify_token: get("SQUAREMCP_WHATSAPP_VERIFY_TOKEN").map(Secret::new),
@@ -555,6 +564,16 @@ mod tests {
         for bad in ["0", "-1", "2.5", "901", "soon"] {
             let why = config(&[("SQUAREMCP_CALL_TIMEOUT_SECONDS", bad)]).err().map(|e| e.to_string()).unwrap_or_default();
             assert!(why.contains("SQUAREMCP_CALL_TIMEOUT_SECONDS") && why.contains("between 1 and 900"), "{bad}: {why}");
+        }
+    }
+
+    #[test]
+    fn the_api_key_cache_lifetime_is_read_and_checked() {
+        assert_eq!(config(&[]).unwrap().api_key_cache, squaremcp_core::DEFAULT_API_KEY_CACHE);
+        assert_eq!(config(&[("SQUAREMCP_API_KEY_CACHE_SECONDS", "0")]).unwrap().api_key_cache, std::time::Duration::ZERO);
+        for bad in ["-1", "1.5", "301", "off"] {
+            let why = config(&[("SQUAREMCP_API_KEY_CACHE_SECONDS", bad)]).err().map(|e| e.to_string()).unwrap_or_default();
+            assert!(why.contains("SQUAREMCP_API_KEY_CACHE_SECONDS") && why.contains("between 0 and 300"), "{bad}: {why}");
         }
     }
 

@@ -277,6 +277,7 @@ pub fn observed_gateway(
     )
     .with_billing(billing)
     .with_call_timeout(config.call_timeout)
+    .with_api_key_cache(config.api_key_cache)
     .with_refresher(oauth_clients(config));
     if let Some(events) = events {
         gateway = gateway.with_events(events);

@@ -301,17 +301,22 @@ impl McpServer {
                     modern::TOOLS_LIST_TTL_MS
                 ))))
             }
-            _ => {
-                let mut result = self.call_tool(context, params).await?;
-                result["resultType"] = json!("complete");
-                match result.get_mut("_meta").and_then(Value::as_object_mut) {
-                    Some(meta) => {
-                        meta.insert(modern::SERVER_INFO_KEY.to_owned(), server_info[modern::SERVER_INFO_KEY].clone());
+            _ => match self.call_tool(context, params).await? {
+                CallResult::Succeeded(structured) => Ok(Rendered::Serialized(Arc::from(succeeded_call(
+                    &structured,
+                    &format!(r#""resultType":"complete","_meta":{server_info},"#),
+                )))),
+                CallResult::Failed(mut result) => {
+                    result["resultType"] = json!("complete");
+                    match result.get_mut("_meta").and_then(Value::as_object_mut) {
+                        Some(meta) => {
+                            meta.insert(modern::SERVER_INFO_KEY.to_owned(), server_info[modern::SERVER_INFO_KEY].clone());
+                        }
+                        None => result["_meta"] = server_info,
                     }
-                    None => result["_meta"] = server_info,
+                    Ok(Rendered::Value(result))
                 }
-                Ok(Rendered::Value(result))
-            }
+            },
         }
     }
 
@@ -323,7 +328,10 @@ impl McpServer {
                 let pages = self.pages_for(context).await?;
                 self.list_tools(&pages, &params).map(Rendered::Serialized)
             }
-            "tools/call" => self.call_tool(context, params).await.map(Rendered::Value),
+            "tools/call" => self.call_tool(context, params).await.map(|result| match result {
+                CallResult::Succeeded(structured) => Rendered::Serialized(Arc::from(succeeded_call(&structured, ""))),
+                CallResult::Failed(result) => Rendered::Value(result),
+            }),
             other => Err((METHOD_NOT_FOUND, format!("Method not found: {other}"))),
         }
     }
@@ -353,7 +361,7 @@ impl McpServer {
         pages.get(page).cloned().ok_or((INVALID_PARAMS, "Invalid params: unknown cursor".to_owned()))
     }
 
-    async fn call_tool(&self, context: &CallContext, mut params: Map<String, Value>) -> Result<Value, (i64, String)> {
+    async fn call_tool(&self, context: &CallContext, mut params: Map<String, Value>) -> Result<CallResult, (i64, String)> {
         let name = match params.remove("name") {
             Some(Value::String(name)) => name,
             _ => return Err((INVALID_PARAMS, "Invalid params: `name` (a string) is required".to_owned())),
@@ -365,22 +373,18 @@ impl McpServer {
         };
         match self.gateway.call_tool(context, &name, arguments).await {
             Err(UnknownTool(name)) => Err((INVALID_PARAMS, format!("Unknown tool: {name}"))),
-            Ok(Ok(output)) => Ok(json!({
-                "content": [{"type": "text", "text": output.structured.to_string()}],
-                "structuredContent": output.structured,
-                "isError": false,
-            })),
+            Ok(Ok(output)) => Ok(CallResult::Succeeded(output.structured)),
             Ok(Err(failure)) => {
                 // The kind lets a program react (wait, reconnect) without parsing the message.
                 let mut error = json!({ "kind": failure.kind.as_str() });
                 if let Some(seconds) = failure.retry_after {
                     error["retry_after"] = json!(seconds);
                 }
-                Ok(json!({
+                Ok(CallResult::Failed(json!({
                     "content": [{"type": "text", "text": failure.message}],
                     "isError": true,
                     "_meta": { "squaremcp/error": error },
-                }))
+                })))
             }
         }
     }
@@ -422,6 +426,20 @@ enum Rendered {
     Value(Value),
     /// A result serialized ahead of time.
     Serialized(Arc<str>),
+}
+
+/// A `tools/call` that reached its end: the tool's output, or the failure as the model sees it.
+enum CallResult {
+    Succeeded(Value),
+    Failed(Value),
+}
+
+/// A successful call's result: the output as text (for clients that read `content`) and as
+/// `structuredContent`, serialized once for both, after `leading` fields (`"name":value,` each).
+fn succeeded_call(structured: &Value, leading: &str) -> String {
+    let json = structured.to_string();
+    let quoted = serde_json::to_string(json.as_str()).unwrap_or_default();
+    format!(r#"{{{leading}"content":[{{"type":"text","text":{quoted}}}],"structuredContent":{json},"isError":false}}"#)
 }
 
 /// `tools/list` result pages of `page_size` tools, each naming the next; at least one page.

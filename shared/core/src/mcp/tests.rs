@@ -23,6 +23,9 @@ struct CredentialsOnly {
     calls: Mutex<Vec<CallRecord>>,
     /// Plays a broken adapter: `credentials` ignores the customer asked for.
     ignores_owner: std::sync::atomic::AtomicBool,
+    api_keys: Mutex<Vec<ApiKeyRecord>>,
+    /// How often a key was looked up by its hash.
+    key_reads: std::sync::atomic::AtomicUsize,
 }
 
 #[async_trait]
@@ -56,17 +59,24 @@ impl Store for CredentialsOnly {
     async fn list_customers(&self, _: Option<&str>, _: usize) -> Result<Page<Customer>, StoreError> {
         Ok(Page { items: vec![], next: None })
     }
-    async fn insert_api_key(&self, _: &ApiKeyRecord) -> Result<(), StoreError> {
-        Err(StoreError::Unavailable("not in this fake".into()))
+    async fn insert_api_key(&self, record: &ApiKeyRecord) -> Result<(), StoreError> {
+        self.api_keys.lock().unwrap().push(record.clone());
+        Ok(())
     }
-    async fn api_key_by_hash(&self, _: &ApiKeyHash) -> Result<Option<ApiKeyRecord>, StoreError> {
-        Ok(None)
+    async fn api_key_by_hash(&self, hash: &ApiKeyHash) -> Result<Option<ApiKeyRecord>, StoreError> {
+        self.key_reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(self.api_keys.lock().unwrap().iter().find(|k| &k.hash == hash).cloned())
     }
-    async fn list_api_keys(&self, _: &CustomerId) -> Result<Vec<ApiKeyRecord>, StoreError> {
-        Ok(vec![])
+    async fn list_api_keys(&self, customer: &CustomerId) -> Result<Vec<ApiKeyRecord>, StoreError> {
+        Ok(self.api_keys.lock().unwrap().iter().filter(|k| &k.customer_id == customer).cloned().collect())
     }
-    async fn revoke_api_key(&self, _: &CustomerId, _: &ApiKeyId, _: Timestamp) -> Result<bool, StoreError> {
-        Ok(false)
+    async fn revoke_api_key(&self, customer: &CustomerId, id: &ApiKeyId, at: Timestamp) -> Result<bool, StoreError> {
+        let mut keys = self.api_keys.lock().unwrap();
+        let Some(key) = keys.iter_mut().find(|k| &k.id == id && &k.customer_id == customer && k.revoked_at.is_none()) else {
+            return Ok(false);
+        };
+        key.revoked_at = Some(at);
+        Ok(true)
     }
     async fn put_credential(&self, record: &CredentialRecord) -> Result<(), StoreError> {
         self.records.lock().unwrap().push(record.clone());
@@ -378,6 +388,47 @@ async fn tool_failures_are_results_and_unknown_tools_are_errors() {
     assert_eq!(error_code(&not_object), INVALID_PARAMS);
     let no_name = post(&f, None, json!({"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": {}})).await;
     assert_eq!(error_code(&no_name), INVALID_PARAMS);
+}
+
+#[tokio::test]
+async fn a_key_is_read_once_per_cache_lifetime_and_refused_at_once_when_revoked_here() {
+    let f = fixture(1, 10).await;
+    let alice = f.alice.principal.customer_id().unwrap().clone();
+    let (record, key) = f.gateway.create_api_key(&alice, "laptop").await.unwrap();
+    let reads = || f.store.key_reads.load(std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..3 {
+        let found = f.gateway.authenticate_api_key(key.expose()).await.unwrap();
+        assert_eq!(found, Some((Principal::Customer { id: alice.clone() }, AuthMethod::ApiKey)));
+    }
+    assert_eq!(reads(), 1, "three requests within the cache's lifetime read the key once");
+
+    // Revoked through this gateway (the account page, the CLI's own process): refused at once.
+    assert!(f.gateway.revoke_api_key(&alice, &record.id).await.unwrap());
+    assert_eq!(f.gateway.authenticate_api_key(key.expose()).await.unwrap(), None);
+    assert_eq!(reads(), 2, "the revoked key was read again, not taken from the cache");
+    assert_eq!(f.gateway.authenticate_api_key(key.expose()).await.unwrap(), None);
+    assert_eq!(reads(), 3, "a refused key is never cached");
+}
+
+#[tokio::test]
+async fn without_a_key_cache_every_request_reads_the_key_and_sees_another_process_revoke_it() {
+    let f = fixture(1, 10).await;
+    let uncached = Gateway::new(
+        f.store.clone(),
+        Arc::new(TestKeyring),
+        Arc::new(SystemClock),
+        Arc::new(Registry::new(vec![Box::new(EchoPlatform(1))])),
+        None,
+    )
+    .with_api_key_cache(std::time::Duration::ZERO);
+    let alice = f.alice.principal.customer_id().unwrap().clone();
+    let (record, key) = f.gateway.create_api_key(&alice, "laptop").await.unwrap();
+    assert!(uncached.authenticate_api_key(key.expose()).await.unwrap().is_some());
+    assert!(uncached.authenticate_api_key(key.expose()).await.unwrap().is_some());
+    assert_eq!(f.store.key_reads.load(std::sync::atomic::Ordering::SeqCst), 2);
+    // `f.gateway` stands for another process sharing the store.
+    assert!(f.gateway.revoke_api_key(&alice, &record.id).await.unwrap());
+    assert_eq!(uncached.authenticate_api_key(key.expose()).await.unwrap(), None);
 }
 
 #[tokio::test]
@@ -758,4 +809,19 @@ fn rendered_tools_and_pages_print_as_their_json_values_would() {
     assert_eq!(&*pages[0], json!({"tools": &values[..2], "nextCursor": cursor::encode(2)}).to_string());
     assert_eq!(&*pages[1], json!({"tools": &values[2..]}).to_string());
     assert_eq!(&*paginate(&[], 2)[0], r#"{"tools":[]}"#);
+}
+
+#[test]
+fn a_successful_result_serialized_once_is_the_tree_it_replaced() {
+    let structured = json!({"text": "Say \"hi\"\n\u{2014} <b>&</b> \\ \u{1f600}", "id": 42, "nested": {"ok": true, "list": [1, null]}});
+    let text = structured.to_string();
+    let expected = json!({"content": [{"type": "text", "text": text}], "structuredContent": structured, "isError": false});
+    let legacy: Value = serde_json::from_str(&succeeded_call(&structured, "")).unwrap();
+    assert_eq!(legacy, expected);
+
+    let modern: Value = serde_json::from_str(&succeeded_call(&structured, r#""resultType":"complete","_meta":{"a":1},"#)).unwrap();
+    let mut expected_modern = expected.clone();
+    expected_modern["resultType"] = json!("complete");
+    expected_modern["_meta"] = json!({"a": 1});
+    assert_eq!(modern, expected_modern);
 }
