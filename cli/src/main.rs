@@ -15,6 +15,10 @@ use clap::Parser as _;
 
 use crate::args::{Cli, Command};
 
+/// See the workspace `Cargo.toml`: measured faster than glibc's allocator for `serve` under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
