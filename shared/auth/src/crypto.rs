@@ -7,7 +7,7 @@ use sha2::{Digest, Sha256};
 
 /// Lowercase hex SHA-256: the only form in which codes and tokens reach the store.
 pub fn sha256_hex(text: &str) -> String {
-    Sha256::digest(text.as_bytes()).iter().map(|b| format!("{b:02x}")).collect()
+    squaremcp_core::random::hex(&Sha256::digest(text.as_bytes()))
 }
 
 /// Base64url (no padding) SHA-256, as PKCE S256 defines the challenge (RFC 7636 §4.2).

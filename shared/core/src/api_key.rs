@@ -36,7 +36,7 @@ impl ApiKey {
     }
 
     pub fn hash(&self) -> ApiKeyHash {
-        ApiKeyHash(hex(&Sha256::digest(self.0.expose().as_bytes())))
+        ApiKeyHash(random::hex(&Sha256::digest(self.0.expose().as_bytes())))
     }
 
     /// What listings show so a person can tell keys apart: `sqm_` and the first four random characters.
@@ -120,16 +120,6 @@ impl ApiKeyRecord {
     pub fn is_active(&self) -> bool {
         self.revoked_at.is_none()
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    let mut text = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        text.push(char::from(DIGITS[usize::from(b >> 4)]));
-        text.push(char::from(DIGITS[usize::from(b & 0x0f)]));
-    }
-    text
 }
 
 #[cfg(test)]

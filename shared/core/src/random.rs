@@ -21,9 +21,9 @@ pub fn hex_id<const N: usize>() -> String {
     hex(&bytes::<N>())
 }
 
-/// Digit by digit: this runs on every request (request and call-record ids), and a `format!`
-/// per byte showed in a profile.
-fn hex(bytes: &[u8]) -> String {
+/// Lowercase hex, digit by digit: this runs on every request (request and call-record ids, API
+/// key digests), and a `format!` per byte showed in a profile.
+pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut text = String::with_capacity(2 * bytes.len());
     for byte in bytes {
