@@ -24,11 +24,17 @@ type Seen = (Vec<(String, String)>, String);
 struct Scripted {
     statuses: Mutex<Vec<u16>>,
     seen: Mutex<Vec<Seen>>,
+    /// How long each request takes to be answered (none by default).
+    answer_after: Mutex<Duration>,
 }
 
 #[async_trait]
 impl Transport for Scripted {
     async fn post(&self, _url: &str, headers: &[(&str, String)], body: &str) -> Response {
+        let answer_after = *self.answer_after.lock().unwrap();
+        if !answer_after.is_zero() {
+            tokio::time::sleep(answer_after).await;
+        }
         self.seen.lock().unwrap().push((headers.iter().map(|(k, v)| ((*k).to_owned(), v.clone())).collect(), body.to_owned()));
         let mut statuses = self.statuses.lock().unwrap();
         let status = if statuses.len() > 1 { statuses.remove(0) } else { statuses.first().copied().unwrap_or(200) };
@@ -222,6 +228,9 @@ async fn copies_of_a_delivery_job_do_not_send_the_event_twice() {
     let messages = f.deliverer.retry_queue.receive(1, Duration::from_secs(3), Duration::from_secs(30)).await.unwrap();
     let body = messages[0].body.clone();
     // Two workers with the same message at once: one sends, the other is told to come back.
+    // The send takes a while, so the second finds the attempt held whichever order the two
+    // are polled in (without it, the first could finish before the second looks).
+    *f.transport.answer_after.lock().unwrap() = Duration::from_millis(300);
     let (first, second) = tokio::join!(f.deliverer.process(&body), f.deliverer.process(&body));
     let mut outcomes = [first.unwrap(), second.unwrap()];
     outcomes.sort_by_key(|p| format!("{p:?}"));
