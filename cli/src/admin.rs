@@ -77,7 +77,7 @@ pub async fn serve(options: Options, routes: &[squaremcp_http::RouteGroup]) -> R
     // Every customer's tool call, for `GET /metrics` (Prometheus).
     let metrics = Arc::new(squaremcp_http::CallMetrics::default());
     let observer: Arc<dyn squaremcp_core::metrics::CallObserver> = metrics.clone();
-    let gateway = squaremcp_runtime::observed_gateway(&config, backends.clone(), events.clone(), Some(observer));
+    let gateway = squaremcp_runtime::served_gateway(&config, backends.clone(), events.clone(), Some(observer));
     let mut state = squaremcp_runtime::app_state_with_events(&config, gateway.clone(), events)?;
     // The account page manages the customer's endpoints and dead letters.
     state.webhooks = deliverer.clone();
@@ -120,10 +120,12 @@ pub async fn serve(options: Options, routes: &[squaremcp_http::RouteGroup]) -> R
             });
         }
         None => {
-            router = router.merge(squaremcp_http::metrics_router(metrics, squaremcp_http::MetricsAccess::AdminKey(gateway)));
+            router = router.merge(squaremcp_http::metrics_router(metrics, squaremcp_http::MetricsAccess::AdminKey(gateway.clone())));
         }
     }
-    squaremcp_runtime::serve(listener, router, grace).await?;
+    // Calls answer before their records are written (`served_gateway`): the ones still being
+    // written are finished before the process ends.
+    squaremcp_runtime::serve_then(listener, router, grace, async move { gateway.records_written().await }).await?;
     Ok(())
 }
 

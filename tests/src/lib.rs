@@ -108,6 +108,23 @@ pub fn cli_json_with_env(data_dir: &Path, args: &[&str], stdin: &str, env: &[(&s
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)))
 }
 
+/// [`cli_json`] for what a running `squaremcp serve` is still writing: the usage and the call
+/// log. `serve` answers a tool call a moment before its record (with the usage counter's change,
+/// or a failed call's refund) is written, so this reads until two reads 100 ms apart agree (at
+/// most 10 s) and returns the last.
+pub fn cli_json_settled(data_dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut last = cli_json_with_env(data_dir, args, "", env);
+    loop {
+        std::thread::sleep(Duration::from_millis(100));
+        let now = cli_json_with_env(data_dir, args, "", env);
+        if now == last || Instant::now() > deadline {
+            return now;
+        }
+        last = now;
+    }
+}
+
 /// A customer with an API key, made with the CLI.
 pub struct Tenant {
     pub id: String,
@@ -267,8 +284,18 @@ impl Server {
 }
 
 impl Drop for Server {
+    /// Stops it as an operator would (SIGTERM: it finishes what it answered, call records
+    /// included), killing it only if it has not stopped within 10 s.
     fn drop(&mut self) {
         if let Some(mut child) = self.child.take() {
+            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while Instant::now() < deadline {
+                if !matches!(child.try_wait(), Ok(None)) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(10));
+            }
             let _ = child.kill();
             let _ = child.wait();
         }

@@ -52,7 +52,7 @@ async fn exactly_the_limit_succeeds_under_200_concurrent_calls() {
     }
     assert_eq!(telegram.requests().len(), 50, "refused calls never reach the platform");
 
-    let usage = cli_json_with_env(data.path(), &["usage", "show", "--customer", &tenant.id], "", &env);
+    let usage = squaremcp_tests::cli_json_settled(data.path(), &["usage", "show", "--customer", &tenant.id], &env);
     assert_eq!(usage["calls_counted"], 50);
     assert_eq!(usage["calls_included"], 50);
     // Refused calls are logged in bulk: the first at once, its repeats as one record when its
@@ -88,14 +88,14 @@ async fn failed_calls_are_recorded_but_not_counted_and_overage_plans_never_refus
         let result = get_me(&http, &server.mcp_url(), &tiny.key).await;
         assert_eq!(result["isError"], true, "Telegram rejects this token");
     }
-    let usage = cli_json_with_env(data.path(), &["usage", "show", "--customer", &tiny.id], "", &env);
+    let usage = squaremcp_tests::cli_json_settled(data.path(), &["usage", "show", "--customer", &tiny.id], &env);
     assert_eq!(usage["calls_counted"], 0, "failed upstream calls do not count");
     assert_eq!(usage["by_tool"]["telegram_get_me"], json!({"auth_revoked": 3}), "but they are recorded");
 
     for _ in 0..5 {
         assert_eq!(get_me(&http, &server.mcp_url(), &metered.key).await["isError"], false, "a plan with overage never refuses");
     }
-    let usage = cli_json_with_env(data.path(), &["usage", "show", "--customer", &metered.id], "", &env);
+    let usage = squaremcp_tests::cli_json_settled(data.path(), &["usage", "show", "--customer", &metered.id], &env);
     assert_eq!((usage["calls_counted"].as_u64(), usage["calls_over_limit"].as_u64()), (Some(5), Some(3)));
     assert_eq!(usage["overage_cents_per_call"], 3);
 

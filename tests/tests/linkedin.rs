@@ -14,7 +14,7 @@ use squaremcp_tests::{Server, TempDir, cli_json, create_tenant};
 const TOKEN: &str = "AQXe2e-linkedin-member-token_0123456789abcdefghijklmnopqrstuv";
 
 fn calls_counted(data: &std::path::Path, customer: &str) -> u64 {
-    cli_json(data, &["usage", "show", "--customer", customer], "")["calls_counted"]
+    squaremcp_tests::cli_json_settled(data, &["usage", "show", "--customer", customer], &[])["calls_counted"]
         .as_u64()
         .unwrap()
 }

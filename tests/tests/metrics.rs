@@ -162,7 +162,7 @@ async fn usage_top_ranks_customers_and_tools_of_the_month() {
     let failed = server.call_tool(&light.key, "telegram_send_message", json!({"chat_id": 1})).await;
     assert_eq!(failed["isError"], true);
 
-    let top = cli_json(data.path(), &["usage", "top"], "");
+    let top = squaremcp_tests::cli_json_settled(data.path(), &["usage", "top"], &[]);
     assert_eq!(top["active_customers"], 2, "the idle customer is left out: {top}");
     let customers: Vec<(&str, u64, u64, u64)> = top["customers"]
         .as_array()

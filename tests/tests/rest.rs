@@ -107,7 +107,7 @@ async fn openapi_describes_every_tool_and_rest_calls_are_metered_like_tools_call
 
     // Metered and recorded exactly as tools/call: one counted call, the failures recorded by kind
     // (a body that is not an object, and an unknown tool, never reach a tool: nothing to record).
-    let usage = cli_json(data.path(), &["usage", "show", "--customer", &ada.id], "");
+    let usage = squaremcp_tests::cli_json_settled(data.path(), &["usage", "show", "--customer", &ada.id], &[]);
     assert_eq!(usage["calls_counted"], 1, "{usage}");
     assert_eq!(usage["by_tool"]["telegram_send_message"], json!({"ok": 1, "invalid_input": 1, "rate_limited": 1}), "{usage}");
 }

@@ -29,7 +29,7 @@ impl PlatformMock for MediaServer {
 }
 
 fn calls_counted(data: &std::path::Path, customer: &str) -> u64 {
-    cli_json(data, &["usage", "show", "--customer", customer], "")["calls_counted"]
+    squaremcp_tests::cli_json_settled(data, &["usage", "show", "--customer", customer], &[])["calls_counted"]
         .as_u64()
         .unwrap()
 }

@@ -61,7 +61,7 @@ async fn a_video_is_uploaded_processed_and_posted_and_refusals_read_as_x_meant_t
     let wait = limited["_meta"]["squaremcp/error"]["retry_after"].as_u64();
     assert!(wait.is_some_and(|w| (55..=60).contains(&w)), "{limited}");
 
-    let audit = cli_json(data.path(), &["audit", "tail", "--customer", &tenant.id, "--limit", "10"], "");
+    let audit = squaremcp_tests::cli_json_settled(data.path(), &["audit", "tail", "--customer", &tenant.id, "--limit", "10"], &[]);
     let entries = audit.as_array().unwrap();
     let post = entries.iter().find(|e| e["tool"] == "twitter_create_tweet" && e["outcome"] == "ok").expect("the post is logged");
     assert_eq!(post["arguments"], json!({"text": "[redacted]", "media_ids": [media_id]}), "ids kept, text redacted");
@@ -76,7 +76,7 @@ async fn a_video_is_uploaded_processed_and_posted_and_refusals_read_as_x_meant_t
     assert_eq!(requests_of("twitter_create_tweet", "ok"), Some(json!(1)));
     assert_eq!(requests_of("twitter_create_tweet", "invalid_input"), Some(json!(0)), "refused before any request");
     assert_eq!(requests_of("twitter_search_tweets", "rate_limited"), Some(json!(1)), "a refused request is billed too");
-    let usage = cli_json(data.path(), &["usage", "show", "--customer", &tenant.id], "");
+    let usage = squaremcp_tests::cli_json_settled(data.path(), &["usage", "show", "--customer", &tenant.id], &[]);
     assert_eq!(usage["upstream_requests"], json!(mock.request_count()), "{usage}");
     assert_eq!(usage["upstream_requests_by_tool"]["twitter_upload_video"], json!(upload_requests), "{usage}");
 }

@@ -89,6 +89,11 @@ pub const RECORD_MARGIN: Duration = Duration::from_secs(4);
 /// and a tools/call needs no extra store read for it.
 const PLAN_CACHE_SECONDS: u64 = 60;
 
+/// With [`Gateway::with_records_after_answers`], how many answered calls may be writing their
+/// records at once; beyond it a call answers after its record, as without (a store that falls
+/// behind slows the callers instead of piling records up in memory).
+const MOST_RECORDS_AFTER_ANSWERS: usize = 1024;
+
 /// Everything a request needs, built once at start and shared by every request.
 pub struct Gateway {
     store: Arc<dyn Store>,
@@ -111,6 +116,9 @@ pub struct Gateway {
     refusals: crate::refusals::RefusalLog,
     /// Metrics of every customer's call (`metrics.rs`); `None`: none are kept.
     observer: Option<Arc<dyn crate::metrics::CallObserver>>,
+    /// Calls answered before their records are written, still writing them
+    /// ([`Gateway::with_records_after_answers`]); `None`: every answer waits for its record.
+    records_after_answers: Option<Arc<crate::pending::PendingWrites>>,
 }
 
 impl Gateway {
@@ -136,6 +144,7 @@ impl Gateway {
             call_timeout: DEFAULT_CALL_TIMEOUT,
             refusals: crate::refusals::RefusalLog::default(),
             observer: None,
+            records_after_answers: None,
         }
     }
 
@@ -249,9 +258,11 @@ impl Gateway {
     /// their plan and recorded; the admin key's are neither.
     ///
     /// The reservation, the platform call and the record (or refund) run as a task of their
-    /// own, which the caller awaits: an edge drops the request's future when its client goes
-    /// away (`serve` on a closed connection), and dropping the sequence halfway would leave a
-    /// reserved unit without its record, or a platform call that happened without its log.
+    /// own: an edge drops the request's future when its client goes away (`serve` on a closed
+    /// connection), and dropping the sequence halfway would leave a reserved unit without its
+    /// record, or a platform call that happened without its log. The caller gets the outcome
+    /// once the record is written, or as soon as the platform part is done with
+    /// [`Gateway::with_records_after_answers`].
     pub async fn call_tool(
         self: &Arc<Self>,
         context: &CallContext,
@@ -259,28 +270,73 @@ impl Gateway {
         arguments: Option<Value>,
     ) -> Result<Result<ToolOutput, ToolFailure>, UnknownTool> {
         let tool = self.registry.tool(name).ok_or_else(|| UnknownTool(name.to_owned()))?.clone();
+        let (answer, answered) = tokio::sync::oneshot::channel();
+        let answer_first = self.records_after_answers.as_ref().and_then(|pending| pending.try_enter(MOST_RECORDS_AFTER_ANSWERS));
         let call = {
             let (gateway, context) = (Arc::clone(self), context.clone());
-            async move { gateway.run_and_record(&context, tool.as_ref(), arguments).await }
+            async move {
+                let (outcome, finished) = gateway.run_call(&context, tool.as_ref(), arguments).await;
+                match answer_first {
+                    Some(_pending) => {
+                        let _ = answer.send(outcome);
+                        // The woken request runs first and sends its answer; the record follows.
+                        tokio::task::yield_now().await;
+                        if let Some(finished) = finished {
+                            gateway.record(finished).await;
+                        }
+                    }
+                    None => {
+                        if let Some(finished) = finished {
+                            gateway.record(finished).await;
+                        }
+                        let _ = answer.send(outcome);
+                    }
+                }
+            }
         };
-        match tokio::spawn(call.instrument(tracing::Span::current())).await {
+        tokio::spawn(call.instrument(tracing::Span::current()));
+        match answered.await {
             Ok(outcome) => Ok(outcome),
-            Err(e) => {
+            Err(_) => {
                 // A panic in a tool: the task is gone, the caller still gets an answer.
-                tracing::error!(tool = name, error = %e, "a tool call's task ended without an outcome");
+                tracing::error!(tool = name, "a tool call's task ended without an outcome");
                 Ok(Err(ToolFailure::new(FailureKind::Upstream, "The call failed inside the gateway. Try again shortly.")))
             }
         }
     }
 
-    /// [`Gateway::call_tool`]'s whole sequence, run to its end whoever is still waiting for it.
-    async fn run_and_record(self: &Arc<Self>, context: &CallContext, tool: &dyn Tool, arguments: Option<Value>) -> Result<ToolOutput, ToolFailure> {
+    /// Lets callers have a tool call's outcome before its record is written (`squaremcp serve`:
+    /// the record's commit no longer adds to every call's latency). The record is still
+    /// written by the call's own task, whoever waits; [`Gateway::records_written`] waits for
+    /// the ones under way. At most `MOST_RECORDS_AFTER_ANSWERS` wait at once; beyond that a
+    /// call answers after its record. Not for a Lambda: its process may be frozen as soon as
+    /// it answers.
+    pub fn with_records_after_answers(mut self) -> Self {
+        self.records_after_answers = Some(Arc::default());
+        self
+    }
+
+    /// Waits until every tool call that has answered has also written its record (at shutdown).
+    pub async fn records_written(&self) {
+        if let Some(pending) = &self.records_after_answers {
+            pending.drained().await;
+        }
+    }
+
+    /// [`Gateway::call_tool`]'s platform part: the outcome, and what its record needs (`None`:
+    /// nothing to record now).
+    async fn run_call(
+        self: &Arc<Self>,
+        context: &CallContext,
+        tool: &dyn Tool,
+        arguments: Option<Value>,
+    ) -> (Result<ToolOutput, ToolFailure>, Option<FinishedCall>) {
         let name = tool.definition().name.as_str();
         let started = Instant::now();
         let arguments = match arguments {
             None => Map::new(),
             Some(Value::Object(map)) => map,
-            Some(_) => return Err(ToolFailure::invalid_arguments("the arguments must be an object")),
+            Some(_) => return (Err(ToolFailure::invalid_arguments("the arguments must be an object")), None),
         };
         let logged_arguments = calls::redact(&arguments, &tool.definition().logged_arguments);
         let ((outcome, metering), upstream) = match &context.principal {
@@ -308,55 +364,63 @@ impl Gateway {
             (Err(failure), _) => failure.kind.as_str(),
         };
         tracing::info!(customer, tool = name, elapsed_ms, upstream_requests, outcome = outcome_name, "tool call");
-        if let Principal::Customer { id } = &context.principal {
-            let now = self.clock.now();
-            let record = CallRecord {
-                id: CallRecord::new_id(now),
-                customer_id: id.clone(),
-                at: now,
-                tool: name.to_owned(),
-                platform: tool.definition().platform,
-                auth_method: auth_method_name(context.auth_method).to_owned(),
-                client: context.client.clone(),
-                duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
-                upstream_requests,
-                outcome: outcome_name.to_owned(),
-                counted: outcome.is_ok() && !matches!(metering, Metering::NotMetered),
-                arguments: logged_arguments,
-                expires_at: now.plus_seconds(self.billing.retention_seconds),
-                calls: 1,
-            };
-            self.observe(&record, elapsed, upstream.time).await;
-            // A call that never reached the platform is logged in bulk after the first of its
-            // kind (`refusals.rs`): no store write, no event for each repeat.
-            if matches!(metering, Metering::Refused | Metering::NotCounted) {
-                match self.refusals.admit(&record) {
-                    crate::refusals::Admission::Held => return outcome,
-                    crate::refusals::Admission::WriteNow(window) => self.close_refusal_window_later(window),
-                }
-            }
-            let adjustment = metering.adjustment(outcome.is_ok());
-            if let Err(e) = self.store.record_call(&record, adjustment.as_ref().map(|(k, d)| (k.as_str(), *d))).await {
-                // The call itself happened; losing its record must not turn it into a failure.
-                tracing::error!(customer, tool = name, error = %e, "the call record could not be written");
-            }
-            if let Err(failure) = &outcome {
-                // The call record's id names the occurrence; the message is the one the model saw
-                // (already free of credentials), the arguments only as the call log keeps them.
-                let data = serde_json::json!({
-                    "call_id": record.id,
-                    "tool": record.tool,
-                    "platform": record.platform.as_str(),
-                    "kind": outcome_name,
-                    "message": failure.message,
-                    "retry_after": failure.retry_after,
-                    "arguments": record.arguments,
-                    "at": record.at.to_rfc3339(),
-                });
-                self.publish(id, "tool.call.failed", &record.id, data).await;
+        let Principal::Customer { id } = &context.principal else { return (outcome, None) };
+        let now = self.clock.now();
+        let record = CallRecord {
+            id: CallRecord::new_id(now),
+            customer_id: id.clone(),
+            at: now,
+            tool: name.to_owned(),
+            platform: tool.definition().platform,
+            auth_method: auth_method_name(context.auth_method).to_owned(),
+            client: context.client.clone(),
+            duration_ms: u64::try_from(elapsed.as_millis()).unwrap_or(u64::MAX),
+            upstream_requests,
+            outcome: outcome_name.to_owned(),
+            counted: outcome.is_ok() && !matches!(metering, Metering::NotMetered),
+            arguments: logged_arguments,
+            expires_at: now.plus_seconds(self.billing.retention_seconds),
+            calls: 1,
+        };
+        // Metrics count the call before its answer, so that a scrape that follows it sees it.
+        self.observe(&record, elapsed, upstream.time).await;
+        let finished = FinishedCall { record, failure: outcome.as_ref().err().cloned(), metering };
+        (outcome, Some(finished))
+    }
+
+    /// Writes a customer's call record (with its counter change) and, for a failure, publishes
+    /// `tool.call.failed`.
+    async fn record(self: &Arc<Self>, finished: FinishedCall) {
+        let FinishedCall { record, failure, metering } = finished;
+        let customer = record.customer_id.as_str();
+        // A call that never reached the platform is logged in bulk after the first of its
+        // kind (`refusals.rs`): no store write, no event for each repeat.
+        if matches!(metering, Metering::Refused | Metering::NotCounted) {
+            match self.refusals.admit(&record) {
+                crate::refusals::Admission::Held => return,
+                crate::refusals::Admission::WriteNow(window) => self.close_refusal_window_later(window),
             }
         }
-        outcome
+        let adjustment = metering.adjustment(failure.is_none());
+        if let Err(e) = self.store.record_call(&record, adjustment.as_ref().map(|(k, d)| (k.as_str(), *d))).await {
+            // The call itself happened; losing its record must not turn it into a failure.
+            tracing::error!(customer, tool = record.tool, error = %e, "the call record could not be written");
+        }
+        if let Some(failure) = &failure {
+            // The call record's id names the occurrence; the message is the one the model saw
+            // (already free of credentials), the arguments only as the call log keeps them.
+            let data = serde_json::json!({
+                "call_id": record.id,
+                "tool": record.tool,
+                "platform": record.platform.as_str(),
+                "kind": record.outcome,
+                "message": failure.message,
+                "retry_after": failure.retry_after,
+                "arguments": record.arguments,
+                "at": record.at.to_rfc3339(),
+            });
+            self.publish(&record.customer_id, "tool.call.failed", &record.id, data).await;
+        }
     }
 
     /// Writes the one record of the refused or invalid calls held in `window` once it ends.
@@ -709,6 +773,14 @@ impl Gateway {
         let document: Value = serde_json::from_slice(plaintext.expose()).ok()?;
         key_of(&document)
     }
+}
+
+/// A customer's finished call, before its record is written.
+struct FinishedCall {
+    record: CallRecord,
+    /// The failure the caller was told about; `None` for a success.
+    failure: Option<ToolFailure>,
+    metering: Metering,
 }
 
 /// How a call touches the usage counter.

@@ -15,6 +15,7 @@ mod key_cache;
 pub mod mcp;
 pub mod metrics;
 pub mod openapi;
+mod pending;
 pub mod platform;
 pub mod ports;
 pub mod random;

@@ -35,7 +35,7 @@ use squaremcp_webhooks::Deliverer;
 pub use config::{AwsSettings, Config, ConfigError, LogFormat, StoreKind};
 pub use signup::SignupConfig;
 pub use logging::{init_json_logging_with, init_logging, init_server_logging};
-pub use serve::{bind, serve, spawn_invoice_scheduler};
+pub use serve::{bind, serve, serve_then, spawn_invoice_scheduler};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -257,13 +257,35 @@ pub fn gateway_with_events(config: &Config, backends: Backends, events: Option<A
 }
 
 /// [`gateway_with_events`], handing every customer's tool call to `observer` (metrics: EMF
-/// lines in the Lambdas, the `/metrics` registry in `serve`).
+/// lines in the Lambdas, the `/metrics` registry in `serve`). Each call answers once its record
+/// is written: a Lambda's process may be frozen as soon as it answers.
 pub fn observed_gateway(
     config: &Config,
     backends: Backends,
     events: Option<Arc<dyn squaremcp_core::events::EventSink>>,
     observer: Option<Arc<dyn squaremcp_core::metrics::CallObserver>>,
 ) -> Arc<Gateway> {
+    Arc::new(build_gateway(config, backends, events, observer))
+}
+
+/// [`observed_gateway`] for a long-running server (`squaremcp serve`): a call answers as soon
+/// as its platform part is done and writes its record meanwhile, so the commit adds nothing to
+/// its latency. Before the process ends, [`Gateway::records_written`] waits for those records.
+pub fn served_gateway(
+    config: &Config,
+    backends: Backends,
+    events: Option<Arc<dyn squaremcp_core::events::EventSink>>,
+    observer: Option<Arc<dyn squaremcp_core::metrics::CallObserver>>,
+) -> Arc<Gateway> {
+    Arc::new(build_gateway(config, backends, events, observer).with_records_after_answers())
+}
+
+fn build_gateway(
+    config: &Config,
+    backends: Backends,
+    events: Option<Arc<dyn squaremcp_core::events::EventSink>>,
+    observer: Option<Arc<dyn squaremcp_core::metrics::CallObserver>>,
+) -> Gateway {
     let billing = Billing {
         plans: config.plans.clone(),
         retention_seconds: i64::try_from(config.call_log_retention_days).unwrap_or(i64::MAX / 86_400) * 86_400,
@@ -285,7 +307,7 @@ pub fn observed_gateway(
     if let Some(observer) = observer {
         gateway = gateway.with_observer(observer);
     }
-    Arc::new(gateway)
+    gateway
 }
 
 /// The OAuth apps of the platforms customers connect themselves: the gateway refreshes their

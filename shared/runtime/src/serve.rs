@@ -36,19 +36,25 @@ impl Default for ReadTimeouts {
     }
 }
 
-/// Serves until SIGTERM or Ctrl-C, then stops accepting and lets the requests in flight finish
-/// (their metering and call records are written before their answers), for at most `grace`:
-/// under Kubernetes, `terminationGracePeriodSeconds` should leave a few seconds beyond it.
+/// Serves until SIGTERM or Ctrl-C, then stops accepting and lets the requests in flight finish,
+/// for at most `grace`: under Kubernetes, `terminationGracePeriodSeconds` should leave a few
+/// seconds beyond it.
 pub async fn serve(listener: TcpListener, router: Router, grace: Duration) -> Result<(), StartError> {
-    serve_until(listener, router, ReadTimeouts::default(), grace, shutdown_signal()).await
+    serve_then(listener, router, grace, std::future::ready(())).await
 }
 
-/// [`serve`], stopping when `stop` completes.
+/// [`serve`], then `finish` (work the answered requests left under way, such as call records
+/// still being written: `Gateway::records_written`), all within the same `grace`.
+pub async fn serve_then(listener: TcpListener, router: Router, grace: Duration, finish: impl Future<Output = ()>) -> Result<(), StartError> {
+    serve_until(listener, router, ReadTimeouts::default(), (grace, finish), shutdown_signal()).await
+}
+
+/// [`serve_then`], stopping when `stop` completes.
 pub(crate) async fn serve_until(
     listener: TcpListener,
     router: Router,
     timeouts: ReadTimeouts,
-    grace: Duration,
+    (grace, finish): (Duration, impl Future<Output = ()>),
     stop: impl Future<Output = ()>,
 ) -> Result<(), StartError> {
     // `stopping` tells every connection to finish its request in flight and close; each
@@ -72,13 +78,17 @@ pub(crate) async fn serve_until(
     drop(listener);
     drop(open);
     let _ = stopping_tx.send(true);
-    match tokio::time::timeout(grace, open_tx.closed()).await {
+    let finished = async {
+        open_tx.closed().await;
+        finish.await;
+    };
+    match tokio::time::timeout(grace, finished).await {
         Ok(()) => {
             tracing::info!("stopped: every request answered");
             Ok(())
         }
         Err(_) => {
-            tracing::warn!(grace_seconds = grace.as_secs(), "requests still in flight after the grace period");
+            tracing::warn!(grace_seconds = grace.as_secs(), "requests or their call records still in flight after the grace period");
             Err(StartError::ShutdownTimeout(grace.as_secs()))
         }
     }
@@ -204,7 +214,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();
-        tokio::spawn(serve_until(listener, router, timeouts, Duration::from_secs(5), async move {
+        tokio::spawn(serve_until(listener, router, timeouts, (Duration::from_secs(5), std::future::ready(())), async move {
             let _ = stop.await;
         }));
         (addr, stop_tx)
@@ -272,7 +282,7 @@ mod tests {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (stop_tx, stop) = tokio::sync::oneshot::channel::<()>();
-        let server = tokio::spawn(serve_until(listener, Router::new(), TIMEOUTS, Duration::from_secs(5), async move {
+        let server = tokio::spawn(serve_until(listener, Router::new(), TIMEOUTS, (Duration::from_secs(5), std::future::ready(())), async move {
             let _ = stop.await;
         }));
         let mut idle = TcpStream::connect(addr).await.unwrap();
@@ -282,5 +292,20 @@ mod tests {
         assert!(matches!(stopped, Ok(Ok(Ok(())))), "{stopped:?}");
         let (nothing, _) = read_until_closed(&mut idle, Duration::from_secs(1)).await;
         assert_eq!(nothing, "");
+    }
+
+    #[tokio::test]
+    async fn stopping_waits_for_the_finishing_work_within_the_grace_period() {
+        let stopped_after = |finish_ms: u64, grace_ms: u64| async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let finish = tokio::time::sleep(Duration::from_millis(finish_ms));
+            let started = Instant::now();
+            let outcome = serve_until(listener, Router::new(), TIMEOUTS, (Duration::from_millis(grace_ms), finish), std::future::ready(())).await;
+            (outcome.is_ok(), started.elapsed())
+        };
+        let (ok, took) = stopped_after(200, 5_000).await;
+        assert!(ok && took >= Duration::from_millis(200), "waited for the finishing work: {took:?}");
+        let (ok, took) = stopped_after(10_000, 300).await;
+        assert!(!ok && took < Duration::from_secs(5), "gave up on it at the end of the grace period: {took:?}");
     }
 }

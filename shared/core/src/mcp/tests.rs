@@ -26,6 +26,8 @@ struct CredentialsOnly {
     api_keys: Mutex<Vec<ApiKeyRecord>>,
     /// How often a key was looked up by its hash.
     key_reads: std::sync::atomic::AtomicUsize,
+    /// When set, each call record waits for a permit before it is written.
+    hold_records: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
 }
 
 #[async_trait]
@@ -47,6 +49,10 @@ impl Store for CredentialsOnly {
         Ok(false)
     }
     async fn record_call(&self, record: &CallRecord, _: Option<(&str, i64)>) -> Result<(), StoreError> {
+        let gate = self.hold_records.lock().unwrap().clone();
+        if let Some(gate) = gate {
+            gate.acquire().await.unwrap().forget();
+        }
         self.calls.lock().unwrap().push(record.clone());
         Ok(())
     }
@@ -499,6 +505,47 @@ async fn every_customer_call_is_recorded_with_redacted_arguments() {
         assert!(record.expires_at > record.at);
     }
     assert_eq!(calls[0].arguments, json!({"text": "[redacted]"}));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_answer_waits_for_its_record_unless_records_come_after_answers() {
+    use std::time::Duration;
+    let f = fixture(1, 10).await;
+    let gate = Arc::new(tokio::sync::Semaphore::new(0));
+    *f.store.hold_records.lock().unwrap() = Some(gate.clone());
+    let recorded = || f.store.calls.lock().unwrap().len();
+
+    // By default (the Lambdas), the answer comes after the record.
+    let waiting = tokio::spawn({
+        let (gateway, alice) = (f.gateway.clone(), f.alice.clone());
+        async move { gateway.call_tool(&alice, "telegram_echo0", Some(json!({"text": "x"}))).await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!waiting.is_finished(), "no answer while the record is held");
+    gate.add_permits(1);
+    let outcome = tokio::time::timeout(Duration::from_secs(5), waiting).await.unwrap().unwrap().unwrap();
+    assert!(outcome.is_ok());
+    assert_eq!(recorded(), 1);
+
+    // With records after answers (`squaremcp serve`), the answer does not wait; the record is
+    // still written, and `records_written` waits for it.
+    let registry = Arc::new(Registry::new(vec![Box::new(EchoPlatform(1))]));
+    let early = Arc::new(Gateway::new(f.store.clone(), Arc::new(TestKeyring), Arc::new(SystemClock), registry, None).with_records_after_answers());
+    let answered = tokio::time::timeout(Duration::from_secs(5), early.call_tool(&f.alice, "telegram_echo0", Some(json!({"text": "y"}))))
+        .await
+        .expect("answered while the record is held");
+    assert_eq!(answered.unwrap().unwrap().structured["args"]["text"], "y");
+    assert_eq!(recorded(), 1, "the record is not written yet");
+    let written = tokio::spawn({
+        let early = early.clone();
+        async move { early.records_written().await }
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert!(!written.is_finished(), "records_written waits for the held record");
+    gate.add_permits(1);
+    tokio::time::timeout(Duration::from_secs(5), written).await.unwrap().unwrap();
+    assert_eq!(recorded(), 2);
+    assert_eq!(f.store.calls.lock().unwrap()[1].outcome, "ok");
 }
 
 // --- MCP 2026-07-28: stateless requests, mirrored headers ---
