@@ -270,15 +270,20 @@ impl Server {
     /// Sends SIGTERM and waits for the exit status.
     pub fn terminate(mut self) -> std::process::ExitStatus {
         let mut child = self.child.take().unwrap();
-        let ok = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-        assert!(ok.success());
-        let deadline = Instant::now() + Duration::from_secs(10);
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status;
-            }
-            assert!(Instant::now() < deadline, "serve did not stop within 10 s of SIGTERM");
-            std::thread::sleep(Duration::from_millis(20));
+        sigterm_and_wait(&mut child).expect("serve did not stop within 10 s of SIGTERM")
+    }
+}
+
+/// Sends SIGTERM to `child` and waits up to 10 s for it to exit; `None` if it did not (never
+/// panics: it also runs in `Drop`).
+fn sigterm_and_wait(child: &mut Child) -> Option<std::process::ExitStatus> {
+    let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        match child.try_wait() {
+            Ok(Some(status)) => return Some(status),
+            Ok(None) if Instant::now() < deadline => std::thread::sleep(Duration::from_millis(20)),
+            _ => return None,
         }
     }
 }
@@ -287,15 +292,9 @@ impl Drop for Server {
     /// Stops it as an operator would (SIGTERM: it finishes what it answered, call records
     /// included), killing it only if it has not stopped within 10 s.
     fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while Instant::now() < deadline {
-                if !matches!(child.try_wait(), Ok(None)) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(10));
-            }
+        if let Some(mut child) = self.child.take()
+            && sigterm_and_wait(&mut child).is_none()
+        {
             let _ = child.kill();
             let _ = child.wait();
         }

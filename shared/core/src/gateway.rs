@@ -276,22 +276,22 @@ impl Gateway {
             let (gateway, context) = (Arc::clone(self), context.clone());
             async move {
                 let (outcome, finished) = gateway.run_call(&context, tool.as_ref(), arguments).await;
-                match answer_first {
-                    Some(_pending) => {
-                        let _ = answer.send(outcome);
-                        // The woken request runs first and sends its answer; the record follows.
-                        tokio::task::yield_now().await;
-                        if let Some(finished) = finished {
-                            gateway.record(finished).await;
-                        }
-                    }
-                    None => {
-                        if let Some(finished) = finished {
-                            gateway.record(finished).await;
-                        }
-                        let _ = answer.send(outcome);
-                    }
+                let unanswered = if answer_first.is_some() {
+                    let _ = answer.send(outcome);
+                    // The woken request runs first and sends its answer; the record follows.
+                    tokio::task::yield_now().await;
+                    None
+                } else {
+                    Some((answer, outcome))
+                };
+                if let Some(finished) = finished {
+                    gateway.record(finished).await;
                 }
+                if let Some((answer, outcome)) = unanswered {
+                    let _ = answer.send(outcome);
+                }
+                // Counted as under way until here, for `records_written`.
+                drop(answer_first);
             }
         };
         tokio::spawn(call.instrument(tracing::Span::current()));
