@@ -96,6 +96,72 @@ async fn typescript_sdk_and_inspector_use_the_gateway_with_an_api_key() {
     assert!(status.success(), "serve exits cleanly on SIGTERM: {status:?}");
 }
 
+/// The server's JSON log lines that carry `request_id`.
+fn lines_of(log: &str, request_id: &str) -> Vec<Value> {
+    log.lines()
+        .filter_map(|line| serde_json::from_str::<Value>(line).ok())
+        .filter(|line| line["request_id"] == request_id)
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_request_writes_one_log_line_with_its_caller_and_tool_call() {
+    let telegram = Mock::start(Telegram::accepting(&[ALICE_TOKEN])).await;
+    let data = TempDir::new("request-log");
+    let alice = create_tenant(data.path(), "alice@example.com");
+    set_telegram(data.path(), &alice.id, ALICE_TOKEN);
+    let log = data.path().join("server.log");
+    let server = Server::start_with_log(data.path(), &[("SQUAREMCP_TELEGRAM_BASE_URL", telegram.base_url())], Some(&log));
+    let http = reqwest::Client::new();
+    let send = |request_id: &str, url: String, key: Option<&str>, body: Value| {
+        let mut request = http.post(url).header("x-request-id", request_id).json(&body);
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        request.send()
+    };
+    let message = json!({"chat_id": 42, "text": "hi"});
+    let single = send("req-single", server.mcp_url(), Some(&alice.key), call("telegram_send_message", message.clone())).await.unwrap();
+    assert_eq!(single.status(), 200);
+    let batch = json!([call("telegram_get_me", json!({})), {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "telegram_get_chat", "arguments": {}}}]);
+    assert_eq!(send("req-batch", server.mcp_url(), Some(&alice.key), batch).await.unwrap().status(), 200);
+    let list = json!({"jsonrpc": "2.0", "id": 3, "method": "tools/list"});
+    assert_eq!(send("req-list", server.mcp_url(), Some(&alice.key), list.clone()).await.unwrap().status(), 200);
+    assert_eq!(send("req-anonymous", server.mcp_url(), None, list).await.unwrap().status(), 401);
+    let rest = send("req-rest", format!("{}/tools/telegram_get_me", server.base), Some(&alice.key), json!({})).await.unwrap();
+    assert_eq!(rest.status(), 200);
+    drop(server);
+    let log = std::fs::read_to_string(&log).unwrap();
+
+    let single = lines_of(&log, "req-single");
+    assert_eq!(single.len(), 1, "one line for a request with one call:\n{log}");
+    let line = &single[0];
+    assert_eq!((line["message"].as_str(), line["customer"].as_str(), line["status"].as_u64()), (Some("POST /mcp"), Some(alice.id.as_str()), Some(200)));
+    assert_eq!((line["tool"].as_str(), line["outcome"].as_str(), line["upstream_requests"].as_u64()), (Some("telegram_send_message"), Some("ok"), Some(1)));
+    let (elapsed, call) = (line["elapsed_ms"].as_f64().unwrap(), line["call_ms"].as_f64().unwrap());
+    assert!(call > 0.0 && elapsed >= call, "the request's time includes its call's: {line}");
+
+    // A batch: one line per call, then the request's line with the number of calls.
+    let batch = lines_of(&log, "req-batch");
+    assert_eq!(batch.len(), 3, "{log}");
+    let mut calls: Vec<(&str, &str)> = batch[..2].iter().map(|l| (l["tool"].as_str().unwrap(), l["outcome"].as_str().unwrap())).collect();
+    calls.sort_unstable();
+    assert_eq!(calls, [("telegram_get_chat", "invalid_input"), ("telegram_get_me", "ok")]);
+    assert!(batch[..2].iter().all(|l| l["message"] == "tool call" && l["customer"] == alice.id.as_str() && l["call_ms"].is_f64()), "{log}");
+    assert_eq!((batch[2]["message"].as_str(), batch[2]["calls"].as_u64(), batch[2].get("tool")), (Some("POST /mcp"), Some(2), None));
+
+    let listed = lines_of(&log, "req-list");
+    assert_eq!(listed.len(), 1, "{log}");
+    assert_eq!((listed[0]["customer"].as_str(), listed[0].get("tool")), (Some(alice.id.as_str()), None));
+    let anonymous = lines_of(&log, "req-anonymous");
+    assert_eq!(anonymous.len(), 1, "{log}");
+    assert_eq!((anonymous[0]["status"].as_u64(), anonymous[0].get("customer")), (Some(401), None));
+
+    let rest = lines_of(&log, "req-rest");
+    assert_eq!(rest.len(), 1, "{log}");
+    assert_eq!((rest[0]["message"].as_str(), rest[0]["tool"].as_str(), rest[0]["outcome"].as_str()), (Some("POST /tools/{name}"), Some("telegram_get_me"), Some("ok")));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tenants_never_use_each_others_credentials() {
     let telegram = Mock::start(Telegram::accepting(&[ALICE_TOKEN, BOB_TOKEN])).await;

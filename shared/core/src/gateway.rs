@@ -51,17 +51,49 @@ pub enum GatewayError {
 pub struct UnknownTool(pub String);
 
 /// Who is calling and how, for one request: the principal decides whose credentials and plan
-/// apply; the rest goes into the call log.
+/// apply; the rest goes into the call log. A copy shares the request's [`CallLog`].
 #[derive(Clone, Debug)]
 pub struct CallContext {
     pub principal: Principal,
     pub auth_method: AuthMethod,
     pub client: Option<String>,
+    /// The request's tool calls as they answer, for the edge's one log line per request.
+    pub calls: CallLog,
 }
 
 impl CallContext {
     pub fn new(principal: Principal, auth_method: AuthMethod) -> Self {
-        Self { principal, auth_method, client: None }
+        Self { principal, auth_method, client: None, calls: CallLog::default() }
+    }
+}
+
+/// What one tool call did, as its request's log line shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct LoggedCall {
+    pub tool: String,
+    /// `ok`, `limit_reached` or the failure's kind, as in the call record.
+    pub outcome: &'static str,
+    pub elapsed_ms: f64,
+    pub upstream_requests: u32,
+}
+
+/// The tool calls of one request, filled in by [`Gateway::call_tool`] as each answers. The
+/// gateway writes no log line of its own per call: the edge writes one per request, with the
+/// request id, the customer and the call (a JSON log line costs as much CPU as a tenth of a
+/// tools/call, and CloudWatch bills it by the byte).
+#[derive(Clone, Debug, Default)]
+pub struct CallLog(Arc<Mutex<Vec<LoggedCall>>>);
+
+impl CallLog {
+    fn push(&self, call: LoggedCall) {
+        if let Ok(mut calls) = self.0.lock() {
+            calls.push(call);
+        }
+    }
+
+    /// The calls logged so far, in the order they answered; the log is left empty.
+    pub fn take(&self) -> Vec<LoggedCall> {
+        self.0.lock().map(|mut calls| std::mem::take(&mut *calls)).unwrap_or_default()
     }
 }
 
@@ -270,12 +302,14 @@ impl Gateway {
         arguments: Option<Value>,
     ) -> Result<Result<ToolOutput, ToolFailure>, UnknownTool> {
         let tool = self.registry.tool(name).ok_or_else(|| UnknownTool(name.to_owned()))?.clone();
+        let started = Instant::now();
         let (answer, answered) = tokio::sync::oneshot::channel();
         let answer_first = self.records_after_answers.as_ref().and_then(|pending| pending.try_enter(MOST_RECORDS_AFTER_ANSWERS));
         let call = {
             let (gateway, context) = (Arc::clone(self), context.clone());
             async move {
-                let (outcome, finished) = gateway.run_call(&context, tool.as_ref(), arguments).await;
+                let (outcome, logged, finished) = gateway.run_call(&context, tool.as_ref(), arguments).await;
+                let outcome = (outcome, logged);
                 let unanswered = if answer_first.is_some() {
                     let _ = answer.send(outcome);
                     // The woken request runs first and sends its answer; the record follows.
@@ -296,11 +330,21 @@ impl Gateway {
         };
         tokio::spawn(call.instrument(tracing::Span::current()));
         match answered.await {
-            Ok(outcome) => Ok(outcome),
+            Ok((outcome, logged)) => {
+                context.calls.push(logged);
+                Ok(outcome)
+            }
             Err(_) => {
                 // A panic in a tool: the task is gone, the caller still gets an answer.
                 tracing::error!(tool = name, "a tool call's task ended without an outcome");
-                Ok(Err(ToolFailure::new(FailureKind::Upstream, "The call failed inside the gateway. Try again shortly.")))
+                let failure = ToolFailure::new(FailureKind::Upstream, "The call failed inside the gateway. Try again shortly.");
+                context.calls.push(LoggedCall {
+                    tool: name.to_owned(),
+                    outcome: failure.kind.as_str(),
+                    elapsed_ms: started.elapsed().as_secs_f64() * 1000.0,
+                    upstream_requests: 0,
+                });
+                Ok(Err(failure))
             }
         }
     }
@@ -323,20 +367,24 @@ impl Gateway {
         }
     }
 
-    /// [`Gateway::call_tool`]'s platform part: the outcome, and what its record needs (`None`:
-    /// nothing to record now).
+    /// [`Gateway::call_tool`]'s platform part: the outcome, its log entry, and what its record
+    /// needs (`None`: nothing to record now).
     async fn run_call(
         self: &Arc<Self>,
         context: &CallContext,
         tool: &dyn Tool,
         arguments: Option<Value>,
-    ) -> (Result<ToolOutput, ToolFailure>, Option<FinishedCall>) {
+    ) -> (Result<ToolOutput, ToolFailure>, LoggedCall, Option<FinishedCall>) {
         let name = tool.definition().name.as_str();
         let started = Instant::now();
         let arguments = match arguments {
             None => Map::new(),
             Some(Value::Object(map)) => map,
-            Some(_) => return (Err(ToolFailure::invalid_arguments("the arguments must be an object")), None),
+            Some(_) => {
+                let failure = ToolFailure::invalid_arguments("the arguments must be an object");
+                let logged = LoggedCall { tool: name.to_owned(), outcome: failure.kind.as_str(), elapsed_ms: 0.0, upstream_requests: 0 };
+                return (Err(failure), logged, None);
+            }
         };
         let logged_arguments = calls::redact(&arguments, &tool.definition().logged_arguments);
         let ((outcome, metering), upstream) = match &context.principal {
@@ -356,15 +404,14 @@ impl Gateway {
         };
         let elapsed = started.elapsed();
         let upstream_requests = upstream.requests;
-        let customer = context.principal.customer_id().map(CustomerId::as_str).unwrap_or("superadmin");
         let elapsed_ms = elapsed.as_secs_f64() * 1000.0;
         let outcome_name = match (&outcome, &metering) {
             (Ok(_), _) => "ok",
             (Err(_), Metering::Refused) => "limit_reached",
             (Err(failure), _) => failure.kind.as_str(),
         };
-        tracing::info!(customer, tool = name, elapsed_ms, upstream_requests, outcome = outcome_name, "tool call");
-        let Principal::Customer { id } = &context.principal else { return (outcome, None) };
+        let logged = LoggedCall { tool: name.to_owned(), outcome: outcome_name, elapsed_ms, upstream_requests };
+        let Principal::Customer { id } = &context.principal else { return (outcome, logged, None) };
         let now = self.clock.now();
         let record = CallRecord {
             id: CallRecord::new_id(now),
@@ -385,7 +432,7 @@ impl Gateway {
         // Metrics count the call before its answer, so that a scrape that follows it sees it.
         self.observe(&record, elapsed, upstream.time).await;
         let finished = FinishedCall { record, failure: outcome.as_ref().err().cloned(), metering };
-        (outcome, Some(finished))
+        (outcome, logged, Some(finished))
     }
 
     /// Writes a customer's call record (with its counter change) and, for a failure, publishes

@@ -18,6 +18,7 @@ mod metrics;
 mod oauth;
 mod pages;
 mod request_id;
+mod request_log;
 mod rest;
 mod session_check;
 mod signup;

@@ -13,11 +13,12 @@ use http::header::{ACCEPT, ALLOW, CACHE_CONTROL, CONTENT_TYPE, USER_AGENT, WWW_A
 use http::{HeaderMap, HeaderValue, StatusCode};
 use serde_json::json;
 use squaremcp_core::mcp::RequestHeaders;
-use squaremcp_core::{CallContext, Principal};
+use squaremcp_core::CallContext;
 
 use crate::auth::{AuthOutcome, authenticate};
 use crate::cors::{OriginCheck, add_cors_headers, add_preflight_headers, check_origin};
 use crate::request_id::request_id;
+use crate::request_log::{RequestLog, customer_name};
 use crate::{AppState, HttpConfig};
 
 const X_ACCEL_BUFFERING: http::HeaderName = http::HeaderName::from_static("x-accel-buffering");
@@ -68,20 +69,16 @@ async fn post_mcp(State(state): State<AppState>, headers: HeaderMap, body: Body)
         OriginCheck::Allowed(origin) => Some(origin),
         OriginCheck::Absent => None,
     };
-    let mut response = handle(&state, &headers, body, &request_id).await;
+    let mut log = RequestLog::default();
+    let mut response = handle(&state, &headers, body, &request_id, &mut log).await;
     if let Some(origin) = cors_origin {
         add_cors_headers(response.headers_mut(), origin);
     }
-    tracing::info!(
-        request_id,
-        status = response.status().as_u16(),
-        elapsed_ms = started.elapsed().as_secs_f64() * 1000.0,
-        "POST /mcp"
-    );
+    log.write(&request_id, "POST /mcp", response.status().as_u16(), started);
     response
 }
 
-async fn handle(state: &AppState, headers: &HeaderMap, body: Body, request_id: &str) -> Response {
+async fn handle(state: &AppState, headers: &HeaderMap, body: Body, request_id: &str, log: &mut RequestLog) -> Response {
     let Some(framing) = negotiate(headers) else {
         return plain_error(StatusCode::NOT_ACCEPTABLE, "Accept must include application/json or text/event-stream");
     };
@@ -95,11 +92,9 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body, request_id: &
             return plain_error(StatusCode::SERVICE_UNAVAILABLE, "The gateway's store is unavailable; retry shortly");
         }
     };
-    let customer = match &auth.principal {
-        Principal::Customer { id } => id.as_str(),
-        Principal::Superadmin => "superadmin",
-    };
+    let customer = customer_name(&auth.principal);
     tracing::debug!(request_id, customer, "authenticated");
+    log.customer = Some(customer.to_owned());
     let mut context = CallContext::new(auth.principal.clone(), auth.method);
     context.client = headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).map(|ua| ua.chars().take(120).collect());
     let bytes = match to_bytes(body, state.config.max_body_bytes).await {
@@ -117,6 +112,7 @@ async fn handle(state: &AppState, headers: &HeaderMap, body: Body, request_id: &
         name: mcp_header(headers, "mcp-name"),
     };
     let reply = state.mcp.handle_request(&context, mcp_headers, &bytes).await;
+    log.calls = context.calls.take();
     render(reply.status, reply.body, framing)
 }
 

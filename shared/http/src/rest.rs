@@ -4,6 +4,8 @@
 //! `Gateway::call_tool`); the answer is the structured result, or `{"error": {kind, message,
 //! retry_after}}` with a status that fits the kind.
 
+use std::time::Instant;
+
 use axum::Router;
 use axum::body::{Body, to_bytes};
 use axum::extract::{Path, State};
@@ -20,6 +22,7 @@ use crate::auth::{AuthOutcome, Authenticated, authenticate};
 use crate::cors::{OriginCheck, check_origin};
 use crate::mcp::{insufficient_scope, plain_error, unauthorized};
 use crate::request_id::request_id;
+use crate::request_log::{RequestLog, customer_name};
 
 pub fn router() -> Router<AppState> {
     Router::new().route("/openapi.json", get(openapi_document)).route("/tools/{name}", post(call_tool))
@@ -67,11 +70,20 @@ async fn openapi_document(State(state): State<AppState>, headers: HeaderMap) -> 
 }
 
 async fn call_tool(State(state): State<AppState>, Path(name): Path<String>, headers: HeaderMap, body: Body) -> Response {
+    let started = Instant::now();
     let request_id = request_id(&headers);
-    let auth = match caller(&state, &headers, &request_id).await {
+    let mut log = RequestLog::default();
+    let response = run_tool(&state, &name, &headers, body, &request_id, &mut log).await;
+    log.write(&request_id, "POST /tools/{name}", response.status().as_u16(), started);
+    response
+}
+
+async fn run_tool(state: &AppState, name: &str, headers: &HeaderMap, body: Body, request_id: &str, log: &mut RequestLog) -> Response {
+    let auth = match caller(state, headers, request_id).await {
         Ok(auth) => auth,
         Err(refusal) => return refusal,
     };
+    log.customer = Some(customer_name(&auth.principal).to_owned());
     let Ok(bytes) = to_bytes(body, state.config.max_body_bytes).await else {
         return plain_error(StatusCode::PAYLOAD_TOO_LARGE, &format!("Request body larger than {} bytes", state.config.max_body_bytes));
     };
@@ -86,7 +98,9 @@ async fn call_tool(State(state): State<AppState>, Path(name): Path<String>, head
     };
     let mut context = CallContext::new(auth.principal, auth.method);
     context.client = headers.get(USER_AGENT).and_then(|v| v.to_str().ok()).map(|ua| ua.chars().take(120).collect());
-    match state.mcp.gateway().call_tool(&context, &name, arguments).await {
+    let outcome = state.mcp.gateway().call_tool(&context, name, arguments).await;
+    log.calls = context.calls.take();
+    match outcome {
         Err(UnknownTool(name)) => error_response(StatusCode::NOT_FOUND, "not_found", &format!("Unknown tool: {name}"), None),
         Ok(Ok(output)) => json_response(StatusCode::OK, &output.structured),
         Ok(Err(failure)) => {

@@ -487,6 +487,32 @@ async fn a_credential_copied_to_another_customer_does_not_open() {
 }
 
 #[tokio::test]
+async fn each_answered_call_lands_in_its_requests_call_log() {
+    let f = fixture(1, 10).await;
+    let request = f.alice.clone();
+    assert!(request.calls.take().is_empty());
+    let batch = json!([
+        call(1, "telegram_echo0", json!({"text": "x"})),
+        call(2, "telegram_echo0", json!({"text": "x", "fail": true})),
+        call(3, "telegram_echo0", json!({"text": 7})),
+        call(4, "no_such_tool", json!({})),
+        {"jsonrpc": "2.0", "id": 5, "method": "tools/list"},
+    ]);
+    let reply = f.server.handle(&request, None, batch.to_string().as_bytes()).await;
+    assert_eq!(reply.status, 200);
+    let mut logged: Vec<(String, &str)> = request.calls.take().into_iter().map(|c| (c.tool, c.outcome)).collect();
+    logged.sort_unstable();
+    let echo = || "telegram_echo0".to_owned();
+    assert_eq!(logged, [(echo(), "invalid_input"), (echo(), "ok"), (echo(), "upstream_error")], "the calls that ran, nothing else");
+    assert!(request.calls.take().is_empty(), "taking empties the log");
+
+    let alone = CallContext::new(Principal::Superadmin, AuthMethod::AdminKey);
+    f.server.handle(&alone, None, call(6, "telegram_echo0", json!({"text": "x"})).to_string().as_bytes()).await;
+    let logged = alone.calls.take();
+    assert_eq!((logged.len(), logged[0].outcome, logged[0].upstream_requests), (1, "forbidden", 0), "the admin key's call is logged, not recorded");
+}
+
+#[tokio::test]
 async fn every_customer_call_is_recorded_with_redacted_arguments() {
     let f = fixture(1, 10).await;
     let canary = "canary-4f9c-secret-text";
