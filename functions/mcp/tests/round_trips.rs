@@ -1,8 +1,8 @@
 //! The store round trips of one authenticated `tools/call` through the `mcp` Lambda, on
 //! DynamoDB (DynamoDB Local) and KMS (moto): every DynamoDB request is counted by an SDK
 //! interceptor. Warm, on a plan with overage: 3 (API key, credentials, the call record written
-//! with its usage counter), 2 while the key is in the function's key cache (a few seconds after
-//! it was last read). A cold start adds the keyring (once per process), the customer's plan
+//! with its usage counter), 1 while the key and the credentials are in the function's caches (a
+//! few seconds after they were last read). A cold start adds the keyring (once per process), the customer's plan
 //! (cached for a minute) and the key's last use (once an hour per key and process). The counts
 //! are printed (`cargo test -- --nocapture`).
 //!
@@ -44,7 +44,7 @@ fn config(table: &str, telegram: &str) -> Config {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_warm_authenticated_tools_call_costs_three_dynamodb_requests_two_with_its_key_cached() {
+async fn a_warm_authenticated_tools_call_costs_three_dynamodb_requests_one_with_its_key_and_credentials_cached() {
     let log_bytes = Arc::new(AtomicUsize::new(0));
     let counted = log_bytes.clone();
     squaremcp_runtime::init_json_logging_with("info", move || CountingWriter(counted.clone()));
@@ -78,11 +78,11 @@ async fn a_warm_authenticated_tools_call_costs_three_dynamodb_requests_two_with_
     let mut counts = Vec::new();
     // The same function's calls, then (for the worst case) a function that keeps no key.
     let uncached = {
-        let config = Config { api_key_cache: std::time::Duration::ZERO, ..config.clone() };
+        let config = Config { api_key_cache: std::time::Duration::ZERO, credential_cache: std::time::Duration::ZERO, ..config.clone() };
         let function = observed_gateway(&config, Backends::aws(&config, &clients), None, Some(observer));
         squaremcp_http::mcp_router(app_state(&config, function).unwrap())
     };
-    for (call, router) in [("cold start", &router), ("warm, key cached", &router), ("warm-up", &uncached), ("warm", &uncached)] {
+    for (call, router) in [("cold start", &router), ("warm, key and credentials cached", &router), ("warm-up", &uncached), ("warm", &uncached)] {
         let response = lambda::invoke(router.clone(), &event).await.unwrap();
         assert_eq!(response["statusCode"], 200, "{response}");
         let body: Value = serde_json::from_str(response["body"].as_str().unwrap()).unwrap();
@@ -97,8 +97,8 @@ async fn a_warm_authenticated_tools_call_costs_three_dynamodb_requests_two_with_
     assert!(counts[0].len() <= 6, "cold start: {:?}", counts[0]);
     assert_eq!(
         counts[1],
-        ["Query", "TransactWriteItems"],
-        "warm, a second after the first call: the credentials, then the call record with its usage counter (the key is cached)"
+        ["TransactWriteItems"],
+        "warm, a second after the first call: only the call record with its usage counter (the key and the credentials are cached)"
     );
     assert_eq!(
         counts[3],

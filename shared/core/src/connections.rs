@@ -405,11 +405,9 @@ impl Gateway {
         arguments: Map<String, Value>,
     ) -> Result<(ToolOutput, Secret<Value>), ToolFailure> {
         let platform = record.platform;
-        let refresher = self.refresher().filter(|r| r.can_refresh(platform, credential.expose()));
-        let refreshable = refresher.is_some();
-        let margin = refresher.map_or(REFRESH_MARGIN, |r| r.refresh_margin(platform));
+        let refreshable = self.renewable(platform, &credential);
         let mut refreshed = false;
-        if refresher.and_then(|r| r.expires_at(platform, credential.expose())).is_some_and(|at| at <= self.now().unix() + margin) {
+        if self.expiring(platform, &credential) {
             credential = self.refresh(record, &credential).await?;
             refreshed = true;
         }
@@ -428,6 +426,18 @@ impl Gateway {
             },
             Err(failure) => Err(failure),
         }
+    }
+
+    /// Whether `credential` holds a token this gateway renews (an OAuth refresh token).
+    pub(crate) fn renewable(&self, platform: Platform, credential: &Secret<Value>) -> bool {
+        self.refresher().is_some_and(|r| r.can_refresh(platform, credential.expose()))
+    }
+
+    /// Whether `credential` holds a token this gateway can renew and should before using it.
+    fn expiring(&self, platform: Platform, credential: &Secret<Value>) -> bool {
+        let Some(refresher) = self.refresher().filter(|r| r.can_refresh(platform, credential.expose())) else { return false };
+        let margin = refresher.refresh_margin(platform);
+        refresher.expires_at(platform, credential.expose()).is_some_and(|at| at <= self.now().unix() + margin)
     }
 
     /// New tokens for `record`, refreshed by this process under a lease or by another one
@@ -494,7 +504,10 @@ impl Gateway {
                 })?;
                 let next = CredentialRecord { sealed, updated_at: self.now(), ..record.clone() };
                 // Stored before anything uses it: a rotated refresh token is never lost.
-                match self.store().swap_credential(&next, &record.sealed).await {
+                let swapped = self.store().swap_credential(&next, &record.sealed).await;
+                // Either way the stored record is newer than one this process may hold.
+                self.forget_cached_credentials(&record.customer_id);
+                match swapped {
                     Ok(true) => {
                         tracing::info!(customer, %platform, "access token refreshed");
                         self.remember_health(record, &Health::Ok).await;

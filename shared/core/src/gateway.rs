@@ -11,6 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::billing::{self, Month, Plan, PlanCatalog};
 use crate::customer::InvalidInput;
+use crate::recent::RecentReads;
 use crate::routing::{self, ClaimError, RouteOwner};
 use crate::tool::{ACCOUNT_ARGUMENT, FailureKind, PlatformModule};
 use crate::{
@@ -113,6 +114,9 @@ impl Default for Billing {
 /// How long a tool call's platform part may take unless configured: the `mcp` Lambda's 29 s
 /// less [`RECORD_MARGIN`].
 pub const DEFAULT_CALL_TIMEOUT: Duration = Duration::from_secs(25);
+/// How long a customer's credentials, once read, serve their calls unless configured
+/// (`SQUAREMCP_CREDENTIAL_CACHE_SECONDS`): as long as an API key is trusted.
+pub const DEFAULT_CREDENTIAL_CACHE: Duration = crate::key_cache::DEFAULT_API_KEY_CACHE;
 /// What a function's time limit must leave after the call timeout: authentication and the
 /// credential read before the call, the call record (or refund) and the answer after it.
 pub const RECORD_MARGIN: Duration = Duration::from_secs(4);
@@ -137,6 +141,9 @@ pub struct Gateway {
     plan_cache: Mutex<HashMap<CustomerId, (PlanName, Instant)>>,
     /// Keys authenticated in the last few seconds (`key_cache.rs`).
     key_cache: crate::key_cache::KeyCache,
+    /// Each customer's credentials per platform as read in the last few seconds (`recent.rs`),
+    /// sealed as stored: a call still opens its credential itself.
+    credential_cache: RecentReads<(CustomerId, Platform), Arc<Vec<CredentialRecord>>>,
     /// Renews OAuth access tokens (`connections.rs`); `None`: no platform app is configured.
     refresher: Option<Arc<dyn crate::connections::TokenRefresher>>,
     /// Where `tool.call.failed` and `connection.needs_reconnect` go (outbound webhooks); `None`:
@@ -171,6 +178,7 @@ impl Gateway {
             billing: Billing::default(),
             plan_cache: Mutex::new(HashMap::new()),
             key_cache: crate::key_cache::KeyCache::new(crate::key_cache::DEFAULT_API_KEY_CACHE),
+            credential_cache: RecentReads::new(DEFAULT_CREDENTIAL_CACHE),
             refresher: None,
             events: None,
             call_timeout: DEFAULT_CALL_TIMEOUT,
@@ -196,6 +204,15 @@ impl Gateway {
     /// (`SQUAREMCP_API_KEY_CACHE_SECONDS`); zero reads it on every request.
     pub fn with_api_key_cache(mut self, lifetime: Duration) -> Self {
         self.key_cache = crate::key_cache::KeyCache::new(lifetime);
+        self
+    }
+
+    /// How long a customer's credentials for a platform, once read, serve their calls without
+    /// reading the store again (`SQUAREMCP_CREDENTIAL_CACHE_SECONDS`); zero reads them on every
+    /// call. A change made through this gateway applies at once; one made by another process
+    /// (the CLI, the `login` Lambda's account page), once this time has passed.
+    pub fn with_credential_cache(mut self, lifetime: Duration) -> Self {
+        self.credential_cache = RecentReads::new(lifetime);
         self
     }
 
@@ -232,6 +249,11 @@ impl Gateway {
 
     pub(crate) fn forget_cached_key(&self, id: &ApiKeyId) {
         self.key_cache.forget(id);
+    }
+
+    /// After this process changed a customer's credentials: their next call reads the store.
+    pub(crate) fn forget_cached_credentials(&self, customer: &CustomerId) {
+        self.credential_cache.forget(|(holder, _), _| holder == customer);
     }
 
     pub fn registry(&self) -> &Registry {
@@ -604,17 +626,49 @@ impl Gateway {
         })
     }
 
-    /// One store query, then the pick: the named account, the only one, or `default`.
+    /// One store query (or the credentials read in the last few seconds), then the pick: the
+    /// named account, the only one, or `default`.
+    ///
+    /// Only credentials without a renewable token are kept: a renewal in another process
+    /// replaces an OAuth credential, and a call with a kept copy of the old one would find its
+    /// token dead and take up a stored one that may have expired since as well. Those are read
+    /// on every call, as before the cache.
     async fn credential_for(
         &self,
         customer: &CustomerId,
         platform: Platform,
         account: Option<&AccountName>,
     ) -> Result<(CredentialRecord, Secret<Value>), ToolFailure> {
+        let key = (customer.clone(), platform);
+        if let Some(records) = self.credential_cache.get(&key) {
+            match self.open_picked(customer, platform, account, &records).await {
+                Ok(found) if !self.renewable(platform, &found.1) => return Ok(found),
+                // Renewable, or the kept copy does not serve (an account connected since, a
+                // key retired since): the store decides.
+                _ => self.forget_cached_credentials(customer),
+            }
+        }
+        let started = self.credential_cache.before_read();
         let records = self.store.credentials(customer, Some(platform)).await.map_err(|e| {
             tracing::error!(customer = customer.as_str(), error = %e, "credential lookup failed");
             ToolFailure::new(FailureKind::Upstream, "The gateway could not read your stored credentials. Try again shortly.")
         })?;
+        let found = self.open_picked(customer, platform, account, &records).await?;
+        // None connected is never kept either, so that a connection made elsewhere works at once.
+        if !self.renewable(platform, &found.1) {
+            self.credential_cache.keep(key, Arc::new(records), started);
+        }
+        Ok(found)
+    }
+
+    /// The account picked from `records`, checked and opened.
+    async fn open_picked(
+        &self,
+        customer: &CustomerId,
+        platform: Platform,
+        account: Option<&AccountName>,
+        records: &[CredentialRecord],
+    ) -> Result<(CredentialRecord, Secret<Value>), ToolFailure> {
         let names = || records.iter().map(|r| r.account.as_str()).collect::<Vec<_>>().join(", ");
         let record = match account {
             Some(wanted) => records.iter().find(|r| &r.account == wanted).ok_or_else(|| {
@@ -625,7 +679,7 @@ impl Gateway {
                 };
                 ToolFailure::new(FailureKind::NotConfigured, message)
             })?,
-            None => match records.as_slice() {
+            None => match records {
                 [] => {
                     let example = self.registry.module(platform).map(|m| m.credential_example()).unwrap_or("{}");
                     return Err(ToolFailure::new(
@@ -776,7 +830,9 @@ impl Gateway {
         }
         let record =
             CredentialRecord { customer_id: customer.clone(), platform, account, sealed, created_at, updated_at: now };
-        if let Err(e) = self.store.put_credential(&record).await {
+        let stored = self.store.put_credential(&record).await;
+        self.forget_cached_credentials(customer);
+        if let Err(e) = stored {
             if let Some(key) = route.as_ref().filter(|key| previous_route.as_ref() != Some(*key)) {
                 let _ = routing::release(self.store.as_ref(), platform, key, &owner, now).await;
             }
@@ -797,7 +853,9 @@ impl Gateway {
             Some(module) => self.routing_key_of(module, &record).await,
             None => None,
         };
-        let deleted = self.store.delete_credential(customer, platform, account).await?;
+        let deleted = self.store.delete_credential(customer, platform, account).await;
+        self.forget_cached_credentials(customer);
+        let deleted = deleted?;
         if let Some(key) = route {
             let owner = RouteOwner { customer_id: customer.clone(), account: account.clone() };
             routing::release(self.store.as_ref(), platform, &key, &owner, self.clock.now()).await?;

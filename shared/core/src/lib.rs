@@ -19,6 +19,7 @@ mod pending;
 pub mod platform;
 pub mod ports;
 pub mod random;
+mod recent;
 pub mod refusals;
 pub mod rewrap;
 pub mod routing;

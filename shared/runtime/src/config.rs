@@ -137,6 +137,9 @@ pub struct Config {
     /// How long an authenticated API key is trusted without reading the store
     /// (`SQUAREMCP_API_KEY_CACHE_SECONDS`, 0 to 300; 0 reads it on every request).
     pub api_key_cache: std::time::Duration,
+    /// How long a customer's credentials, once read, serve their calls without reading the store
+    /// (`SQUAREMCP_CREDENTIAL_CACHE_SECONDS`, 0 to 300; 0 reads them on every call).
+    pub credential_cache: std::time::Duration,
     /// Partner-only tools the operator has access to (`SQUAREMCP_PARTNER_ACCESS`).
     pub partner_access: squaremcp_platforms::kit::PartnerAccess,
     /// The Meta app's secret: the key of `X-Hub-Signature-256` on WhatsApp webhooks.
@@ -293,6 +296,11 @@ impl Config {
             0..=300,
             squaremcp_core::DEFAULT_API_KEY_CACHE.as_secs(),
         )?);
+        let credential_cache = std::time::Duration::from_secs(bounded(
+            "SQUAREMCP_CREDENTIAL_CACHE_SECONDS",
+            0..=300,
+            squaremcp_core::gateway::DEFAULT_CREDENTIAL_CACHE.as_secs(),
+        )?);
         let partner_access = squaremcp_platforms::kit::PartnerAccess::parse(&get("SQUAREMCP_PARTNER_ACCESS").unwrap_or_default());
         let log_format = match get("SQUAREMCP_LOG_FORMAT").as_deref() {
             Some("json") => LogFormat::Json,
@@ -429,6 +437,7 @@ impl Config {
             publish_wait,
             call_timeout,
             api_key_cache,
+            credential_cache,
             partner_access,
             whatsapp_app_secret: get("SQUAREMCP_WHATSAPP_APP_SECRET").map(Secret::new),
             whatsapp_verify_token: get("SQUAREMCP_WHATSAPP_VERIFY_TOKEN").map(Secret::new),
@@ -568,12 +577,16 @@ mod tests {
     }
 
     #[test]
-    fn the_api_key_cache_lifetime_is_read_and_checked() {
-        assert_eq!(config(&[]).unwrap().api_key_cache, squaremcp_core::DEFAULT_API_KEY_CACHE);
+    fn the_cache_lifetimes_are_read_and_checked() {
+        let c = config(&[]).unwrap();
+        assert_eq!((c.api_key_cache, c.credential_cache), (squaremcp_core::DEFAULT_API_KEY_CACHE, squaremcp_core::gateway::DEFAULT_CREDENTIAL_CACHE));
         assert_eq!(config(&[("SQUAREMCP_API_KEY_CACHE_SECONDS", "0")]).unwrap().api_key_cache, std::time::Duration::ZERO);
-        for bad in ["-1", "1.5", "301", "off"] {
-            let why = config(&[("SQUAREMCP_API_KEY_CACHE_SECONDS", bad)]).err().map(|e| e.to_string()).unwrap_or_default();
-            assert!(why.contains("SQUAREMCP_API_KEY_CACHE_SECONDS") && why.contains("between 0 and 300"), "{bad}: {why}");
+        assert_eq!(config(&[("SQUAREMCP_CREDENTIAL_CACHE_SECONDS", "0")]).unwrap().credential_cache, std::time::Duration::ZERO);
+        for variable in ["SQUAREMCP_API_KEY_CACHE_SECONDS", "SQUAREMCP_CREDENTIAL_CACHE_SECONDS"] {
+            for bad in ["-1", "1.5", "301", "off"] {
+                let why = config(&[(variable, bad)]).err().map(|e| e.to_string()).unwrap_or_default();
+                assert!(why.contains(variable) && why.contains("between 0 and 300"), "{variable}={bad}: {why}");
+            }
         }
     }
 

@@ -300,6 +300,7 @@ fn build_gateway(
     .with_billing(billing)
     .with_call_timeout(config.call_timeout)
     .with_api_key_cache(config.api_key_cache)
+    .with_credential_cache(config.credential_cache)
     .with_refresher(oauth_clients(config));
     if let Some(events) = events {
         gateway = gateway.with_events(events);

@@ -26,6 +26,8 @@ struct CredentialsOnly {
     api_keys: Mutex<Vec<ApiKeyRecord>>,
     /// How often a key was looked up by its hash.
     key_reads: std::sync::atomic::AtomicUsize,
+    /// How often credentials were read.
+    credential_reads: std::sync::atomic::AtomicUsize,
     /// When set, each call record waits for a permit before it is written.
     hold_records: Mutex<Option<Arc<tokio::sync::Semaphore>>>,
 }
@@ -85,10 +87,13 @@ impl Store for CredentialsOnly {
         Ok(true)
     }
     async fn put_credential(&self, record: &CredentialRecord) -> Result<(), StoreError> {
-        self.records.lock().unwrap().push(record.clone());
+        let mut records = self.records.lock().unwrap();
+        records.retain(|r| (&r.customer_id, r.platform, &r.account) != (&record.customer_id, record.platform, &record.account));
+        records.push(record.clone());
         Ok(())
     }
     async fn credentials(&self, customer: &CustomerId, platform: Option<Platform>) -> Result<Vec<CredentialRecord>, StoreError> {
+        self.credential_reads.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         Ok(self
             .records
             .lock()
@@ -435,6 +440,72 @@ async fn without_a_key_cache_every_request_reads_the_key_and_sees_another_proces
     // `f.gateway` stands for another process sharing the store.
     assert!(f.gateway.revoke_api_key(&alice, &record.id).await.unwrap());
     assert_eq!(uncached.authenticate_api_key(key.expose()).await.unwrap(), None);
+}
+
+/// The `label` of the credential a call by `who` used.
+async fn label_used(gateway: &Arc<Gateway>, who: &CallContext) -> Value {
+    let output = gateway.call_tool(who, "telegram_echo0", Some(json!({"text": "x"}))).await.unwrap().unwrap();
+    output.structured["label"].clone()
+}
+
+/// Stores `label` as `customer`'s Telegram credential directly, as another process would.
+async fn store_label(store: &CredentialsOnly, customer: &CustomerId, label: &str) {
+    store_account_label(store, customer, AccountName::default_account(), label).await;
+}
+
+async fn store_account_label(store: &CredentialsOnly, customer: &CustomerId, account: AccountName, label: &str) {
+    let binding = SecretBinding { customer_id: customer.clone(), platform: Platform::Telegram, account: Some(account.clone()) };
+    let sealed = TestKeyring.seal(&binding, json!({"label": label}).to_string().as_bytes()).await.unwrap();
+    let at = Timestamp::from_unix(1);
+    let record = CredentialRecord { customer_id: customer.clone(), platform: Platform::Telegram, account, sealed, created_at: at, updated_at: at };
+    store.put_credential(&record).await.unwrap();
+}
+
+#[tokio::test]
+async fn credentials_read_for_a_call_serve_the_next_calls_until_changed_here_or_their_lifetime_ends() {
+    let f = fixture(1, 10).await;
+    let gateway = Arc::new(
+        Gateway::new(f.store.clone(), Arc::new(TestKeyring), Arc::new(SystemClock), Arc::new(Registry::new(vec![Box::new(EchoPlatform(1))])), None)
+            .with_credential_cache(std::time::Duration::from_millis(300)),
+    );
+    let alice = f.alice.principal.customer_id().unwrap().clone();
+    let reads = || f.store.credential_reads.load(std::sync::atomic::Ordering::SeqCst);
+    for _ in 0..3 {
+        assert_eq!(label_used(&gateway, &f.alice).await, "alice-bot");
+    }
+    assert_eq!(reads(), 1, "three calls within the lifetime read the credentials once");
+    assert_eq!(label_used(&gateway, &f.bob).await, "bob-bot", "each customer has their own entry");
+
+    // Changed by another process: this one sees it once the lifetime has passed.
+    store_label(&f.store, &alice, "alice-elsewhere").await;
+    assert_eq!(label_used(&gateway, &f.alice).await, "alice-bot");
+    tokio::time::sleep(std::time::Duration::from_millis(350)).await;
+    assert_eq!(label_used(&gateway, &f.alice).await, "alice-elsewhere");
+
+    // Changed or removed through this gateway: at once.
+    gateway.set_credential(&alice, Platform::Telegram, AccountName::default_account(), &json!({"label": "alice-here"})).await.unwrap();
+    assert_eq!(label_used(&gateway, &f.alice).await, "alice-here");
+
+    // An account connected elsewhere is found at once: a kept list without it is read again.
+    store_account_label(&f.store, &alice, AccountName::parse("work").unwrap(), "alice-work").await;
+    let work = gateway.call_tool(&f.alice, "telegram_echo0", Some(json!({"text": "x", "account": "work"}))).await.unwrap().unwrap();
+    assert_eq!(work.structured["label"], "alice-work");
+
+    // None connected is not kept: a connection made elsewhere works on the next call.
+    let carol = CustomerId::generate();
+    let failure = gateway.call_tool(&customer(&carol), "telegram_echo0", Some(json!({"text": "x"}))).await.unwrap().unwrap_err();
+    assert_eq!(failure.kind, FailureKind::NotConfigured);
+    store_label(&f.store, &carol, "carol-bot").await;
+    assert_eq!(label_used(&gateway, &customer(&carol)).await, "carol-bot");
+
+    let uncached = Arc::new(
+        Gateway::new(f.store.clone(), Arc::new(TestKeyring), Arc::new(SystemClock), Arc::new(Registry::new(vec![Box::new(EchoPlatform(1))])), None)
+            .with_credential_cache(std::time::Duration::ZERO),
+    );
+    let before = reads();
+    label_used(&uncached, &f.alice).await;
+    label_used(&uncached, &f.alice).await;
+    assert_eq!(reads() - before, 2, "a zero lifetime reads on every call");
 }
 
 #[tokio::test]
