@@ -139,6 +139,15 @@ impl SqliteStore {
         self.writer.write(operation).await
     }
 
+    /// [`SqliteStore::write`] for a write no request's answer waits on (`writer.rs`).
+    async fn write_soon<T, F>(&self, operation: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> Result<T, StoreError> + Send + 'static,
+    {
+        self.writer.write_soon(operation).await
+    }
+
     /// One conditional upsert: the first add inserts (if within the limit), later ones add (if
     /// within the limit). When the condition fails nothing is written and nothing returned. An
     /// add with an expiry sets it; one without keeps what the counter had.
@@ -494,7 +503,8 @@ impl Store for SqliteStore {
         let sweep = self.sweep_due(record.at);
         let (customer, id, at, expires_at) = (record.customer_id.clone(), record.id.clone(), record.at, record.expires_at);
         let counter = counter.map(|(key, delta)| (key.to_owned(), delta));
-        self.write(move |tx| {
+        // `squaremcp serve` writes a record after its call answered: it can share a later commit.
+        self.write_soon(move |tx| {
             if sweep {
                 sweep_expired(tx, at)?;
             }
