@@ -332,22 +332,26 @@ impl Gateway {
             async move {
                 let (outcome, logged, finished) = gateway.run_call(&context, tool.as_ref(), arguments).await;
                 let outcome = (outcome, logged);
-                let unanswered = if answer_first.is_some() {
+                let Some(under_way) = answer_first else {
+                    if let Some(finished) = finished {
+                        gateway.record(finished).await;
+                    }
                     let _ = answer.send(outcome);
-                    // The woken request runs first and sends its answer; the record follows.
-                    tokio::task::yield_now().await;
-                    None
-                } else {
-                    Some((answer, outcome))
+                    return;
                 };
+                let _ = answer.send(outcome);
+                // The woken request runs first and sends its answer; the record follows, in a
+                // task of its own: this task's state, sized for the whole platform call, is
+                // freed now rather than while the record waits for its commit.
+                tokio::task::yield_now().await;
                 if let Some(finished) = finished {
-                    gateway.record(finished).await;
+                    let record = async move {
+                        gateway.record(finished).await;
+                        // Counted as under way until here, for `records_written`.
+                        drop(under_way);
+                    };
+                    tokio::spawn(record.instrument(tracing::Span::current()));
                 }
-                if let Some((answer, outcome)) = unanswered {
-                    let _ = answer.send(outcome);
-                }
-                // Counted as under way until here, for `records_written`.
-                drop(answer_first);
             }
         };
         tokio::spawn(call.instrument(tracing::Span::current()));
