@@ -727,15 +727,22 @@ fn sizes(options: &Options) -> Result<Vec<(String, f64)>, String> {
 
 /// What metering and the call log add to one tools/call on the embedded store, measured on the
 /// store itself: the record written with its counter change (plans with overage), and the
-/// reservation before the call plus that write (plans with a hard limit).
+/// reservation before the call plus that write (plans with a hard limit). As under load in
+/// `serve`: [`METERING_CALLERS`] callers at once, each writing its calls' records one after the
+/// other; the figure is this process's CPU time per record, the store's writer thread included
+/// (a record waits up to 5 ms for others to share its commit, so its latency is no measure of
+/// its cost; the harness does nothing else meanwhile).
 struct MeteringCost {
     record_us: f64,
     reserve_and_record_us: f64,
 }
 
+/// Concurrent callers in the metering figure: the 16-connection load's calls in flight.
+const METERING_CALLERS: u64 = 16;
+
 async fn metering_cost(options: &Options, scratch: &Path) -> Result<MeteringCost, String> {
     use squaremcp_core::{CallRecord, Customer, CustomerId, Email, Platform, PlanName, Store, Timestamp};
-    let store = squaremcp_embedded::SqliteStore::open(&scratch.join("metering/squaremcp.db")).map_err(|e| e.to_string())?;
+    let store = std::sync::Arc::new(squaremcp_embedded::SqliteStore::open(&scratch.join("metering/squaremcp.db")).map_err(|e| e.to_string())?);
     let now = Timestamp::from_unix(1_800_000_000);
     let customer = Customer {
         id: CustomerId::generate(),
@@ -745,9 +752,9 @@ async fn metering_cost(options: &Options, scratch: &Path) -> Result<MeteringCost
         created_at: now,
     };
     store.insert_customer(&customer).await.map_err(|e| e.to_string())?;
-    let record = |i: u64| CallRecord {
+    let record = move |customer_id: &CustomerId, i: u64| CallRecord {
         id: CallRecord::new_id(now.plus_seconds(i as i64)),
-        customer_id: customer.id.clone(),
+        customer_id: customer_id.clone(),
         at: now,
         tool: "telegram_send_message".into(),
         platform: Platform::Telegram,
@@ -761,18 +768,37 @@ async fn metering_cost(options: &Options, scratch: &Path) -> Result<MeteringCost
         expires_at: now.plus_seconds(86_400),
         calls: 1,
     };
-    let n: u64 = if options.mode == Mode::Smoke { 200 } else { 5_000 };
-    let started = Instant::now();
-    for i in 0..n {
-        store.record_call(&record(i), Some(("usage#bench", 1))).await.map_err(|e| e.to_string())?;
-    }
-    let record_us = started.elapsed().as_secs_f64() * 1e6 / n as f64;
-    let started = Instant::now();
-    for i in 0..n {
-        store.add_to_counter("usage#bench-limited", 1, Some(u64::MAX / 2)).await.map_err(|e| e.to_string())?;
-        store.record_call(&record(n + i), None).await.map_err(|e| e.to_string())?;
-    }
-    let reserve_and_record_us = started.elapsed().as_secs_f64() * 1e6 / n as f64;
+    let per_caller: u64 = if options.mode == Mode::Smoke { 20 } else { 500 };
+    let n = per_caller * METERING_CALLERS;
+    // Each caller's records, one after the other; `reserve` adds the hard-limit reservation.
+    let run = |offset: u64, reserve: bool| {
+        let mut callers = tokio::task::JoinSet::new();
+        for caller in 0..METERING_CALLERS {
+            let (store, customer_id) = (store.clone(), customer.id.clone());
+            callers.spawn(async move {
+                for i in 0..per_caller {
+                    let id = offset + caller * per_caller + i;
+                    if reserve {
+                        store.add_to_counter("usage#bench-limited", 1, Some(u64::MAX / 2)).await.map_err(|e| e.to_string())?;
+                        store.record_call(&record(&customer_id, id), None).await.map_err(|e| e.to_string())?;
+                    } else {
+                        store.record_call(&record(&customer_id, id), Some(("usage#bench", 1))).await.map_err(|e| e.to_string())?;
+                    }
+                }
+                Ok::<(), String>(())
+            });
+        }
+        async move {
+            let before = CpuTimes::of_this_process().map(|t| t.own_ms);
+            while let Some(joined) = callers.join_next().await {
+                joined.map_err(|e| e.to_string())??;
+            }
+            let after = CpuTimes::of_this_process().map(|t| t.own_ms);
+            cpu_us_per_request(before, after, n).ok_or_else(|| "no CPU time readable in /proc".to_owned())
+        }
+    };
+    let record_us = run(0, false).await?;
+    let reserve_and_record_us = run(n, true).await?;
     Ok(MeteringCost { record_us, reserve_and_record_us })
 }
 
@@ -901,7 +927,7 @@ fn report(
     }
     if let Some(Ok(metering)) = metering {
         println!(
-            "\nmetering + call log on the embedded store, per tools/call: {:.1} us (record with its counter), {:.1} us (reservation + record, hard-limit plans)",
+            "\nmetering + call log on the embedded store, CPU per tools/call ({METERING_CALLERS} callers at once): {:.1} us (record with its counter), {:.1} us (reservation + record, hard-limit plans)",
             metering.record_us, metering.reserve_and_record_us
         );
     }
