@@ -768,7 +768,8 @@ async fn metering_cost(options: &Options, scratch: &Path) -> Result<MeteringCost
         expires_at: now.plus_seconds(86_400),
         calls: 1,
     };
-    let per_caller: u64 = if options.mode == Mode::Smoke { 20 } else { 500 };
+    // Enough CPU time to read from /proc (10 ms ticks) even in a smoke run.
+    let per_caller: u64 = if options.mode == Mode::Smoke { 200 } else { 500 };
     let n = per_caller * METERING_CALLERS;
     // Each caller's records, one after the other; `reserve` adds the hard-limit reservation.
     let run = |offset: u64, reserve: bool| {
