@@ -80,8 +80,7 @@ pub struct LoggedCall {
 
 /// The tool calls of one request, filled in by [`Gateway::call_tool`] as each answers. The
 /// gateway writes no log line of its own per call: the edge writes one per request, with the
-/// request id, the customer and the call (a JSON log line costs as much CPU as a tenth of a
-/// tools/call, and CloudWatch bills it by the byte).
+/// request id, the customer and the call (CloudWatch bills log lines by the byte).
 #[derive(Clone, Debug, Default)]
 pub struct CallLog(Arc<Mutex<Vec<LoggedCall>>>);
 
